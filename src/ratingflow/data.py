@@ -1,0 +1,109 @@
+"""Station data as the model sees it: SI units, relative stage, padded to a shape bucket."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+#: smallest padded length; buckets are powers of two from here
+MIN_BUCKET = 16
+
+
+def bucket_size(n: int, minimum: int = MIN_BUCKET) -> int:
+    """Padded length for ``n`` points: the next power of two, at least ``minimum``.
+
+    A handful of buckets lets one compiled program serve stations of any size.
+    """
+    if n < 1:
+        raise ValueError("a station needs at least one gauging")
+    size = minimum
+    while size < n:
+        size *= 2
+    return size
+
+
+def sd_log_from_relative(rel_sd: np.ndarray) -> np.ndarray:
+    """SD of ln Q for a gauging with relative 1-SD uncertainty ``rel_sd`` (moment-matched lognormal)."""
+    return np.sqrt(np.log1p(np.square(rel_sd)))
+
+
+@dataclass(frozen=True)
+class StationData:
+    """One station's cleaned gaugings in SI, ready for the model."""
+
+    station_id: str
+    stage: np.ndarray  # m, float64, absolute (station datum)
+    discharge: np.ndarray  # m3/s
+    discharge_sd: np.ndarray  # m3/s, 1 SD
+
+    def __post_init__(self):
+        n = len(self.stage)
+        if not (len(self.discharge) == len(self.discharge_sd) == n):
+            raise ValueError(f"station {self.station_id}: stage, discharge and uncertainty differ in length")
+        if n < 3:
+            raise ValueError(f"station {self.station_id}: {n} valid gaugings, at least 3 are needed")
+
+    @classmethod
+    def from_clean(cls, station_id: str, clean: pd.DataFrame) -> "StationData":
+        return cls(
+            station_id=station_id,
+            stage=clean["stage_m"].to_numpy(np.float64),
+            discharge=clean["discharge_m3s"].to_numpy(np.float64),
+            discharge_sd=clean["discharge_sd_m3s"].to_numpy(np.float64),
+        )
+
+    @property
+    def n(self) -> int:
+        return len(self.stage)
+
+    @property
+    def stage_offset(self) -> float:
+        """Lowest gauged stage [m]: the model's stage origin."""
+        return float(np.min(self.stage))
+
+    @property
+    def stage_rel(self) -> np.ndarray:
+        return self.stage - self.stage_offset
+
+    @property
+    def stage_ref(self) -> float:
+        """Reference stage (median gauged stage) relative to the offset [m]."""
+        return float(np.median(self.stage_rel))
+
+    @property
+    def sd_log(self) -> np.ndarray:
+        return sd_log_from_relative(self.discharge_sd / self.discharge)
+
+    @property
+    def typical_sd_log(self) -> float:
+        """The station's typical gauging uncertainty in ln Q, used for a *new* gauging."""
+        return float(np.median(self.sd_log))
+
+    def padded(self, size: int) -> dict[str, np.ndarray]:
+        """Model arrays padded to ``size`` (float32), with a validity mask."""
+        if size < self.n:
+            raise ValueError(f"station {self.station_id}: {self.n} gaugings do not fit a bucket of {size}")
+        pad = size - self.n
+
+        def _pad(x, value):
+            return np.concatenate([np.asarray(x, np.float32), np.full(pad, value, np.float32)])
+
+        return {
+            "stage": _pad(self.stage_rel, 0.0),
+            "stage_ref": np.float32(self.stage_ref),
+            "discharge_sd_log": _pad(self.sd_log, 0.0),
+            "mask": np.concatenate([np.ones(self.n, bool), np.zeros(pad, bool)]),
+            "discharge": _pad(self.discharge, 1.0),
+        }
+
+    def init_centre(self) -> dict[str, np.float32]:
+        """A data-driven centre for the chains' starting points, in unconstrained space."""
+        log_q = np.log(self.discharge)
+        span = max(float(np.ptp(self.stage)), 0.05)
+        return {
+            "gap": np.float32(np.log(0.2 * span)),
+            "b": np.float32(np.log(1.8)),
+            "log_q_ref": np.float32(np.median(log_q)),
+            "sigma": np.float32(np.log(0.1)),
+        }

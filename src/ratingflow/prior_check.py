@@ -1,0 +1,97 @@
+"""Prior predictive check: do the priors allow the station's gaugings at all?
+
+Draws from the model with ``discharge=None`` (``Predictive(model, num_samples=...)``), and counts the
+share of gaugings inside the prior predictive central interval at their stage. A low share means
+the priors (or the units in the sheet) do not fit the station.
+"""
+from __future__ import annotations
+
+import json
+from functools import partial
+
+import arviz as az
+import jax
+import jax.numpy as jnp
+import numpy as np
+from numpyro.infer import Predictive
+
+from .data import StationData, bucket_size
+from .keys import station_keys
+from .model import Priors, power_law
+
+PRIOR_SITES = ("gap", "b", "log_q_ref", "sigma", "log_a", "a")
+
+
+@partial(jax.jit, static_argnames=("num_samples", "priors"))
+def _prior_draws(key, stage, stage_ref, sd_log, mask, num_samples, priors):
+    predictive = Predictive(
+        partial(power_law, priors=priors), num_samples=num_samples,
+        return_sites=[*PRIOR_SITES, "log_discharge"],
+    )
+    return predictive(key, stage, stage_ref, sd_log, mask)
+
+
+def prior_check(station: StationData, seed: int, num_samples: int, interval: float, min_share: float,
+                priors: Priors = Priors()) -> tuple[az.InferenceData, dict]:
+    """Prior draws as InferenceData (groups prior, prior_predictive, observed_data) and a verdict."""
+    arrays = station.padded(bucket_size(station.n))
+    key = station_keys(seed, station.station_id)["prior"]
+    draws = jax.device_get(_prior_draws(
+        key, jnp.asarray(arrays["stage"]), jnp.float32(arrays["stage_ref"]), jnp.asarray(arrays["discharge_sd_log"]),
+        jnp.asarray(arrays["mask"]), num_samples, priors,
+    ))
+    log_q_pred = np.asarray(draws["log_discharge"][:, : station.n], np.float64)
+    tail = (1.0 - interval) / 2.0
+    lo, hi = np.quantile(log_q_pred, [tail, 1.0 - tail], axis=0)
+    observed = np.log(station.discharge)
+    inside = (observed >= lo) & (observed <= hi)
+    share = float(inside.mean())
+    verdict = {
+        "station": station.station_id,
+        "num_samples": num_samples,
+        "interval": interval,
+        "share_inside": share,
+        "min_share": min_share,
+        "gaugings_outside": int((~inside).sum()),
+        "passed": bool(share >= min_share),
+    }
+    prior = {k: np.asarray(draws[k])[None] for k in PRIOR_SITES}
+    prior["h0"] = station.stage_offset - prior["gap"].astype(np.float64)
+    idata = az.from_dict(
+        prior=prior,
+        prior_predictive={"log_discharge": log_q_pred[None]},
+        observed_data={"log_discharge": observed},
+        dims={"log_discharge": ["gauging"]},
+        coords={"gauging": np.arange(station.n)},
+    )
+    idata.prior.attrs.update({"station": station.station_id, "share_inside": share, "passed": int(verdict["passed"])})
+    return idata, verdict
+
+
+def write_prior_check(idata: az.InferenceData, verdict: dict, nc_path, json_path) -> None:
+    idata.to_netcdf(nc_path)
+    with open(json_path, "w") as fh:
+        json.dump(verdict, fh, indent=2)
+
+
+def run(clean_csv, nc_path, json_path, png_path, station_id: str, seed: int, settings: dict,
+        priors: Priors = Priors()) -> dict:
+    """Pipeline step: prior check of one station from its clean gaugings."""
+    import pandas as pd
+
+    from .plots import plot_prior
+    from .predict import predict
+    from .summarise import stage_grid
+
+    station = StationData.from_clean(station_id, pd.read_csv(clean_csv))
+    idata, verdict = prior_check(
+        station, seed, int(settings["num_samples"]), float(settings["interval"]), float(settings["min_share"]), priors
+    )
+    write_prior_check(idata, verdict, nc_path, json_path)
+    grid = stage_grid(station.stage.min(), station.stage.max(), 0.01 * max(np.ptp(station.stage), 0.01), 0.1, 0.1)
+    samples = {k: idata.prior[k].values.reshape(-1)[:200] for k in ("gap", "b", "log_q_ref", "sigma")}
+    curves, _ = predict(station_keys(seed, station_id)["prior"], samples, grid - station.stage_offset,
+                        station.stage_ref, station.typical_sd_log, priors)
+    plot_prior(station, grid, curves, verdict, png_path)
+    print(json.dumps(verdict))
+    return verdict

@@ -1,0 +1,60 @@
+"""Process set-up for pipeline steps: logging to the rule's log, JAX device, threads and cache.
+
+Import this before anything that imports JAX: XLA reads its flags when JAX is first imported.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import traceback
+import warnings
+from pathlib import Path
+
+
+def configure_jax(threads: int = 1, cache_dir: str | None = None, platform: str = "cpu") -> None:
+    """Set JAX's platform, CPU threads and persistent compilation cache.
+
+    Must run before JAX is imported for the thread settings to apply.
+    """
+    if "jax" not in sys.modules:
+        flags = os.environ.get("XLA_FLAGS", "")
+        if threads and "intra_op_parallelism_threads" not in flags:
+            flags += f" --xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'}"
+            flags += f" intra_op_parallelism_threads={int(threads)}"
+        os.environ["XLA_FLAGS"] = flags.strip()
+        if platform in ("cpu", "gpu"):
+            os.environ.setdefault("JAX_PLATFORMS", "cuda,cpu" if platform == "gpu" else "cpu")
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    import jax
+
+    if cache_dir:
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        jax.config.update("jax_compilation_cache_dir", str(cache_dir))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
+
+
+@contextlib.contextmanager
+def logged(path: str | None):
+    """Send stdout and stderr (Python and C level) to the rule's log file."""
+    if not path:
+        yield
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as log:
+        saved = os.dup(1), os.dup(2)
+        sys.stdout.flush(), sys.stderr.flush()
+        os.dup2(log.fileno(), 1), os.dup2(log.fileno(), 2)
+        try:
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                try:
+                    yield
+                except BaseException:
+                    traceback.print_exc()
+                    raise
+        finally:
+            sys.stdout.flush(), sys.stderr.flush()
+            os.dup2(saved[0], 1), os.dup2(saved[1], 2)
+            os.close(saved[0]), os.close(saved[1])

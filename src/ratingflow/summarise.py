@@ -1,0 +1,139 @@
+"""Summarise a fit: the rating table with HPDI bands, and convergence diagnostics.
+
+The table gives, on a regular stage grid, the median discharge and ``numpyro.diagnostics.hpdi``
+bounds for
+
+* the *curve* (parameter uncertainty only), and
+* a *new gauging* (parameter uncertainty plus residual spread plus the station's typical gauging
+  uncertainty),
+
+with a flag for stages outside the gauged range (extrapolation).
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import xarray as xr
+from numpyro.diagnostics import hpdi
+
+from .keys import station_keys
+from .model import PARAMETERS, Priors
+from .predict import CURVE_SITES, predict
+
+
+def stage_grid(stage_min: float, stage_max: float, step: float, below: float, above: float) -> np.ndarray:
+    """Regular grid on multiples of ``step`` from ``below`` x range under the lowest gauging to
+    ``above`` x range over the highest."""
+    span = stage_max - stage_min
+    lo = math.floor(round((stage_min - below * span) / step, 6))
+    hi = math.ceil(round((stage_max + above * span) / step, 6))
+    decimals = max(0, -math.floor(math.log10(step)) + 1)
+    return np.round(np.arange(lo, hi + 1) * step, decimals)
+
+
+def _prob_label(prob: float) -> str:
+    return f"{round(prob * 100):d}"
+
+
+def rating_table(idata: az.InferenceData, seed: int, step: float, below: float, above: float,
+                 probs=(0.9, 0.95), priors: Priors = Priors()) -> pd.DataFrame:
+    """The station's rating table (SI units); see the module docstring."""
+    const = idata.constant_data
+    station = idata.attrs.get("station") or idata.posterior.attrs["station"]
+    stage = const["stage"].values
+    offset = float(const["stage_offset"])
+    grid = stage_grid(stage.min(), stage.max(), step, below, above)
+    samples = {k: idata.posterior[k].values.reshape(-1) for k in CURVE_SITES}
+    typical_sd_log = float(np.median(const["discharge_sd_log"].values))
+    curve, gauging = predict(
+        station_keys(seed, station)["predict"], samples, grid - offset,
+        float(const["stage_ref"]) - offset, typical_sd_log, priors,
+    )
+    table = pd.DataFrame({"stage_m": grid, "discharge_median_m3s": np.median(curve, axis=0)})
+    for kind, draws in (("curve", curve), ("gauging", gauging)):
+        for prob in probs:
+            lo, hi = hpdi(draws, prob, axis=0)
+            label = _prob_label(prob)
+            table[f"{kind}_hpdi{label}_lower_m3s"] = lo
+            table[f"{kind}_hpdi{label}_upper_m3s"] = hi
+    table["extrapolated"] = (grid < stage.min() - 1e-9) | (grid > stage.max() + 1e-9)
+    table.attrs.update({"station": station, "typical_gauging_sd_log": typical_sd_log})
+    return table
+
+
+def table_dataset(table: pd.DataFrame) -> xr.Dataset:
+    ds = xr.Dataset.from_dataframe(table.set_index("stage_m"))
+    ds["stage_m"].attrs.update(units="m", long_name="stage (station datum)")
+    for name in ds.data_vars:
+        if name.endswith("_m3s"):
+            ds[name].attrs["units"] = "m3/s"
+    ds["extrapolated"] = ds["extrapolated"].astype("int8")
+    ds["extrapolated"].attrs["meaning"] = "1 where the stage lies outside the gauged range"
+    ds.attrs.update({k: v for k, v in table.attrs.items()})
+    ds.attrs["bands"] = (
+        "curve_*: HPDI of the rating curve (parameter uncertainty); gauging_*: HPDI of a new gauging "
+        "(plus residual spread and the station's typical gauging uncertainty)"
+    )
+    return ds
+
+
+def diagnostics(idata: az.InferenceData, thresholds: dict) -> dict:
+    """Convergence diagnostics and pass/fail against ``thresholds``."""
+    names = list(PARAMETERS)
+    rhat = az.rhat(idata, var_names=names)
+    ess_bulk = az.ess(idata, var_names=names, method="bulk")
+    ess_tail = az.ess(idata, var_names=names, method="tail")
+    out = {
+        "station": idata.attrs.get("station"),
+        "rhat_max": float(max(rhat[v].max() for v in names)),
+        "ess_bulk_min": float(min(ess_bulk[v].min() for v in names)),
+        "ess_tail_min": float(min(ess_tail[v].min() for v in names)),
+        "divergences": int(idata.sample_stats["diverging"].sum()),
+        "bfmi_min": float(np.min(az.bfmi(idata))),
+        "per_parameter": {
+            v: {"rhat": float(rhat[v]), "ess_bulk": float(ess_bulk[v]), "ess_tail": float(ess_tail[v])} for v in names
+        },
+        "thresholds": dict(thresholds),
+    }
+    checks = {
+        "rhat": out["rhat_max"] <= thresholds["rhat_max"],
+        "ess_bulk": out["ess_bulk_min"] >= thresholds["ess_bulk_min"],
+        "ess_tail": out["ess_tail_min"] >= thresholds["ess_tail_min"],
+        "divergences": out["divergences"] <= thresholds["max_divergences"],
+        "bfmi": out["bfmi_min"] >= thresholds["bfmi_min"],
+    }
+    out["checks"] = checks
+    out["passed"] = all(checks.values())
+    out["failures"] = [
+        {"rhat": f"R-hat {out['rhat_max']:.3f} > {thresholds['rhat_max']}",
+         "ess_bulk": f"bulk ESS {out['ess_bulk_min']:.0f} < {thresholds['ess_bulk_min']}",
+         "ess_tail": f"tail ESS {out['ess_tail_min']:.0f} < {thresholds['ess_tail_min']}",
+         "divergences": f"{out['divergences']} divergences > {thresholds['max_divergences']}",
+         "bfmi": f"BFMI {out['bfmi_min']:.2f} < {thresholds['bfmi_min']}"}[k]
+        for k, ok in checks.items() if not ok
+    ]
+    return out
+
+
+def write_summary(table: pd.DataFrame, diag: dict, csv_path, nc_path, json_path) -> None:
+    table.to_csv(csv_path, index=False, float_format="%.6g")
+    table_dataset(table).to_netcdf(nc_path)
+    with open(json_path, "w") as fh:
+        json.dump(diag, fh, indent=2)
+
+
+def run(fit_nc, table_csv, table_nc, diagnostics_json, seed: int, table_cfg: dict, thresholds: dict,
+        priors: Priors = Priors()) -> None:
+    """Pipeline step: rating table and diagnostics of one station."""
+    idata = az.from_netcdf(fit_nc)
+    table = rating_table(
+        idata, seed, float(table_cfg["stage_step_m"]), float(table_cfg["extend_below"]),
+        float(table_cfg["extend_above"]), tuple(table_cfg["hpdi_probs"]), priors,
+    )
+    diag = diagnostics(idata, thresholds)
+    write_summary(table, diag, table_csv, table_nc, diagnostics_json)
+    print(json.dumps({k: diag[k] for k in ("rhat_max", "ess_bulk_min", "divergences", "passed")}))

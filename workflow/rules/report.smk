@@ -1,0 +1,15 @@
+rule report:
+    input:
+        clean=expand("results/clean/{station}.csv", station=STATIONS),
+        rejected=expand("results/clean/{station}.rejected.csv", station=STATIONS),
+        prior=expand("results/prior/{station}.json", station=STATIONS),
+        fit=expand("results/fit/{station}.nc", station=STATIONS),
+        diagnostics=expand("results/diagnostics/{station}.json", station=STATIONS),
+    output:
+        report("results/stations.csv", caption="../report/stations.rst", category="Stations"),
+    params:
+        specs=[SHEET[s] for s in STATIONS],
+    log:
+        "logs/report.log",
+    script:
+        "../scripts/report.py"

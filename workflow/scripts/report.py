@@ -1,0 +1,8 @@
+from ratingflow.runtime import configure_jax, logged
+
+with logged(snakemake.log[0]):
+    configure_jax(snakemake.threads)
+    from ratingflow.report import run
+
+    inputs = {k: list(snakemake.input[k]) for k in ("clean", "rejected", "prior", "fit", "diagnostics")}
+    run(snakemake.params.specs, inputs, snakemake.output[0])

@@ -1,0 +1,17 @@
+from ratingflow.runtime import configure_jax, logged
+
+with logged(snakemake.log[0]):
+    configure_jax(snakemake.threads, snakemake.params.jax["cache"], snakemake.params.jax["device"])
+    from ratingflow.model import Priors
+    from ratingflow.summarise import run
+
+    run(
+        snakemake.input[0],
+        snakemake.output.table,
+        snakemake.output.nc,
+        snakemake.output.diagnostics,
+        snakemake.params.seed,
+        snakemake.params.table,
+        snakemake.params.thresholds,
+        Priors.from_config(snakemake.params.priors),
+    )
