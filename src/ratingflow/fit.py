@@ -127,8 +127,22 @@ class BatchedNUTS:
         return jax.tree.map(lambda x: x.reshape((n_stations, n_chains) + x.shape[1:]), out)
 
     def fit(self, stations: list[StationData], seed: int) -> list[FitResult]:
-        """Sample every station in one vectorised run (one bucket: the largest station's)."""
-        size = bucket_size(max(st.n for st in stations))
+        """Sample every station; one vectorised run per shape bucket.
+
+        Each station is padded to its *own* bucket, never to a larger one: a different padded
+        length changes the order of floating-point sums and so the draws. Grouped this way, a
+        station's draws depend only on its data and the seed, not on the batch it landed in.
+        """
+        groups: dict[int, list[int]] = {}
+        for i, st in enumerate(stations):
+            groups.setdefault(bucket_size(st.n), []).append(i)
+        results: list[FitResult | None] = [None] * len(stations)
+        for size, members in sorted(groups.items()):
+            for i, res in zip(members, self._fit_bucket([stations[i] for i in members], size, seed)):
+                results[i] = res
+        return results
+
+    def _fit_bucket(self, stations: list[StationData], size: int, seed: int) -> list[FitResult]:
         padded = [st.padded(size) for st in stations]
         arrays = {k: jnp.asarray(np.stack([p[k] for p in padded])) for k in padded[0]}
         centres = {k: jnp.asarray(np.stack([st.init_centre()[k] for st in stations])) for k in _SITES}
@@ -142,7 +156,6 @@ class BatchedNUTS:
             sstats["tree_depth"] = np.floor(np.log2(sstats["n_steps"] + 1)).astype(np.int64)
             results.append(FitResult(st, post, sstats, np.asarray(loglik[i][..., : st.n])))
         return results
-
 
 #: parameters written to the posterior group, with their units
 POSTERIOR_UNITS = {
@@ -185,13 +198,14 @@ def inference_data(result: FitResult, prior, attrs: dict):
             "discharge": st.discharge,
             "discharge_sd": st.discharge_sd,
             "discharge_sd_log": st.sd_log,
-            "stage_offset": np.float64(st.stage_offset),
-            "stage_ref": np.float64(st.stage_offset + st.stage_ref),
         },
         coords={"gauging": np.arange(n)},
         dims={"log_discharge": ["gauging"], "stage": ["gauging"], "discharge": ["gauging"],
               "discharge_sd": ["gauging"], "discharge_sd_log": ["gauging"]},
     )
+    # scalars (from_dict would give them a dimension of length 1)
+    idata.constant_data["stage_offset"] = ((), np.float64(st.stage_offset), {"units": "m", "meaning": "lowest gauged stage: the model's stage origin"})
+    idata.constant_data["stage_ref"] = ((), np.float64(st.stage_offset + st.stage_ref), {"units": "m", "meaning": "stage where log_q_ref applies"})
     for group in ("prior", "prior_predictive"):
         if group in prior.groups():
             idata.add_groups({group: prior[group]})

@@ -89,9 +89,10 @@ def diagnostics(idata: az.InferenceData, thresholds: dict) -> dict:
     ess_tail = az.ess(idata, var_names=names, method="tail")
     out = {
         "station": idata.attrs.get("station"),
-        "rhat_max": float(max(rhat[v].max() for v in names)),
-        "ess_bulk_min": float(min(ess_bulk[v].min() for v in names)),
-        "ess_tail_min": float(min(ess_tail[v].min() for v in names)),
+        # NaN (a parameter that never moved) propagates and fails the check
+        "rhat_max": float(np.max([rhat[v].values for v in names])),
+        "ess_bulk_min": float(np.min([ess_bulk[v].values for v in names])),
+        "ess_tail_min": float(np.min([ess_tail[v].values for v in names])),
         "divergences": int(idata.sample_stats["diverging"].sum()),
         "bfmi_min": float(np.min(az.bfmi(idata))),
         "per_parameter": {

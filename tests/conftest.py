@@ -1,0 +1,23 @@
+import os
+from pathlib import Path
+
+import pytest
+
+from ratingflow.runtime import configure_jax
+
+ROOT = Path(__file__).resolve().parents[1]
+#: one persistent XLA cache for the whole test session (and the Snakemake jobs it starts)
+JAX_CACHE = Path(os.environ.get("RATINGFLOW_TEST_JAX_CACHE", ROOT / ".cache" / "jax-tests"))
+configure_jax(threads=0, cache_dir=str(JAX_CACHE))
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def sheet(root):
+    from ratingflow.sheet import load_sheet
+
+    return load_sheet(root / "config" / "stations.tsv", root / "data" / "raw")

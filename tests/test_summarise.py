@@ -1,0 +1,98 @@
+import arviz as az
+import numpy as np
+import pytest
+from numpyro.diagnostics import hpdi
+
+from ratingflow.data import StationData
+from ratingflow.fit import FitResult, inference_data
+from ratingflow.summarise import diagnostics, rating_table, stage_grid, table_dataset
+
+THRESHOLDS = {"rhat_max": 1.01, "ess_bulk_min": 400, "ess_tail_min": 400, "max_divergences": 0, "bfmi_min": 0.3}
+
+
+def fake_idata(rng, a, b, h0, sigma, spread=0.0, shift_chain=0.0, rel_sd=0.0, chains=4, draws=1000):
+    stage = np.array([100.5, 101.0, 101.8, 102.5, 103.0])  # datum 100 m below
+    q = a * (stage - h0) ** b
+    st = StationData("fake", stage, q, rel_sd * q)
+    shape = (chains, draws)
+
+    def noisy(value, scale):
+        x = value + scale * rng.standard_normal(shape)
+        return x + shift_chain * np.arange(chains)[:, None]
+
+    bb = noisy(b, spread * 0.05)
+    gap = st.stage_offset - noisy(h0, spread * 0.02)
+    log_a = np.log(a) + noisy(0.0, spread * 0.03)
+    stage_ref = st.stage_ref
+    post = {
+        "b": bb.astype(np.float32),
+        "gap": gap.astype(np.float32),
+        "log_a": log_a.astype(np.float32),
+        "a": np.exp(log_a).astype(np.float32),
+        "log_q_ref": (log_a + bb * np.log(stage_ref + gap)).astype(np.float32),
+        "sigma": np.abs(noisy(sigma, spread * 0.01)).astype(np.float32),
+    }
+    post["h0"] = st.stage_offset - post["gap"].astype(np.float64)
+    stats = {
+        "diverging": np.zeros(shape, bool),
+        "energy": rng.standard_normal(shape),
+        "lp": np.zeros(shape),
+    }
+    res = FitResult(st, post, stats, np.zeros(shape + (st.n,)))
+    prior = az.from_dict(prior={"b": bb[None, :1]})
+    return inference_data(res, prior, {"seed": 1})
+
+
+def test_stage_grid_is_on_step_multiples():
+    g = stage_grid(0.184, 0.658, 0.01, 0.1, 0.25)
+    np.testing.assert_allclose(np.diff(g), 0.01, atol=1e-9)
+    assert g[0] <= 0.184 - 0.0474 + 1e-9 and g[-1] >= 0.658 + 0.1185 - 1e-9
+    assert np.all(np.abs(g * 100 - np.round(g * 100)) < 1e-9)
+
+
+def test_degenerate_posterior_gives_the_formula():
+    idata = fake_idata(np.random.default_rng(0), a=12.0, b=1.7, h0=100.2, sigma=0.0)
+    table = rating_table(idata, seed=1, step=0.01, below=0.1, above=0.25)
+    depth = np.clip(table["stage_m"] - 100.2, 0, None)
+    expected = 12.0 * depth**1.7
+    np.testing.assert_allclose(table["discharge_median_m3s"], expected, rtol=2e-4, atol=1e-9)
+    for prob in ("90", "95"):
+        np.testing.assert_allclose(table[f"curve_hpdi{prob}_lower_m3s"], expected, rtol=2e-4, atol=1e-9)
+        np.testing.assert_allclose(table[f"gauging_hpdi{prob}_upper_m3s"], expected, rtol=2e-4, atol=1e-9)
+
+
+def test_bands_nest_and_match_hpdi_of_the_draws():
+    idata = fake_idata(np.random.default_rng(1), a=12.0, b=1.7, h0=100.2, sigma=0.05, spread=1.0, rel_sd=0.04)
+    table = rating_table(idata, seed=1, step=0.01, below=0.1, above=0.25)
+    inside = ~table["extrapolated"]
+    assert (table["curve_hpdi90_lower_m3s"] <= table["discharge_median_m3s"]).all()
+    assert (table["discharge_median_m3s"] <= table["curve_hpdi90_upper_m3s"]).all()
+    assert (table["curve_hpdi95_lower_m3s"] <= table["curve_hpdi90_lower_m3s"] + 1e-12).all()
+    assert (table["curve_hpdi95_upper_m3s"] >= table["curve_hpdi90_upper_m3s"] - 1e-12).all()
+    width = lambda kind: table[f"{kind}_hpdi90_upper_m3s"] - table[f"{kind}_hpdi90_lower_m3s"]
+    assert (width("gauging")[inside] > width("curve")[inside]).all()
+    # the curve band at one stage is the HPDI of a (H - h0)^b over the draws
+    row = table.iloc[len(table) // 2]
+    post = idata.posterior
+    draws = np.exp(post["log_a"].values.ravel().astype(float)) * (
+        row["stage_m"] - post["h0"].values.ravel()
+    ) ** post["b"].values.ravel().astype(float)
+    lo, hi = hpdi(draws, 0.9)
+    assert row["curve_hpdi90_lower_m3s"] == pytest.approx(lo, rel=1e-3)
+    assert row["curve_hpdi90_upper_m3s"] == pytest.approx(hi, rel=1e-3)
+    assert row["discharge_median_m3s"] == pytest.approx(np.median(draws), rel=1e-3)
+    # extrapolation flag marks exactly the stages outside the gauged range
+    stages = table["stage_m"]
+    np.testing.assert_array_equal(table["extrapolated"], (stages < 100.5 - 1e-9) | (stages > 103.0 + 1e-9))
+    ds = table_dataset(table)
+    assert ds["stage_m"].attrs["units"] == "m" and ds["discharge_median_m3s"].attrs["units"] == "m3/s"
+
+
+def test_diagnostics_pass_and_fail():
+    good = diagnostics(fake_idata(np.random.default_rng(2), 12.0, 1.7, 100.2, 0.05, spread=1.0), THRESHOLDS)
+    assert good["checks"]["rhat"] and good["divergences"] == 0
+    bad = diagnostics(
+        fake_idata(np.random.default_rng(3), 12.0, 1.7, 100.2, 0.05, spread=1.0, shift_chain=0.2), THRESHOLDS
+    )
+    assert not bad["passed"] and not bad["checks"]["rhat"]
+    assert any(f.startswith("R-hat") for f in bad["failures"])
