@@ -25,7 +25,9 @@ def write(tmp_path, text, name="s1.csv", encoding="utf-8"):
 def test_demo_stations_clean_without_loss(sheet, root):
     for sid, sp in sheet.items():
         raw_path = root / "data" / "raw" / sp.file
-        good, bad = clean(sp, raw_path, DEFAULT)
+        res = clean(sp, raw_path, DEFAULT)
+        good, bad = res.clean, res.rejected
+        assert res.status["status"] == "ok"
         raw_rows = len(pd.read_csv(raw_path, dtype=str, skip_blank_lines=False))
         assert len(good) + len(bad) == raw_rows, sid
         assert len(good) >= 3, sid
@@ -34,29 +36,34 @@ def test_demo_stations_clean_without_loss(sheet, root):
 
 
 def test_usgs_feet_cfs_and_datetime(sheet, root):
-    good, bad = clean(sheet["green_channel"], root / "data/raw/ratingcurve/green_channel.csv", DEFAULT)
+    res = clean(sheet["green_channel"], root / "data/raw/ratingcurve/green_channel.csv", DEFAULT)
+    good, bad = res.clean, res.rejected
     assert len(good) == 36 and len(bad) == 0
     # the largest gauging is 29 617.364 cfs = 838.670 m3/s (29 617 cfs rounded would be 838.660)
     assert good["discharge_m3s"].max() == pytest.approx(29617.364 * 0.028316846592, rel=1e-12)
     assert good["discharge_m3s"].max() == pytest.approx(838.67, abs=0.001)
     assert good["stage_m"].max() == pytest.approx(12.32 * FOOT)
     first = good.iloc[0]
-    assert first["datetime"] == "2020-05-21T14:13:41-07:00"
+    assert first["datetime"] == "2020-05-21T21:13:41+00:00"  # 14:13:41 at UTC-07:00
     assert first["discharge_sd_m3s"] == pytest.approx(199.1729306 * FOOT**3)
     assert (good["uncertainty_source"] == "file").all()
 
 
 def test_hydra_empty_rows_rejected_and_missing_uncertainty_defaulted(sheet, root):
-    good, bad = clean(sheet["hydra_sample"], root / "data/raw/hydra/hydra_sample_data.csv", DEFAULT)
+    res = clean(sheet["hydra_sample"], root / "data/raw/hydra/hydra_sample_data.csv", DEFAULT)
+    good, bad = res.clean, res.rejected
     assert len(good) == 16 and len(bad) == 7
-    assert set(bad["reason"]) == {"empty row"}
+    assert set(bad["reason_code"]) == {"empty_row"}
     assert list(bad["line"]) == list(range(18, 25))
     row = good.set_index("line").loc[2]  # 0.064 expanded fraction -> 3.2 % at 1 SD
     assert row["discharge_sd_m3s"] == pytest.approx(0.032 * 0.341)
     defaulted = good[good["uncertainty_source"] == "default"]
     assert len(defaulted) == 6
     np.testing.assert_allclose(defaulted["discharge_sd_m3s"] / defaulted["discharge_m3s"], 0.035)
-    assert good.set_index("line").loc[2, "datetime"] == "2024-01-26T11:16:54-08:00"
+    # local Pacific time (sheet time zone) written in UTC
+    assert good.set_index("line").loc[2, "datetime"] == "2024-01-26T19:16:54+00:00"
+    # the gauging with debris at the outlet (0.002 m3/s at 0.285 m) is flagged, and kept
+    assert res.status["suspect_lines"] == [12]
 
 
 def test_bad_values_are_rejected_with_reasons(tmp_path):
@@ -74,29 +81,29 @@ def test_bad_values_are_rejected_with_reasons(tmp_path):
         "1.6,22,\n"        # 11 ok, default uncertainty
         "1.7,25,1\n"       # 12 ok
     )
-    good, bad = clean(spec(uncertainty_column="sd", uncertainty_kind="absolute_sd"), write(tmp_path, text), DEFAULT)
+    res = clean(spec(uncertainty_column="sd", uncertainty_kind="absolute_sd"), write(tmp_path, text), DEFAULT)
+    good, bad = res.clean, res.rejected
     assert list(good["line"]) == [2, 11, 12]
+    codes = dict(zip(bad["line"], bad["reason_code"]))
+    assert codes == {3: "unparseable_number", 4: "discharge_not_positive", 5: "discharge_not_positive",
+                     6: "non_finite", 7: "non_finite", 8: "exact_duplicate", 9: "missing_value",
+                     10: "invalid_uncertainty"}
     reasons = dict(zip(bad["line"], bad["reason"]))
-    assert "unparseable stage in column 'stage'" in reasons[3]
-    assert "discharge <= 0" in reasons[4] and "discharge <= 0" in reasons[5]
-    assert "non-finite discharge" in reasons[6] and "non-finite discharge" in reasons[7]
-    assert "duplicate" in reasons[8]
-    assert "missing stage" in reasons[9]
-    assert "negative uncertainty" in reasons[10]
+    assert reasons[3] == "unparseable number (stage in column 'stage')"
     assert bad.set_index("line").loc[3, "stage"] == "abc"  # original text kept
     assert list(good["uncertainty_source"]) == ["file", "default", "file"]
 
 
 def test_missing_column_names_station_file_and_column(tmp_path):
     path = write(tmp_path, "stage,flow\n1,2\n")
-    with pytest.raises(CleaningError, match=r"station s1: .*s1.csv has no column 'q' \(sheet column discharge_column\)"):
+    with pytest.raises(CleaningError, match=r"station s1, file .*s1.csv: row 1: no column 'q' \(sheet column discharge_column\)"):
         clean(spec(), path, DEFAULT)
 
 
 def test_bom_and_non_utf8(tmp_path):
-    good, _ = clean(spec(), write(tmp_path, "\ufeffstage,q\n1,2\n2,5\n3,9\n"), DEFAULT)
-    assert len(good) == 3
-    with pytest.raises(CleaningError, match="not UTF-8"):
+    res = clean(spec(), write(tmp_path, "\ufeffstage,q\n1,2\n2,5\n3,9\n"), DEFAULT)
+    assert len(res.clean) == 3
+    with pytest.raises(CleaningError, match="row 3: bytes that are not utf-8"):
         clean(spec(), write(tmp_path, "stage,q\n1,2\nnaïve,5\n", encoding="latin-1"), DEFAULT)
 
 

@@ -1,167 +1,308 @@
-"""Clean: one raw gauging file -> SI gaugings plus a table of rejected rows with reasons.
+"""Clean: one station's raw gaugings -> SI gaugings, a table of rejected rows, and a status.
 
-Every raw data row ends in exactly one of the two tables. Rows keep their line number in the
-raw file (the header is line 1), and rejected rows keep their original text.
+Every raw data row of the station ends in exactly one of the two tables. Rows keep their line
+number in the raw file (the header is line 1); rejected rows keep their original text, a reason
+code and a readable reason. Suspect gaugings (large standardized residual from a robust
+preliminary fit) are flagged and kept.
 """
 from __future__ import annotations
 
-import math
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .robust import suspect_gaugings
 from .sheet import StationSpec
-from .units import discharge_to_m3s, stage_to_m, uncertainty_to_sd_m3s
+from .status import write_json
+from .units import discharge_to_m3s, stage_to_m, uncertainty_to_sd_m3s, usgs_quality_percent
 
 #: text read as "no value"
 MISSING = {"", "na", "n/a", "null", "none", "-"}
 #: USGS style "2020-05-21 14:13:41 [UTC-07:00]"
-_BRACKET_OFFSET = re.compile(r"\s*\[UTC([+-]\d{2}:\d{2})\]\s*$")
+_BRACKET_OFFSET = re.compile(r"\s*\[UTC([+-]\d{2}:?\d{2})\]\s*$")
+_HAS_OFFSET = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$")
+#: a station needs at least this many valid gaugings to be fitted
+MIN_GAUGINGS = 3
 
-CLEAN_COLUMNS = ["line", "datetime", "stage_m", "discharge_m3s", "discharge_sd_m3s", "uncertainty_source"]
+CLEAN_COLUMNS = ["line", "datetime", "stage_m", "discharge_m3s", "discharge_sd_m3s", "uncertainty_source",
+                 "robust_z", "suspect"]
+
+#: reason codes, in the order they are checked
+REASONS = {
+    "empty_row": "empty row",
+    "missing_value": "missing value",
+    "unparseable_number": "unparseable number",
+    "non_finite": "non-finite number",
+    "discharge_not_positive": "discharge <= 0",
+    "invalid_uncertainty": "invalid uncertainty",
+    "unparseable_datetime": "unparseable date-time",
+    "outside_validity_window": "outside the validity window",
+    "excluded_by_sheet": "excluded by the sheet",
+    "exact_duplicate": "exact duplicate of an earlier row",
+}
 
 
 class CleaningError(ValueError):
-    """A raw file cannot be read as the sheet says; the message names station, file and column."""
+    """A raw file cannot be read as the sheet says; the message names station, file, row and column."""
 
 
-def _parse_number(text: str) -> tuple[float, str | None]:
-    """Value and problem (None, 'missing', 'unparseable', 'non-finite')."""
-    t = text.strip()
-    if t.lower() in MISSING:
-        return math.nan, "missing"
-    try:
-        value = float(t)
-    except ValueError:
-        return math.nan, "unparseable"
-    if not math.isfinite(value):
-        return value, "non-finite"
-    return value, None
+@dataclass
+class CleanResult:
+    clean: pd.DataFrame
+    rejected: pd.DataFrame
+    status: dict = field(default_factory=dict)
 
 
-def _parse_datetime(text: str, timezone: str) -> tuple[str, str | None]:
-    t = _BRACKET_OFFSET.sub(r"\1", text.strip())
-    if t.lower() in MISSING:
-        return "", None  # a gauging without a date is still a gauging
-    try:
-        stamp = pd.Timestamp(t)
-    except (ValueError, TypeError):
-        return "", "unparseable"
-    if stamp is pd.NaT:
-        return "", "unparseable"
-    if timezone and stamp.tzinfo is None:
-        stamp = stamp.tz_localize(timezone)
-    return stamp.isoformat(), None
+def _fail(spec: StationSpec, path, message: str):
+    raise CleaningError(f"station {spec.station_id}, file {path}: {message}")
 
 
 def read_raw(spec: StationSpec, path: str | Path) -> pd.DataFrame:
-    """The raw file as text, one row per data line, plus its line number."""
+    """The station's raw rows as text, with their line numbers in the file."""
+    path = Path(path)
+    if not path.exists():
+        _fail(spec, path, "file not found")
+    data = path.read_bytes()
     try:
-        raw = pd.read_csv(
-            path, sep=spec.delimiter, dtype=str, keep_default_na=False, skip_blank_lines=False,
-            encoding="utf-8-sig",
-        )
+        data.decode(spec.encoding)
     except UnicodeDecodeError as err:
-        raise CleaningError(f"station {spec.station_id}: {path} is not UTF-8 text ({err.reason} at byte {err.start})") from None
+        line = data[: err.start].count(b"\n") + 1
+        _fail(spec, path, f"row {line}: bytes that are not {spec.encoding} ({data[err.start:err.start + 4]!r}); "
+                          f"set the sheet column 'encoding' (for example latin-1)")
+    except LookupError:
+        _fail(spec, path, f"unknown encoding {spec.encoding!r} (sheet column 'encoding')")
+    encoding = "utf-8-sig" if spec.encoding.lower().replace("_", "-") in ("utf-8", "utf8") else spec.encoding
+    try:
+        raw = pd.read_csv(path, sep=spec.delimiter, dtype=str, keep_default_na=False, skip_blank_lines=False,
+                          encoding=encoding)
     except pd.errors.EmptyDataError:
-        raise CleaningError(f"station {spec.station_id}: {path} is empty") from None
-    raw.columns = [c.strip() for c in raw.columns]
+        _fail(spec, path, "the file is empty (no header)")
+    except pd.errors.ParserError as err:
+        line = re.search(r"line (\d+)", str(err))
+        where = f"row {line.group(1)}: " if line else ""
+        _fail(spec, path, f"{where}wrong number of fields ({err}); check the sheet's delimiter "
+                          f"{spec.delimiter!r} and decimal mark {spec.decimal!r}")
+    raw.columns = [str(c).strip() for c in raw.columns]
     needed = {
         "stage_column": spec.stage_column,
         "discharge_column": spec.discharge_column,
         "uncertainty_column": spec.uncertainty_column,
         "datetime_column": spec.datetime_column,
+        "station_column": spec.station_column,
     }
     for sheet_column, name in needed.items():
         if name and name not in raw.columns:
-            raise CleaningError(
-                f"station {spec.station_id}: {path} has no column {name!r} (sheet column {sheet_column}); "
-                f"columns are {', '.join(map(repr, raw.columns))}"
-            )
-    raw.insert(0, "line", np.arange(len(raw)) + 2)
-    return raw
+            hint = ""
+            if len(raw.columns) == 1:
+                for sep in (";", "\t", ",", "|"):
+                    if sep != spec.delimiter and sep in raw.columns[0]:
+                        hint = f"; the header looks {sep!r}-delimited (sheet column 'delimiter')"
+            _fail(spec, path, f"row 1: no column {name!r} (sheet column {sheet_column}); "
+                              f"columns are {', '.join(map(repr, raw.columns))}{hint}")
+    raw.insert(0, "line", np.arange(len(raw), dtype=np.int64) + 2)
+    if spec.station_column:
+        raw = raw[raw[spec.station_column].str.strip() == spec.code]
+    return raw.reset_index(drop=True)
 
 
-def clean(spec: StationSpec, path: str | Path, default_uncertainty: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _numbers(text: pd.Series, decimal: str) -> tuple[np.ndarray, np.ndarray]:
+    """Parse numbers; returns values and a problem code per row ('' when fine)."""
+    s = text.str.strip()
+    missing = s.str.lower().isin(MISSING).to_numpy()
+    if decimal == ",":
+        s = s.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+    values = pd.to_numeric(s, errors="coerce").to_numpy(float)
+    is_nan_text = s.str.lower().str.lstrip("+-").isin(["nan"]).to_numpy()
+    problem = np.full(len(s), "", dtype=object)
+    problem[np.isnan(values) & ~is_nan_text] = "unparseable_number"
+    problem[~np.isfinite(values) & (is_nan_text | ~np.isnan(values))] = "non_finite"
+    problem[missing] = "missing_value"
+    return values, problem
+
+
+def _datetimes(text: pd.Series, timezone: str) -> tuple[pd.Series, np.ndarray]:
+    """ISO 8601 strings (UTC where an offset or zone is known, else naive) and problems."""
+    s = text.str.strip().str.replace(_BRACKET_OFFSET, r"\1", regex=True)
+    missing = s.str.lower().isin(MISSING).to_numpy()
+    out = pd.Series("", index=s.index, dtype=object)
+    problem = np.full(len(s), "", dtype=object)
+    aware = s.str.contains(_HAS_OFFSET).to_numpy() & ~missing
+    naive = ~aware & ~missing
+    if aware.any():
+        parsed = pd.to_datetime(s[aware], errors="coerce", utc=True, format="mixed")
+        out[aware] = parsed.map(lambda t: "" if pd.isna(t) else t.isoformat())
+        problem[np.flatnonzero(aware)[parsed.isna().to_numpy()]] = "unparseable_datetime"
+    if naive.any():
+        parsed = pd.to_datetime(s[naive], errors="coerce", format="mixed")
+        if timezone:
+            parsed = parsed.dt.tz_localize(timezone, ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
+        out[naive] = parsed.map(lambda t: "" if pd.isna(t) else t.isoformat())
+        problem[np.flatnonzero(naive)[parsed.isna().to_numpy()]] = "unparseable_datetime"
+    return out, problem
+
+
+def _window_bound(value: str, timezone: str) -> pd.Timestamp:
+    t = pd.Timestamp(value)
+    if t.tzinfo is None and timezone:
+        t = t.tz_localize(timezone)
+    return t
+
+
+def _in_window(when: pd.Series, spec: StationSpec) -> np.ndarray:
+    """True where the gauging lies inside the sheet's validity window (rows without a date: False)."""
+    ok = np.ones(len(when), bool)
+    stamps = [pd.Timestamp(w) if w else None for w in when]
+    for bound, keep in ((spec.valid_from, lambda t, b: t >= b), (spec.valid_to, lambda t, b: t <= b)):
+        if not bound:
+            continue
+        b = _window_bound(bound, spec.timezone)
+        for i, t in enumerate(stamps):
+            if t is None:
+                ok[i] = False
+                continue
+            tb = b
+            if t.tzinfo is not None and tb.tzinfo is None:
+                tb = tb.tz_localize("UTC")
+            elif t.tzinfo is None and tb.tzinfo is not None:
+                tb = tb.tz_convert(None)
+            ok[i] &= keep(t, tb)
+    return ok
+
+
+def clean(spec: StationSpec, path: str | Path, default_uncertainty: dict, suspect_z: float = 4.0,
+          usgs_quality: dict | None = None) -> CleanResult:
     """Clean one station's raw file.
 
     Args:
         spec: the station's sheet row.
         path: the raw file.
-        default_uncertainty: ``{"kind": <relative kind>, "value": x}`` used where a gauging states none.
+        default_uncertainty: ``{"kind": <relative kind>, "value": x}`` for gaugings that state none.
+        suspect_z: robust standardized residual above which a gauging is flagged as suspect.
+        usgs_quality: per cent (2 SD) per USGS quality rating, if not the defaults.
 
-    Returns:
-        (clean, rejected). ``clean`` has :data:`CLEAN_COLUMNS`; ``rejected`` has ``line``,
-        ``reason`` and the raw columns as text.
+    Raises:
+        CleaningError: the file cannot be read as the sheet says (names station, file, row, column).
     """
     raw = read_raw(spec, path)
-    records, rejected = [], []
-    seen: set[tuple] = set()
+    n = len(raw)
     data_columns = [c for c in raw.columns if c != "line"]
-    for row in raw.itertuples(index=False):
-        row = dict(zip(raw.columns, row))
-        reasons = []
-        if all(str(row[c]).strip() == "" for c in data_columns):
-            rejected.append({"line": row["line"], "reason": "empty row", **row})
-            continue
-        stage, problem = _parse_number(row[spec.stage_column])
-        if problem:
-            reasons.append(f"{problem} stage in column {spec.stage_column!r}")
-        discharge, problem = _parse_number(row[spec.discharge_column])
-        if problem:
-            reasons.append(f"{problem} discharge in column {spec.discharge_column!r}")
-        elif discharge <= 0:
-            reasons.append(f"discharge <= 0 in column {spec.discharge_column!r}")
-        uncertainty, source = math.nan, "default"
-        if spec.uncertainty_column:
-            uncertainty, problem = _parse_number(row[spec.uncertainty_column])
-            if problem in ("unparseable", "non-finite"):
-                reasons.append(f"{problem} uncertainty in column {spec.uncertainty_column!r}")
-            elif problem is None and uncertainty < 0:
-                reasons.append(f"negative uncertainty in column {spec.uncertainty_column!r}")
-            elif problem is None:
-                source = "file"
-        when = ""
-        if spec.datetime_column:
-            when, problem = _parse_datetime(row[spec.datetime_column], spec.timezone)
-            if problem:
-                reasons.append(f"{problem} date-time in column {spec.datetime_column!r}")
-        key = tuple(str(row[c]).strip() for c in data_columns)
-        if not reasons and key in seen:
-            reasons.append("exact duplicate of an earlier row")
-        if reasons:
-            rejected.append({"line": row["line"], "reason": "; ".join(reasons), **row})
-            continue
-        seen.add(key)
-        records.append((row["line"], when, stage, discharge, uncertainty, source))
+    codes = [[] for _ in range(n)]  # (code, detail) per row
 
-    table = pd.DataFrame(records, columns=["line", "datetime", "stage", "discharge", "uncertainty", "uncertainty_source"])
-    out = pd.DataFrame({"line": table["line"].astype(int), "datetime": table["datetime"]})
-    out["stage_m"] = stage_to_m(table["stage"], spec.stage_unit)
-    out["discharge_m3s"] = discharge_to_m3s(table["discharge"], spec.discharge_unit)
-    sd = np.full(len(table), np.nan)
-    from_file = (table["uncertainty_source"] == "file").to_numpy()
-    if spec.uncertainty_column and from_file.any():
-        sd[from_file] = uncertainty_to_sd_m3s(
-            table.loc[from_file, "uncertainty"], spec.uncertainty_kind, out.loc[from_file, "discharge_m3s"], spec.discharge_unit
-        )
-    default_sd = uncertainty_to_sd_m3s(
-        np.full(len(table), float(default_uncertainty["value"])), default_uncertainty["kind"], out["discharge_m3s"], "m3/s"
+    def flag(mask, code, detail):
+        for i in np.flatnonzero(mask):
+            codes[i].append((code, detail))
+
+    text = raw[data_columns].apply(lambda c: c.str.strip())
+    empty = (text == "").all(axis=1).to_numpy() if data_columns else np.ones(n, bool)
+    flag(empty, "empty_row", "")
+    live = ~empty
+
+    stage, problem = _numbers(raw[spec.stage_column], spec.decimal)
+    for code in ("missing_value", "unparseable_number", "non_finite"):
+        flag(live & (problem == code), code, f"stage in column {spec.stage_column!r}")
+    discharge, problem = _numbers(raw[spec.discharge_column], spec.decimal)
+    for code in ("missing_value", "unparseable_number", "non_finite"):
+        flag(live & (problem == code), code, f"discharge in column {spec.discharge_column!r}")
+    flag(live & (problem == "") & (discharge <= 0), "discharge_not_positive", f"column {spec.discharge_column!r}")
+
+    uncertainty = np.full(n, np.nan)
+    from_file = np.zeros(n, bool)
+    if spec.uncertainty_column:
+        column = raw[spec.uncertainty_column]
+        missing = column.str.strip().str.lower().isin(MISSING).to_numpy()
+        if spec.uncertainty_kind == "usgs_quality":
+            pct, unknown = usgs_quality_percent(column, usgs_quality)
+            flag(live & unknown & ~missing, "invalid_uncertainty",
+                 f"unknown quality code in column {spec.uncertainty_column!r}")
+            uncertainty, from_file = pct, ~unknown & ~missing
+        else:
+            values, problem = _numbers(column, spec.decimal)
+            bad = (problem == "unparseable_number") | (problem == "non_finite") | ((problem == "") & (values < 0))
+            flag(live & bad, "invalid_uncertainty", f"column {spec.uncertainty_column!r}")
+            uncertainty, from_file = values, problem == ""
+
+    when = pd.Series([""] * n, dtype=object)
+    if spec.datetime_column:
+        when, problem = _datetimes(raw[spec.datetime_column], spec.timezone)
+        flag(live & (problem != ""), "unparseable_datetime", f"column {spec.datetime_column!r}")
+        if spec.valid_from or spec.valid_to:
+            flag(live & (problem == "") & ~_in_window(when, spec), "outside_validity_window",
+                 f"{spec.valid_from or '...'} to {spec.valid_to or '...'}")
+    excluded = raw["line"].isin(spec.excluded_lines()).to_numpy()
+    dates = spec.excluded_dates()
+    if dates and spec.datetime_column:
+        local = raw[spec.datetime_column].str.strip().str[:10]
+        excluded |= local.isin(dates).to_numpy()
+    flag(live & excluded, "excluded_by_sheet", "sheet column 'exclude'")
+
+    ok = np.array([not c for c in codes])
+    duplicate = np.zeros(n, bool)
+    if ok.any():
+        duplicate[ok] = text[ok].duplicated(keep="first").to_numpy()
+    flag(duplicate, "exact_duplicate", "")
+    ok &= ~duplicate
+
+    good = pd.DataFrame({"line": raw["line"].to_numpy()[ok], "datetime": when.to_numpy()[ok]})
+    good["stage_m"] = stage_to_m(stage[ok], spec.stage_unit) + spec.datum_offset_m
+    good["discharge_m3s"] = discharge_to_m3s(discharge[ok], spec.discharge_unit)
+    q = good["discharge_m3s"].to_numpy()
+    sd = uncertainty_to_sd_m3s(
+        np.full(len(q), float(default_uncertainty["value"])), default_uncertainty["kind"], q, "m3/s"
     )
-    out["discharge_sd_m3s"] = np.where(from_file, sd, default_sd)
-    out["uncertainty_source"] = table["uncertainty_source"]
-    rejected_table = pd.DataFrame(rejected, columns=["line", "reason", *data_columns])
-    if len(out) + len(rejected_table) != len(raw):
-        raise AssertionError(
-            f"station {spec.station_id}: {len(raw)} raw rows but {len(out)} clean + {len(rejected_table)} rejected"
-        )
-    return out[CLEAN_COLUMNS], rejected_table
+    use_file = from_file[ok]
+    if use_file.any():
+        kind = "percent_2sd" if spec.uncertainty_kind == "usgs_quality" else spec.uncertainty_kind
+        sd[use_file] = uncertainty_to_sd_m3s(uncertainty[ok][use_file], kind, q[use_file], spec.discharge_unit)
+    good["discharge_sd_m3s"] = sd
+    good["uncertainty_source"] = np.where(use_file, "file", "default")
+    good["robust_z"], good["suspect"] = suspect_gaugings(good["stage_m"].to_numpy(), q, suspect_z)
+
+    bad_rows = ~ok
+    rejected = raw[bad_rows].copy()
+    rejected.insert(1, "reason_code", [codes[i][0][0] for i in np.flatnonzero(bad_rows)])
+    rejected.insert(2, "reason", [
+        "; ".join(REASONS[c] + (f" ({d})" if d else "") for c, d in codes[i]) for i in np.flatnonzero(bad_rows)
+    ])
+    if len(good) + len(rejected) != n:
+        raise AssertionError(f"station {spec.station_id}: {n} raw rows but {len(good)} clean + {len(rejected)} rejected")
+    status = {
+        "station": spec.station_id,
+        "file": str(path),
+        "status": "ok" if len(good) >= MIN_GAUGINGS else "insufficient data",
+        "message": "" if len(good) >= MIN_GAUGINGS else
+        f"{len(good)} valid gauging(s); at least {MIN_GAUGINGS} are needed",
+        "raw_rows": n,
+        "clean_rows": len(good),
+        "rejected_rows": len(rejected),
+        "rejected_by_reason": rejected["reason_code"].value_counts().to_dict(),
+        "suspect_lines": good.loc[good["suspect"], "line"].astype(int).tolist(),
+        "default_uncertainty_rows": int((~use_file).sum()),
+    }
+    return CleanResult(good[CLEAN_COLUMNS], rejected, status)
 
 
-def clean_to_files(spec: StationSpec, raw_path, clean_path, rejected_path, default_uncertainty: dict) -> None:
-    good, bad = clean(spec, raw_path, default_uncertainty)
-    good.to_csv(clean_path, index=False)
-    bad.to_csv(rejected_path, index=False)
-    print(f"station {spec.station_id}: {len(good)} gaugings kept, {len(bad)} rejected from {raw_path}")
+def error_status(spec: StationSpec, path, err: Exception) -> dict:
+    return {"station": spec.station_id, "file": str(path), "status": "error", "message": str(err),
+            "raw_rows": 0, "clean_rows": 0, "rejected_rows": 0, "rejected_by_reason": {}, "suspect_lines": [],
+            "default_uncertainty_rows": 0}
+
+
+def run(spec: StationSpec, raw_path, clean_path, rejected_path, status_path, settings: dict) -> dict:
+    """Pipeline step. A file that cannot be read gives status 'error' with the message (and empty
+    tables), so that the other stations go on; the report fails the run in strict mode."""
+    try:
+        result = clean(spec, raw_path, settings["default_uncertainty"], settings.get("suspect_z", 4.0),
+                       settings.get("usgs_quality_percent"))
+    except CleaningError as err:
+        result = CleanResult(pd.DataFrame(columns=CLEAN_COLUMNS), pd.DataFrame(columns=["line", "reason_code", "reason"]),
+                             error_status(spec, raw_path, err))
+    result.clean.to_csv(clean_path, index=False)
+    result.rejected.to_csv(rejected_path, index=False)
+    write_json(result.status, status_path)
+    s = result.status
+    print(f"station {spec.station_id}: {s['status']} {s['message']} — {s['clean_rows']} gaugings kept, "
+          f"{s['rejected_rows']} rejected, {len(s['suspect_lines'])} suspect, from {raw_path}")
+    return s

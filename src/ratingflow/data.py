@@ -36,6 +36,7 @@ class StationData:
     stage: np.ndarray  # m, float64, absolute (station datum)
     discharge: np.ndarray  # m3/s
     discharge_sd: np.ndarray  # m3/s, 1 SD
+    h0_range: tuple[float, float] | None = None  # surveyed zero-flow stage range [m], if any
 
     def __post_init__(self):
         n = len(self.stage)
@@ -45,13 +46,24 @@ class StationData:
             raise ValueError(f"station {self.station_id}: {n} valid gaugings, at least 3 are needed")
 
     @classmethod
-    def from_clean(cls, station_id: str, clean: pd.DataFrame) -> "StationData":
+    def from_clean(cls, station_id: str, clean: pd.DataFrame, h0_range=None) -> "StationData":
+        if h0_range is not None and None in h0_range:
+            h0_range = None
         return cls(
             station_id=station_id,
             stage=clean["stage_m"].to_numpy(np.float64),
             discharge=clean["discharge_m3s"].to_numpy(np.float64),
             discharge_sd=clean["discharge_sd_m3s"].to_numpy(np.float64),
+            h0_range=None if h0_range is None else (float(h0_range[0]), float(h0_range[1])),
         )
+
+    def gap_prior(self, priors) -> tuple[float, float]:
+        """(mean, sd) of ln gap: the surveyed h0 range as a 95 % interval, else the config prior."""
+        if self.h0_range is None:
+            return float(np.log(priors.gap_median_m)), float(priors.gap_log_sd)
+        lo = max(self.stage_offset - self.h0_range[1], 1e-3)
+        hi = max(self.stage_offset - self.h0_range[0], 2e-3)
+        return float((np.log(lo) + np.log(hi)) / 2), float((np.log(hi) - np.log(lo)) / (2 * 1.96))
 
     @property
     def n(self) -> int:
@@ -80,8 +92,11 @@ class StationData:
         """The station's typical gauging uncertainty in ln Q, used for a *new* gauging."""
         return float(np.median(self.sd_log))
 
-    def padded(self, size: int) -> dict[str, np.ndarray]:
-        """Model arrays padded to ``size`` (float32), with a validity mask."""
+    def padded(self, size: int, priors=None) -> dict[str, np.ndarray]:
+        """Model arrays padded to ``size`` (float32), with a validity mask and the gap prior."""
+        from .model import Priors
+
+        gap_mean, gap_sd = self.gap_prior(priors or Priors())
         if size < self.n:
             raise ValueError(f"station {self.station_id}: {self.n} gaugings do not fit a bucket of {size}")
         pad = size - self.n
@@ -95,6 +110,8 @@ class StationData:
             "discharge_sd_log": _pad(self.sd_log, 0.0),
             "mask": np.concatenate([np.ones(self.n, bool), np.zeros(pad, bool)]),
             "discharge": _pad(self.discharge, 1.0),
+            "gap_mean": np.float32(gap_mean),
+            "gap_sd": np.float32(gap_sd),
         }
 
     def init_centre(self) -> dict[str, np.float32]:
@@ -102,7 +119,7 @@ class StationData:
         log_q = np.log(self.discharge)
         span = max(float(np.ptp(self.stage)), 0.05)
         return {
-            "gap": np.float32(np.log(0.2 * span)),
+            "gap": np.float32(np.log(0.2 * span) if self.h0_range is None else self.gap_prior(None)[0]),
             "b": np.float32(np.log(1.8)),
             "log_q_ref": np.float32(np.median(log_q)),
             "sigma": np.float32(np.log(0.1)),

@@ -54,7 +54,7 @@ class FitResult:
 
 def _model_args(arrays: dict):
     args = (arrays["stage"], arrays["stage_ref"], arrays["discharge_sd_log"], arrays["mask"])
-    return args, {"discharge": arrays["discharge"]}
+    return args, {"discharge": arrays["discharge"], "gap_prior": (arrays["gap_mean"], arrays["gap_sd"])}
 
 
 class BatchedNUTS:
@@ -62,8 +62,9 @@ class BatchedNUTS:
 
     def __init__(self, settings: SamplerSettings = SamplerSettings(), priors: Priors = Priors()):
         self.settings = settings
+        self.priors = priors
         self.model = partial(power_law, priors=priors)
-        dummy = StationData("dummy", np.array([0.0, 0.5, 1.0]), np.ones(3), np.full(3, 0.05)).padded(16)
+        dummy = StationData("dummy", np.array([0.0, 0.5, 1.0]), np.ones(3), np.full(3, 0.05)).padded(16, priors)
         args, kwargs = _model_args({k: jnp.asarray(v) for k, v in dummy.items()})
         _, self._potential_gen, self._postprocess_gen, _ = initialize_model(
             jax.random.PRNGKey(0), self.model, dynamic_args=True, model_args=args, model_kwargs=kwargs
@@ -143,7 +144,7 @@ class BatchedNUTS:
         return results
 
     def _fit_bucket(self, stations: list[StationData], size: int, seed: int) -> list[FitResult]:
-        padded = [st.padded(size) for st in stations]
+        padded = [st.padded(size, self.priors) for st in stations]
         arrays = {k: jnp.asarray(np.stack([p[k] for p in padded])) for k in padded[0]}
         centres = {k: jnp.asarray(np.stack([st.init_centre()[k] for st in stations])) for k in _SITES}
         keys = jnp.stack([station_keys(seed, st.station_id)["fit"] for st in stations])
@@ -223,15 +224,20 @@ def inference_data(result: FitResult, prior, attrs: dict):
 
 
 def run(clean_csv, prior_nc, out_nc, station_id: str, seed: int, settings: SamplerSettings, priors: Priors,
-        attrs: dict) -> None:
+        attrs: dict, h0_range=None) -> None:
     """Pipeline step: fit one station (a batch of one; the driver serves batches of any size)."""
     import time
 
     import arviz as az
     import pandas as pd
 
-    station = StationData.from_clean(station_id, pd.read_csv(clean_csv))
+    from . import status
+
     prior = az.from_netcdf(prior_nc)
+    if status.skipped(prior):
+        status.empty_idata(station_id, status.skipped(prior)).to_netcdf(out_nc)
+        return
+    station = StationData.from_clean(station_id, pd.read_csv(clean_csv), h0_range)
     start = time.perf_counter()
     driver = BatchedNUTS(settings, priors)
     (result,) = driver.fit([station], seed)

@@ -63,7 +63,8 @@ class Priors:
         return asdict(self)
 
 
-def power_law(stage, stage_ref, discharge_sd_log, mask=None, discharge=None, priors: Priors = Priors()):
+def power_law(stage, stage_ref, discharge_sd_log, mask=None, discharge=None, gap_prior=None,
+              priors: Priors = Priors()):
     """Single-control power law.
 
     Args:
@@ -73,9 +74,13 @@ def power_law(stage, stage_ref, discharge_sd_log, mask=None, discharge=None, pri
             For prediction of a new gauging pass the station's typical value.
         mask: boolean (n,), False for padding; None means all valid.
         discharge: observed discharge [m3/s], shape (n,); None to predict.
+        gap_prior: (mean, sd) of ln gap for this station (from a surveyed h0 range in the sheet);
+            None for the default in ``priors``.
         priors: :class:`Priors`.
     """
-    gap = numpyro.sample("gap", dist.LogNormal(jnp.log(priors.gap_median_m), priors.gap_log_sd))
+    if gap_prior is None:
+        gap_prior = (jnp.log(priors.gap_median_m), priors.gap_log_sd)
+    gap = numpyro.sample("gap", dist.LogNormal(*gap_prior))
     b = numpyro.sample("b", dist.LogNormal(jnp.log(priors.b_median), priors.b_log_sd))
     log_q_ref = numpyro.sample("log_q_ref", dist.Normal(priors.log_q_ref_mean, priors.log_q_ref_sd))
     sigma = numpyro.sample("sigma", dist.HalfNormal(priors.sigma_scale))

@@ -100,7 +100,12 @@ def run(fit_nc, table_csv, png_path, title: str = "") -> None:
     """Pipeline step: the fit figure of one station."""
     import arviz as az
 
+    from . import status
+
     idata = az.from_netcdf(fit_nc)
+    if status.skipped(idata):
+        status.placeholder_png(png_path, idata.attrs.get("station", ""), status.skipped(idata))
+        return
     const = idata.constant_data
     station = StationData(
         idata.attrs["station"], const["stage"].values, const["discharge"].values, const["discharge_sd"].values

@@ -23,22 +23,23 @@ PRIOR_SITES = ("gap", "b", "log_q_ref", "sigma", "log_a", "a")
 
 
 @partial(jax.jit, static_argnames=("num_samples", "priors"))
-def _prior_draws(key, stage, stage_ref, sd_log, mask, num_samples, priors):
+def _prior_draws(key, stage, stage_ref, sd_log, mask, gap_prior, num_samples, priors):
     predictive = Predictive(
         partial(power_law, priors=priors), num_samples=num_samples,
         return_sites=[*PRIOR_SITES, "log_discharge"],
     )
-    return predictive(key, stage, stage_ref, sd_log, mask)
+    return predictive(key, stage, stage_ref, sd_log, mask, gap_prior=gap_prior)
 
 
 def prior_check(station: StationData, seed: int, num_samples: int, interval: float, min_share: float,
                 priors: Priors = Priors()) -> tuple[az.InferenceData, dict]:
     """Prior draws as InferenceData (groups prior, prior_predictive, observed_data) and a verdict."""
-    arrays = station.padded(bucket_size(station.n))
+    arrays = station.padded(bucket_size(station.n), priors)
     key = station_keys(seed, station.station_id)["prior"]
     draws = jax.device_get(_prior_draws(
         key, jnp.asarray(arrays["stage"]), jnp.float32(arrays["stage_ref"]), jnp.asarray(arrays["discharge_sd_log"]),
-        jnp.asarray(arrays["mask"]), num_samples, priors,
+        jnp.asarray(arrays["mask"]), (jnp.float32(arrays["gap_mean"]), jnp.float32(arrays["gap_sd"])),
+        num_samples, priors,
     ))
     log_q_pred = np.asarray(draws["log_discharge"][:, : station.n], np.float64)
     tail = (1.0 - interval) / 2.0
@@ -74,16 +75,23 @@ def write_prior_check(idata: az.InferenceData, verdict: dict, nc_path, json_path
         json.dump(verdict, fh, indent=2)
 
 
-def run(clean_csv, nc_path, json_path, png_path, station_id: str, seed: int, settings: dict,
-        priors: Priors = Priors()) -> dict:
+def run(clean_csv, status_json, nc_path, json_path, png_path, station_id: str, seed: int, settings: dict,
+        priors: Priors = Priors(), h0_range=None) -> dict:
     """Pipeline step: prior check of one station from its clean gaugings."""
     import pandas as pd
 
+    from . import status
     from .plots import plot_prior
     from .predict import predict
     from .summarise import stage_grid
 
-    station = StationData.from_clean(station_id, pd.read_csv(clean_csv))
+    reason = status.skip_reason(status.load(status_json))
+    if reason:
+        status.empty_idata(station_id, reason).to_netcdf(nc_path)
+        status.write_json({"station": station_id, "skipped": reason, "passed": None}, json_path)
+        status.placeholder_png(png_path, station_id, reason)
+        return {}
+    station = StationData.from_clean(station_id, pd.read_csv(clean_csv), h0_range)
     idata, verdict = prior_check(
         station, seed, int(settings["num_samples"]), float(settings["interval"]), float(settings["min_share"]), priors
     )

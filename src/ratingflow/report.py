@@ -8,8 +8,16 @@ import numpy as np
 import pandas as pd
 from numpyro.diagnostics import hpdi
 
+from . import status as station_status
 from .model import PARAMETERS
 from .sheet import StationSpec
+
+#: the per-station files the report reads, by input name
+INPUTS = ("status", "prior", "fit", "diagnostics")
+
+
+class StrictModeError(RuntimeError):
+    """Strict mode and at least one station was not fitted or did not pass its checks."""
 
 
 def _parameter_columns(idata: az.InferenceData, prob: float = 0.9) -> dict:
@@ -24,13 +32,32 @@ def _parameter_columns(idata: az.InferenceData, prob: float = 0.9) -> dict:
     return out
 
 
-def station_row(spec: StationSpec, clean_csv, rejected_csv, prior_json, fit_nc, diagnostics_json) -> dict:
-    clean = pd.read_csv(clean_csv)
-    rejected = pd.read_csv(rejected_csv)
-    with open(prior_json) as fh:
-        prior = json.load(fh)
-    with open(diagnostics_json) as fh:
-        diag = json.load(fh)
+def _load_json(path) -> dict:
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def station_row(spec: StationSpec, status_json, prior_json, fit_nc, diagnostics_json) -> dict:
+    status = _load_json(status_json)
+    row = {
+        "station_id": spec.station_id,
+        "name": spec.name,
+        "status": status["status"],
+        "flags": "",
+        "gaugings_raw": status["raw_rows"],
+        "gaugings_used": status["clean_rows"],
+        "gaugings_rejected": status["rejected_rows"],
+        "rejected_by_reason": "; ".join(f"{k}: {v}" for k, v in status["rejected_by_reason"].items()),
+        "gaugings_default_uncertainty": status["default_uncertainty_rows"],
+        "suspect_gaugings": len(status["suspect_lines"]),
+        "suspect_lines": " ".join(map(str, status["suspect_lines"])),
+    }
+    reason = station_status.skip_reason(status)
+    if reason:
+        row["flags"] = reason
+        return row
+    prior = _load_json(prior_json)
+    diag = _load_json(diagnostics_json)
     idata = az.from_netcdf(fit_nc)
     flags = list(diag["failures"])
     if not prior["passed"]:
@@ -40,19 +67,17 @@ def station_row(spec: StationSpec, clean_csv, rejected_csv, prior_json, fit_nc, 
         )
     if spec.controls > 1:
         flags.append(f"sheet says {spec.controls} controls; a single power law was fitted")
-    n_default = int((clean["uncertainty_source"] == "default").sum())
-    row = {
-        "station_id": spec.station_id,
-        "name": spec.name,
+    if status["suspect_lines"]:
+        flags.append(f"suspect gaugings at raw lines {row['suspect_lines']} (kept)")
+    stage = idata.constant_data["stage"].values
+    q = idata.constant_data["discharge"].values
+    row.update({
         "status": "flagged" if flags else "ok",
         "flags": "; ".join(flags),
-        "gaugings_used": len(clean),
-        "gaugings_rejected": len(rejected),
-        "gaugings_default_uncertainty": n_default,
-        "stage_min_m": float(clean["stage_m"].min()),
-        "stage_max_m": float(clean["stage_m"].max()),
-        "discharge_min_m3s": float(clean["discharge_m3s"].min()),
-        "discharge_max_m3s": float(clean["discharge_m3s"].max()),
+        "stage_min_m": float(stage.min()),
+        "stage_max_m": float(stage.max()),
+        "discharge_min_m3s": float(q.min()),
+        "discharge_max_m3s": float(q.max()),
         **_parameter_columns(idata),
         "rhat_max": diag["rhat_max"],
         "ess_bulk_min": diag["ess_bulk_min"],
@@ -62,25 +87,21 @@ def station_row(spec: StationSpec, clean_csv, rejected_csv, prior_json, fit_nc, 
         "diagnostics_passed": diag["passed"],
         "prior_share_inside": prior["share_inside"],
         "prior_check_passed": prior["passed"],
-    }
+    })
     return row
 
 
-def stations_table(rows: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame(rows)
-
-
-def run(specs: list[StationSpec], inputs: dict[str, list[str]], out_csv) -> pd.DataFrame:
-    """Pipeline step: ``inputs`` maps clean/rejected/prior/fit/diagnostics to per-station paths in
-    the order of ``specs``."""
-    rows = [
-        station_row(spec, *(inputs[k][i] for k in ("clean", "rejected", "prior", "fit", "diagnostics")))
-        for i, spec in enumerate(specs)
-    ]
-    table = stations_table(rows)
+def run(specs: list[StationSpec], inputs: dict[str, list[str]], out_csv, strict: bool = False) -> pd.DataFrame:
+    """Pipeline step: ``inputs`` maps each name in :data:`INPUTS` to per-station paths in the order
+    of ``specs``. In strict mode the table is written and then the step fails if any station is
+    not 'ok'."""
+    rows = [station_row(spec, *(inputs[k][i] for k in INPUTS)) for i, spec in enumerate(specs)]
+    table = pd.DataFrame(rows)
     table.to_csv(out_csv, index=False, float_format="%.6g")
-    flagged = table[table["status"] != "ok"]
-    print(f"{len(table)} stations, {len(flagged)} flagged")
-    for _, row in flagged.iterrows():
-        print(f"  {row['station_id']}: {row['flags']}")
+    not_ok = table[table["status"] != "ok"]
+    print(f"{len(table)} stations, {len(not_ok)} not ok")
+    for _, row in not_ok.iterrows():
+        print(f"  {row['station_id']} [{row['status']}]: {row['flags']}")
+    if strict and len(not_ok):
+        raise StrictModeError(f"strict mode: {len(not_ok)} station(s) not ok: {', '.join(not_ok['station_id'])}")
     return table

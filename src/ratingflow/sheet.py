@@ -10,6 +10,8 @@ import pandas as pd
 from .units import DISCHARGE_UNITS, STAGE_UNITS, UNCERTAINTY_KINDS
 
 STATION_ID = re.compile(r"^[A-Za-z0-9_-]+$")
+_LINE_RANGE = re.compile(r"^(\d+)(?:-(\d+))?$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 class SheetError(ValueError):
@@ -18,6 +20,8 @@ class SheetError(ValueError):
 
 @dataclass(frozen=True)
 class StationSpec:
+    """One sheet row. Empty strings mean "not given"."""
+
     station_id: str
     name: str
     file: str
@@ -30,15 +34,47 @@ class StationSpec:
     datetime_column: str = ""
     timezone: str = ""
     delimiter: str = ","
+    decimal: str = "."
+    encoding: str = "utf-8"
+    station_column: str = ""  # long format: the column naming the station
+    station_code: str = ""  # ... and this station's value in it (default: station_id)
+    valid_from: str = ""  # use gaugings from this date-time on (inclusive)
+    valid_to: str = ""  # ... up to this date-time (inclusive)
+    datum_offset_m: float = 0.0  # added to every stage after conversion to m
+    h0_min_m: float | None = None  # prior hint: zero-flow stage range from a survey (m, after offset)
+    h0_max_m: float | None = None
     controls: int = 1
+    exclude: str = ""  # ';'-separated raw line numbers (12, 15-17) or dates (2019-06-10)
     notes: str = ""
 
     @property
     def units(self) -> dict[str, str]:
         return {"stage": self.stage_unit, "discharge": self.discharge_unit}
 
+    @property
+    def code(self) -> str:
+        return self.station_code or self.station_id
+
+    def excluded_lines(self) -> set[int]:
+        out: set[int] = set()
+        for token in _tokens(self.exclude):
+            m = _LINE_RANGE.match(token)
+            if m:
+                lo = int(m.group(1))
+                out.update(range(lo, int(m.group(2) or lo) + 1))
+        return out
+
+    def excluded_dates(self) -> set[str]:
+        return {t for t in _tokens(self.exclude) if _DATE.match(t)}
+
+
+def _tokens(text: str) -> list[str]:
+    return [t.strip() for t in text.split(";") if t.strip()]
+
 
 REQUIRED = ["station_id", "name", "file", "stage_column", "stage_unit", "discharge_column", "discharge_unit"]
+_FLOATS = {"datum_offset_m": 0.0, "h0_min_m": None, "h0_max_m": None}
+_DELIMITERS = {"": ",", "tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";"}
 
 
 def _check_row(spec: StationSpec, where: str, raw_dir: Path) -> None:
@@ -55,32 +91,71 @@ def _check_row(spec: StationSpec, where: str, raw_dir: Path) -> None:
         fail("uncertainty_kind", "uncertainty_column and uncertainty_kind go together")
     if spec.uncertainty_kind and spec.uncertainty_kind not in UNCERTAINTY_KINDS:
         fail("uncertainty_kind", f"unknown kind {spec.uncertainty_kind!r}; known: {', '.join(UNCERTAINTY_KINDS)}")
+    if spec.decimal not in (".", ","):
+        fail("decimal", f"{spec.decimal!r}: the decimal mark is '.' or ','")
+    if spec.decimal == spec.delimiter:
+        fail("decimal", "the decimal mark and the delimiter are the same")
+    if not spec.file:
+        fail("file", "empty")
     root = raw_dir.resolve()
     target = (raw_dir / spec.file).resolve()
     if Path(spec.file).is_absolute() or root not in target.parents:
         fail("file", f"{spec.file!r} points outside {raw_dir}")
-    if spec.controls < 1:
-        fail("controls", "must be at least 1")
+    if spec.controls < 1 or spec.controls > 3:
+        fail("controls", "must be 1, 2 or 3")
+    if (spec.h0_min_m is None) != (spec.h0_max_m is None):
+        fail("h0_max_m", "h0_min_m and h0_max_m go together")
+    if spec.h0_min_m is not None and not spec.h0_min_m < spec.h0_max_m:
+        fail("h0_max_m", "must be above h0_min_m")
+    if (spec.valid_from or spec.valid_to) and not spec.datetime_column:
+        fail("valid_from", "a validity window needs a datetime_column")
+    for column in ("valid_from", "valid_to"):
+        value = getattr(spec, column)
+        if value:
+            try:
+                pd.Timestamp(value)
+            except ValueError:
+                fail(column, f"{value!r} is not a date")
+    for token in _tokens(spec.exclude):
+        if not (_LINE_RANGE.match(token) or _DATE.match(token)):
+            fail("exclude", f"{token!r} is neither a raw line number (12, 15-17) nor a date (2019-06-10)")
+    if spec.timezone:
+        try:
+            pd.Timestamp("2000-01-01").tz_localize(spec.timezone)
+        except Exception:
+            fail("timezone", f"unknown time zone {spec.timezone!r}")
+
+
+def _spec_from_row(row: dict, where: str) -> StationSpec:
+    known = {f.name for f in fields(StationSpec)}
+    values = {k: str(v).strip() for k, v in row.items() if k in known}
+    for column, default in _FLOATS.items():
+        text = values.get(column, "")
+        try:
+            values[column] = float(text) if text else default
+        except ValueError:
+            raise SheetError(f"{where}, column {column!r}: {text!r} is not a number") from None
+    try:
+        values["controls"] = int(values.get("controls") or 1)
+    except ValueError:
+        raise SheetError(f"{where}, column 'controls': {row['controls']!r} is not a whole number") from None
+    values["delimiter"] = _DELIMITERS.get(values.get("delimiter", "").lower(), values.get("delimiter"))
+    values["decimal"] = values.get("decimal") or "."
+    values["encoding"] = values.get("encoding") or "utf-8"
+    return StationSpec(**values)
 
 
 def load_sheet(path: str | Path, raw_dir: str | Path) -> dict[str, StationSpec]:
     """Read and check the sheet; returns the stations keyed by id, in sheet order."""
     path, raw_dir = Path(path), Path(raw_dir)
-    table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, comment=None)
+    table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
     missing = [c for c in REQUIRED if c not in table.columns]
     if missing:
         raise SheetError(f"{path}: missing column(s) {', '.join(missing)}")
-    known = {f.name for f in fields(StationSpec)}
     stations: dict[str, StationSpec] = {}
-    for i, row in table.iterrows():
+    for i, row in enumerate(table.to_dict("records")):
         where = f"{path}, row {i + 2} (station {row['station_id']!r})"
-        values = {k: v.strip() for k, v in row.items() if k in known}
-        try:
-            values["controls"] = int(values.get("controls") or 1)
-        except ValueError:
-            raise SheetError(f"{where}, column 'controls': {row['controls']!r} is not a whole number") from None
-        values["delimiter"] = {"": ",", "tab": "\t", "\\t": "\t"}.get(values.get("delimiter", ""), values.get("delimiter"))
-        spec = StationSpec(**values)
+        spec = _spec_from_row(row, where)
         _check_row(spec, where, raw_dir)
         if spec.station_id in stations:
             raise SheetError(f"{where}, column 'station_id': {spec.station_id!r} appears twice")

@@ -130,7 +130,16 @@ def write_summary(table: pd.DataFrame, diag: dict, csv_path, nc_path, json_path)
 def run(fit_nc, table_csv, table_nc, diagnostics_json, seed: int, table_cfg: dict, thresholds: dict,
         priors: Priors = Priors()) -> None:
     """Pipeline step: rating table and diagnostics of one station."""
+    from . import status
+
     idata = az.from_netcdf(fit_nc)
+    reason = status.skipped(idata)
+    if reason:
+        pd.DataFrame(columns=["stage_m", "discharge_median_m3s", "extrapolated"]).to_csv(table_csv, index=False)
+        xr.Dataset(attrs={"station": idata.attrs.get("station", ""), "skipped": reason}).to_netcdf(table_nc)
+        status.write_json({"station": idata.attrs.get("station"), "skipped": reason, "passed": False,
+                           "failures": [reason]}, diagnostics_json)
+        return
     table = rating_table(
         idata, seed, float(table_cfg["stage_step_m"]), float(table_cfg["extend_below"]),
         float(table_cfg["extend_above"]), tuple(table_cfg["hpdi_probs"]), priors,

@@ -14,7 +14,24 @@ UNCERTAINTY_KINDS = {
     "percent_2sd": "expanded (95 %, 2 SD) in per cent of discharge",
     "fraction_sd": "1 SD as a fraction of discharge",
     "fraction_2sd": "expanded (95 %, 2 SD) as a fraction of discharge",
+    "usgs_quality": "USGS measurement rating (Excellent/Good/Fair/Poor or E/G/F/P), read as per cent at 2 SD",
 }
+
+#: USGS measurement ratings as expanded (2 SD) per cent of discharge; the config may override
+USGS_QUALITY_PERCENT_2SD = {"excellent": 2.0, "good": 5.0, "fair": 8.0, "poor": 12.0}
+
+
+def usgs_quality_percent(codes, table: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per cent (2 SD) for each quality code, and a mask of codes that are not known."""
+    table = {k.lower(): float(v) for k, v in (table or USGS_QUALITY_PERCENT_2SD).items()}
+    by_letter = {k[0]: v for k, v in table.items()}
+    out, unknown = [], []
+    for code in codes:
+        key = str(code).strip().lower()
+        value = table.get(key, by_letter.get(key) if len(key) == 1 else None)
+        out.append(np.nan if value is None else value)
+        unknown.append(value is None)
+    return np.asarray(out, float), np.asarray(unknown, bool)
 
 
 def _lookup(table: dict, unit: str, what: str) -> float:

@@ -1,12 +1,15 @@
 rule clean:
     input:
+        # a missing file is reported as the station's status, not as a failed DAG
         raw=raw_file,
     output:
         clean="results/clean/{station}.csv",
         rejected="results/clean/{station}.rejected.csv",
+        status="results/clean/{station}.status.json",
     params:
         spec=lambda wc: SHEET[wc.station],
-        default_uncertainty=config["default_uncertainty"],
+        path=lambda wc: f"{config['raw_dir']}/{SHEET[wc.station].file}",
+        settings=clean_settings(),
     log:
         "logs/clean/{station}.log",
     script:

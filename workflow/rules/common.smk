@@ -1,5 +1,6 @@
 # Config and station sheet: read, validated against the schemas, and turned into wildcards.
 import re
+from pathlib import Path
 
 import pandas as pd
 from snakemake.utils import validate
@@ -22,8 +23,21 @@ wildcard_constraints:
 
 
 def raw_file(wildcards):
-    return f"{config['raw_dir']}/{SHEET[wildcards.station].file}"
+    """The station's raw file, or nothing when it is missing (clean then reports it)."""
+    path = Path(config["raw_dir"]) / SHEET[wildcards.station].file
+    return [str(path)] if path.exists() else []
+
+
+def clean_settings():
+    keys = ("default_uncertainty", "suspect_z", "usgs_quality_percent")
+    return {k: config[k] for k in keys if k in config}
 
 
 def jax_params():
     return {"device": config["jax"]["device"], "cache": config["jax"].get("compilation_cache", "")}
+
+
+def h0_range(station):
+    """The sheet's surveyed zero-flow range [m] for the prior, or None."""
+    spec = SHEET[station]
+    return None if spec.h0_min_m is None else [spec.h0_min_m, spec.h0_max_m]

@@ -8,6 +8,7 @@ rule fit:
         seed=config["seed"],
         sampler=config["sampler"],
         priors=config.get("priors", {}),
+        h0_range=lambda wc: h0_range(wc.station),
         config_hash=CONFIG_HASH,
         jax=jax_params(),
     log:

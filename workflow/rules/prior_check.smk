@@ -1,6 +1,7 @@
 rule prior_check:
     input:
         clean="results/clean/{station}.csv",
+        status="results/clean/{station}.status.json",
     output:
         nc="results/prior/{station}.nc",
         verdict="results/prior/{station}.json",
@@ -13,6 +14,7 @@ rule prior_check:
         seed=config["seed"],
         settings=config["prior_check"],
         priors=config.get("priors", {}),
+        h0_range=lambda wc: h0_range(wc.station),
         jax=jax_params(),
     log:
         "logs/prior_check/{station}.log",

@@ -1,7 +1,6 @@
 rule report:
     input:
-        clean=expand("results/clean/{station}.csv", station=STATIONS),
-        rejected=expand("results/clean/{station}.rejected.csv", station=STATIONS),
+        status=expand("results/clean/{station}.status.json", station=STATIONS),
         prior=expand("results/prior/{station}.json", station=STATIONS),
         fit=expand("results/fit/{station}.nc", station=STATIONS),
         diagnostics=expand("results/diagnostics/{station}.json", station=STATIONS),
@@ -9,6 +8,7 @@ rule report:
         report("results/stations.csv", caption="../report/stations.rst", category="Stations"),
     params:
         specs=[SHEET[s] for s in STATIONS],
+        strict=config.get("strict", False),
     log:
         "logs/report.log",
     script:

@@ -1,12 +1,13 @@
 from ratingflow.runtime import logged
 
 with logged(snakemake.log[0]):
-    from ratingflow.clean import clean_to_files
+    from ratingflow.clean import run
 
-    clean_to_files(
+    run(
         snakemake.params.spec,
-        snakemake.input.raw,
+        snakemake.params.path,
         snakemake.output.clean,
         snakemake.output.rejected,
-        snakemake.params.default_uncertainty,
+        snakemake.output.status,
+        snakemake.params.settings,
     )

@@ -14,4 +14,5 @@ with logged(snakemake.log[0]):
         SamplerSettings.from_config(snakemake.params.sampler),
         Priors.from_config(snakemake.params.priors),
         {"config_hash": snakemake.params.config_hash},
+        snakemake.params.h0_range,
     )

@@ -7,6 +7,7 @@ with logged(snakemake.log[0]):
 
     run(
         snakemake.input.clean,
+        snakemake.input.status,
         snakemake.output.nc,
         snakemake.output.verdict,
         snakemake.output.plot,
@@ -14,4 +15,5 @@ with logged(snakemake.log[0]):
         snakemake.params.seed,
         snakemake.params.settings,
         Priors.from_config(snakemake.params.priors),
+        snakemake.params.h0_range,
     )

@@ -2,7 +2,7 @@ from ratingflow.runtime import configure_jax, logged
 
 with logged(snakemake.log[0]):
     configure_jax(snakemake.threads)
-    from ratingflow.report import run
+    from ratingflow.report import INPUTS, run
 
-    inputs = {k: list(snakemake.input[k]) for k in ("clean", "rejected", "prior", "fit", "diagnostics")}
-    run(snakemake.params.specs, inputs, snakemake.output[0])
+    inputs = {k: list(snakemake.input[k]) for k in INPUTS}
+    run(snakemake.params.specs, inputs, snakemake.output[0], snakemake.params.strict)
