@@ -12,6 +12,8 @@ import yaml
 from conftest import JAX_CACHE
 
 STATIONS = ["provo_natural", "krokfors"]
+#: a station whose file has too few valid gaugings, and one whose file is missing
+BROKEN = {"too_few": "too_few.csv", "no_file": "no_such_file.csv"}
 
 
 def snakemake(project, *args):
@@ -31,14 +33,18 @@ def project(root, tmp_path_factory):
     (path / "config").mkdir()
     sheet = pd.read_csv(root / "config" / "stations.tsv", sep="\t", dtype=str, keep_default_na=False)
     sheet = sheet[sheet["station_id"].isin(STATIONS)]
+    for sid, name in BROKEN.items():
+        sheet.loc[len(sheet)] = {**sheet.iloc[-1].to_dict(), "station_id": sid, "file": name}
     sheet.to_csv(path / "config" / "stations.tsv", sep="\t", index=False)
-    for f in sheet["file"]:
+    for f in sheet.loc[sheet["station_id"].isin(STATIONS), "file"]:
         (path / "data" / "raw" / f).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(root / "data" / "raw" / f, path / "data" / "raw" / f)
+    (path / "data" / "raw" / "too_few.csv").write_text("W,Q\n1.0,2.0\n1.2,-1\n1.4,5.0\n")
     config = yaml.safe_load((root / "config" / "config.yaml").read_text())
     config["sampler"].update(num_chains=2, num_warmup=200, num_samples=200)
     config["prior_check"]["num_samples"] = 200
-    config["diagnostics"].update(ess_bulk_min=100, ess_tail_min=50)
+    # short chains: loose thresholds (the thresholds themselves are tested in test_summarise)
+    config["diagnostics"].update(rhat_max=1.2, ess_bulk_min=20, ess_tail_min=20)
     config["jax"]["compilation_cache"] = str(JAX_CACHE)
     (path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
     run = snakemake(Project(root, path))
@@ -64,11 +70,31 @@ def test_every_output_exists_and_loads(project):
         assert (table["discharge_median_m3s"].diff("stage_m") >= 0).all()
         prior = az.from_netcdf(out / "prior" / f"{sid}.nc")
         assert prior.prior.sizes["draw"] == 200
-    stations = pd.read_csv(out / "stations.csv")
-    assert list(stations["station_id"]) == STATIONS
-    assert (stations["gaugings_used"] == [22, 27]).all()
+    stations = pd.read_csv(out / "stations.csv").set_index("station_id")
+    assert list(stations.index) == STATIONS + list(BROKEN)
+    assert list(stations.loc[STATIONS, "gaugings_used"]) == [22, 27]
     for col in ("b_median", "b_hpdi90_lower", "h0_median", "rhat_max", "ess_bulk_min", "prior_check_passed", "status"):
-        assert stations[col].notna().all(), col
+        assert stations.loc[STATIONS, col].notna().all(), col
+
+
+def test_bad_stations_do_not_stop_the_others(project):
+    out = project.dir / "results"
+    stations = pd.read_csv(out / "stations.csv").set_index("station_id")
+    assert stations.loc["too_few", "status"] == "insufficient data"
+    assert "2 valid gauging(s)" in stations.loc["too_few", "flags"]
+    assert stations.loc["too_few", "gaugings_rejected"] == 1
+    assert stations.loc["no_file", "status"] == "error"
+    assert "no_such_file.csv: file not found" in stations.loc["no_file", "flags"]
+    for sid in BROKEN:
+        assert az.from_netcdf(out / "fit" / f"{sid}.nc").attrs["skipped"]
+        assert (out / "plots" / f"{sid}.png").stat().st_size > 0
+
+
+def test_strict_mode_fails_after_writing_everything(project):
+    run = snakemake(project, "--config", "strict=True")
+    assert run.returncode != 0
+    assert "strict mode: 2 of 4 station(s) not fitted or not converged" in (project.dir / "logs" / "strict_gate.log").read_text()
+    assert (project.dir / "results" / "stations.csv").exists()
 
 
 def test_nothing_to_do_after_a_run(project):

@@ -7,6 +7,8 @@ preliminary fit) are flagged and kept.
 """
 from __future__ import annotations
 
+import csv
+import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,18 +76,31 @@ def read_raw(spec: StationSpec, path: str | Path) -> pd.DataFrame:
                           f"set the sheet column 'encoding' (for example latin-1)")
     except LookupError:
         _fail(spec, path, f"unknown encoding {spec.encoding!r} (sheet column 'encoding')")
-    encoding = "utf-8-sig" if spec.encoding.lower().replace("_", "-") in ("utf-8", "utf8") else spec.encoding
+    text = data.decode(spec.encoding)
+    if text.startswith("\ufeff"):
+        text = text[1:]  # byte-order mark
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=spec.delimiter)
     try:
-        raw = pd.read_csv(path, sep=spec.delimiter, dtype=str, keep_default_na=False, skip_blank_lines=False,
-                          encoding=encoding)
-    except pd.errors.EmptyDataError:
+        header = next(reader)
+    except StopIteration:
         _fail(spec, path, "the file is empty (no header)")
-    except pd.errors.ParserError as err:
-        line = re.search(r"line (\d+)", str(err))
-        where = f"row {line.group(1)}: " if line else ""
-        _fail(spec, path, f"{where}wrong number of fields ({err}); check the sheet's delimiter "
-                          f"{spec.delimiter!r} and decimal mark {spec.decimal!r}")
-    raw.columns = [str(c).strip() for c in raw.columns]
+    except csv.Error as err:
+        _fail(spec, path, f"row 1: {err}")
+    header = _unique([h.strip() for h in header])
+    rows, lines, previous = [], [], reader.line_num
+    try:
+        for record in reader:
+            lines.append(previous + 1)
+            previous = reader.line_num
+            if len(record) > len(header):
+                _fail(spec, path, f"row {lines[-1]}: wrong number of fields ({len(record)} where the header has "
+                                  f"{len(header)}); check the sheet's delimiter {spec.delimiter!r} and decimal mark "
+                                  f"{spec.decimal!r}, or quote the field")
+            rows.append(record + [""] * (len(header) - len(record)))
+    except csv.Error as err:
+        _fail(spec, path, f"row {previous + 1}: {err}")
+    raw = pd.DataFrame(rows, columns=header, dtype=object).astype(str) if rows else pd.DataFrame(
+        {h: pd.Series([], dtype=object) for h in header})
     needed = {
         "stage_column": spec.stage_column,
         "discharge_column": spec.discharge_column,
@@ -102,10 +117,19 @@ def read_raw(spec: StationSpec, path: str | Path) -> pd.DataFrame:
                         hint = f"; the header looks {sep!r}-delimited (sheet column 'delimiter')"
             _fail(spec, path, f"row 1: no column {name!r} (sheet column {sheet_column}); "
                               f"columns are {', '.join(map(repr, raw.columns))}{hint}")
-    raw.insert(0, "line", np.arange(len(raw), dtype=np.int64) + 2)
+    raw.insert(0, "line", np.asarray(lines, dtype=np.int64))
     if spec.station_column:
         raw = raw[raw[spec.station_column].str.strip() == spec.code]
     return raw.reset_index(drop=True)
+
+
+def _unique(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name}.{seen[name] - 1}")
+    return out
 
 
 def _numbers(text: pd.Series, decimal: str) -> tuple[np.ndarray, np.ndarray]:
@@ -235,10 +259,10 @@ def clean(spec: StationSpec, path: str | Path, default_uncertainty: dict, suspec
     dates = spec.excluded_dates()
     if dates and spec.datetime_column:
         local = raw[spec.datetime_column].str.strip().str[:10]
-        excluded |= local.isin(dates).to_numpy()
+        excluded = excluded | local.isin(dates).to_numpy()
     flag(live & excluded, "excluded_by_sheet", "sheet column 'exclude'")
 
-    ok = np.array([not c for c in codes])
+    ok = np.array([not c for c in codes], dtype=bool)
     duplicate = np.zeros(n, bool)
     if ok.any():
         duplicate[ok] = text[ok].duplicated(keep="first").to_numpy()

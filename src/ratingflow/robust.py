@@ -13,6 +13,8 @@ import numpy as np
 MIN_SCALE = 0.02
 #: fewer gaugings than this: nothing is judged suspect
 MIN_POINTS = 6
+#: h0 is chosen on at most this many gaugings
+SEARCH_POINTS = 1000
 #: from this many gaugings on, the final robust fit is a cubic in ln(H - h0)
 CURVED_MIN_POINTS = 12
 
@@ -40,17 +42,19 @@ def suspect_gaugings(stage: np.ndarray, discharge: np.ndarray, threshold: float 
         return np.zeros(n), np.zeros(n, bool)
     y = np.log(discharge)
     span = max(float(np.ptp(stage)), 1e-3)
+    # choose h0 on at most SEARCH_POINTS gaugings spread over the stage range (large files)
+    pick = np.argsort(stage)[np.linspace(0, n - 1, min(n, SEARCH_POINTS)).astype(int)]
     best = None
     for gap in np.geomspace(1e-3 * span, 3.0 * span, 48):
-        x = np.log(stage - stage.min() + gap)
-        coef, r, scale = _huber_fit(x, y)
+        coef, _, scale = _huber_fit(np.log(stage[pick] - stage.min() + gap), y[pick])
         if not 0.3 <= coef[1] <= 6.0:
             continue
-        if best is None or scale < best[2]:
-            best = (x, r, scale)
+        if best is None or scale < best[1]:
+            best = (gap, scale)
     if best is None:
         return np.zeros(n), np.zeros(n, bool)
-    x, r, scale = best
+    x = np.log(stage - stage.min() + best[0])
+    _, r, scale = _huber_fit(x, y)
     if n >= CURVED_MIN_POINTS:
         # let the curve bend (a change of control) so that misfit of the single power law is not
         # taken for a bad gauging

@@ -8,8 +8,19 @@ rule report:
         report("results/stations.csv", caption="../report/stations.rst", category="Stations"),
     params:
         specs=[SHEET[s] for s in STATIONS],
-        strict=config.get("strict", False),
     log:
         "logs/report.log",
     script:
         "../scripts/report.py"
+
+
+# strict: true in the config -> the run fails at the end when any station is not ok
+rule strict_gate:
+    input:
+        "results/stations.csv",
+    output:
+        "results/strict.ok",
+    log:
+        "logs/strict_gate.log",
+    script:
+        "../scripts/strict_gate.py"
