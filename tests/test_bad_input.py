@@ -99,3 +99,12 @@ def test_200000_rows(tmp_path):
         "unparseable_number": 200, "outside_validity_window": 8760 - 9,
     }
     assert len(res.clean) == n - 200 - 8751
+
+
+def test_rows_of_unknown_stations_in_a_long_file_are_listed(tmp_path):
+    sheet = write_sheet(tmp_path, {"id": "A", "file": "long_format.csv", "station_column": "site",
+                                   "extra_rows": [{"station_id": "B", "file": "long_format.csv", "station_column": "site"}]})
+    from ratingflow.clean import unassigned_rows
+
+    table = unassigned_rows(list(load_sheet(sheet, BAD).values()), BAD)
+    assert table.to_dict("records") == [{"file": "long_format.csv", "line": 8, "station_code": "C", "text": "C,1,1"}]

@@ -330,3 +330,32 @@ def run(spec: StationSpec, raw_path, clean_path, rejected_path, status_path, set
     print(f"station {spec.station_id}: {s['status']} {s['message']} — {s['clean_rows']} gaugings kept, "
           f"{s['rejected_rows']} rejected, {len(s['suspect_lines'])} suspect, from {raw_path}")
     return s
+
+
+def unassigned_rows(specs: list[StationSpec], raw_dir) -> pd.DataFrame:
+    """Rows of long-format files whose station code belongs to no station in the sheet.
+
+    Such rows are nobody's raw rows, so no station's rejected table holds them; this table does.
+    """
+    from dataclasses import replace
+
+    by_file: dict[tuple[str, str], list[StationSpec]] = {}
+    for spec in specs:
+        if spec.station_column:
+            by_file.setdefault((spec.file, spec.station_column), []).append(spec)
+    frames = []
+    for (file, column), members in by_file.items():
+        path = Path(raw_dir) / file
+        try:
+            raw = read_raw(replace(members[0], station_column=""), path)
+        except CleaningError:
+            continue  # the stations of this file report the error themselves
+        codes = {m.code for m in members}
+        if column not in raw.columns:
+            continue
+        left = raw[~raw[column].str.strip().isin(codes)]
+        frames.append(pd.DataFrame({"file": file, "line": left["line"], "station_code": left[column].str.strip(),
+                                    "text": left.drop(columns="line").astype(str).agg(",".join, axis=1)}))
+    if not frames:
+        return pd.DataFrame(columns=["file", "line", "station_code", "text"])
+    return pd.concat(frames, ignore_index=True)

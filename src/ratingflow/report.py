@@ -91,9 +91,9 @@ def station_row(spec: StationSpec, status_json, prior_json, fit_nc, diagnostics_
     return row
 
 
-def run(specs: list[StationSpec], inputs: dict[str, list[str]], out_csv) -> pd.DataFrame:
+def run(specs: list[StationSpec], inputs: dict[str, list[str]], out_csv, unassigned_csv=None) -> pd.DataFrame:
     """Pipeline step: ``inputs`` maps each name in :data:`INPUTS` to per-station paths in the order
-    of ``specs``."""
+    of ``specs``; ``unassigned_csv`` lists rows of long-format files that belong to no station."""
     rows = [station_row(spec, *(inputs[k][i] for k in INPUTS)) for i, spec in enumerate(specs)]
     table = pd.DataFrame(rows)
     table.to_csv(out_csv, index=False, float_format="%.6g")
@@ -101,6 +101,11 @@ def run(specs: list[StationSpec], inputs: dict[str, list[str]], out_csv) -> pd.D
     print(f"{len(table)} stations, {len(not_ok)} not ok")
     for _, row in not_ok.iterrows():
         print(f"  {row['station_id']} [{row['status']}]: {row['flags']}")
+    if unassigned_csv is not None:
+        unassigned = pd.read_csv(unassigned_csv, dtype=str)
+        if len(unassigned):
+            print(f"WARNING: {len(unassigned)} row(s) of long-format files belong to no station in the sheet "
+                  f"(codes {', '.join(sorted(set(unassigned['station_code'])))}); see {unassigned_csv}")
     return table
 
 

@@ -14,3 +14,18 @@ rule clean:
         "logs/clean/{station}.log",
     script:
         "../scripts/clean.py"
+
+
+# rows of long-format files (sheet column station_column) that belong to no station in the sheet
+rule unassigned_rows:
+    input:
+        long_format_files(),
+    output:
+        "results/clean/unassigned_rows.csv",
+    params:
+        specs=list(SHEET.values()),
+        raw_dir=config["raw_dir"],
+    log:
+        "logs/clean/unassigned_rows.log",
+    script:
+        "../scripts/unassigned_rows.py"

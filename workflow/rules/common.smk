@@ -41,3 +41,9 @@ def h0_range(station):
     """The sheet's surveyed zero-flow range [m] for the prior, or None."""
     spec = SHEET[station]
     return None if spec.h0_min_m is None else [spec.h0_min_m, spec.h0_max_m]
+
+
+def long_format_files():
+    """Existing raw files that hold several stations (sheet column station_column)."""
+    paths = {Path(config["raw_dir"]) / s.file for s in SHEET.values() if s.station_column}
+    return sorted(str(p) for p in paths if p.exists())

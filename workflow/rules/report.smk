@@ -4,6 +4,7 @@ rule report:
         prior=expand("results/prior/{station}.json", station=STATIONS),
         fit=expand("results/fit/{station}.nc", station=STATIONS),
         diagnostics=expand("results/diagnostics/{station}.json", station=STATIONS),
+        unassigned="results/clean/unassigned_rows.csv",
     output:
         report("results/stations.csv", caption="../report/stations.rst", category="Stations"),
     params:
