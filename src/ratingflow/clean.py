@@ -332,6 +332,12 @@ def run(spec: StationSpec, raw_path, clean_path, rejected_path, status_path, set
     return s
 
 
+def run_batch(specs, raw_paths, clean_paths, rejected_paths, status_paths, settings: dict) -> None:
+    """Pipeline step for a batch of stations (one process, see :mod:`ratingflow.batches`)."""
+    for args in zip(specs, raw_paths, clean_paths, rejected_paths, status_paths):
+        run(*args, settings)
+
+
 def unassigned_rows(specs: list[StationSpec], raw_dir) -> pd.DataFrame:
     """Rows of long-format files whose station code belongs to no station in the sheet.
 

@@ -223,9 +223,9 @@ def inference_data(result: FitResult, prior, attrs: dict):
     return idata
 
 
-def run(clean_csv, prior_nc, out_nc, station_id: str, seed: int, settings: SamplerSettings, priors: Priors,
-        attrs: dict, h0_range=None) -> None:
-    """Pipeline step: fit one station (a batch of one; the driver serves batches of any size)."""
+def run_batch(stations, clean_paths, prior_paths, out_paths, seed: int, settings: SamplerSettings,
+              priors: Priors, attrs: dict, h0_ranges=None) -> None:
+    """Pipeline step: fit a batch of stations in one vectorised run (per shape bucket), one file each."""
     import time
 
     import arviz as az
@@ -233,15 +233,23 @@ def run(clean_csv, prior_nc, out_nc, station_id: str, seed: int, settings: Sampl
 
     from . import status
 
-    prior = az.from_netcdf(prior_nc)
-    if status.skipped(prior):
-        status.empty_idata(station_id, status.skipped(prior)).to_netcdf(out_nc)
+    todo = []
+    for i, station_id in enumerate(stations):
+        prior = az.from_netcdf(prior_paths[i])
+        if status.skipped(prior):
+            status.empty_idata(station_id, status.skipped(prior)).to_netcdf(out_paths[i])
+            print(f"station {station_id}: skipped ({status.skipped(prior)})")
+            continue
+        h0 = None if h0_ranges is None else h0_ranges[i]
+        todo.append((StationData.from_clean(station_id, pd.read_csv(clean_paths[i]), h0), prior, out_paths[i]))
+    if not todo:
         return
-    station = StationData.from_clean(station_id, pd.read_csv(clean_csv), h0_range)
     start = time.perf_counter()
     driver = BatchedNUTS(settings, priors)
-    (result,) = driver.fit([station], seed)
-    print(f"station {station_id}: {station.n} gaugings, bucket {bucket_size(station.n)}, "
-          f"sampled in {time.perf_counter() - start:.1f} s (including trace and compile or cache load)")
-    idata = inference_data(result, prior, {"seed": int(seed), **attrs})
-    idata.to_netcdf(out_nc)
+    results = driver.fit([station for station, _, _ in todo], seed)
+    elapsed = time.perf_counter() - start
+    buckets = sorted({bucket_size(st.n) for st, _, _ in todo})
+    print(f"{len(todo)} stations (buckets {buckets}) sampled in {elapsed:.1f} s, including trace and "
+          f"compile or cache load")
+    for (station, prior, out), result in zip(todo, results):
+        inference_data(result, prior, {"seed": int(seed), **attrs}).to_netcdf(out)

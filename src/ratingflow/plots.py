@@ -116,3 +116,9 @@ def run(fit_nc, table_csv, png_path, title: str = "") -> None:
     residuals = np.log(station.discharge / median_at_gaugings)
     labels = sorted({c.split("_")[1][4:] for c in table.columns if c.startswith("curve_hpdi")}, key=int)
     plot_fit(station, table, h0, residuals, labels[0], png_path, title)
+
+
+def run_batch(fit_paths, table_paths, png_paths, titles) -> None:
+    """Pipeline step for a batch of stations (one process, see :mod:`ratingflow.batches`)."""
+    for args in zip(fit_paths, table_paths, png_paths, titles):
+        run(*args)

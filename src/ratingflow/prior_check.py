@@ -103,3 +103,11 @@ def run(clean_csv, status_json, nc_path, json_path, png_path, station_id: str, s
     plot_prior(station, grid, curves, verdict, png_path)
     print(json.dumps(verdict))
     return verdict
+
+
+def run_batch(stations, inputs: dict, outputs: dict, seed: int, settings: dict, priors: Priors = Priors(),
+              h0_ranges=None) -> None:
+    """Pipeline step for a batch of stations (one process, see :mod:`ratingflow.batches`)."""
+    for i, station_id in enumerate(stations):
+        run(inputs["clean"][i], inputs["status"][i], outputs["nc"][i], outputs["verdict"][i], outputs["plot"][i],
+            station_id, seed, settings, priors, None if h0_ranges is None else h0_ranges[i])

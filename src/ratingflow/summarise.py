@@ -147,3 +147,11 @@ def run(fit_nc, table_csv, table_nc, diagnostics_json, seed: int, table_cfg: dic
     diag = diagnostics(idata, thresholds)
     write_summary(table, diag, table_csv, table_nc, diagnostics_json)
     print(json.dumps({k: diag[k] for k in ("rhat_max", "ess_bulk_min", "divergences", "passed")}))
+
+
+def run_batch(fit_paths, outputs: dict, seed: int, table_cfg: dict, thresholds: dict,
+              priors: Priors = Priors()) -> None:
+    """Pipeline step for a batch of stations (one process, see :mod:`ratingflow.batches`)."""
+    for i, fit_nc in enumerate(fit_paths):
+        run(fit_nc, outputs["table"][i], outputs["nc"][i], outputs["diagnostics"][i], seed, table_cfg, thresholds,
+            priors)

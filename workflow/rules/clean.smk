@@ -1,19 +1,22 @@
-rule clean:
-    input:
-        # a missing file is reported as the station's status, not as a failed DAG
-        raw=raw_file,
-    output:
-        clean="results/clean/{station}.csv",
-        rejected="results/clean/{station}.rejected.csv",
-        status="results/clean/{station}.status.json",
-    params:
-        spec=lambda wc: SHEET[wc.station],
-        path=lambda wc: f"{config['raw_dir']}/{SHEET[wc.station].file}",
-        settings=clean_settings(),
-    log:
-        "logs/clean/{station}.log",
-    script:
-        "../scripts/clean.py"
+for batch, members in BATCHES.items():
+
+    rule:
+        name:
+            f"clean_{batch}"
+        input:
+            raw_files(members),
+        output:
+            clean=per_station("results/clean/{station}.csv", members),
+            rejected=per_station("results/clean/{station}.rejected.csv", members),
+            status=per_station("results/clean/{station}.status.json", members),
+        params:
+            specs=[SHEET[s] for s in members],
+            paths=[f"{config['raw_dir']}/{SHEET[s].file}" for s in members],
+            settings=clean_settings(),
+        log:
+            f"logs/clean/{batch}.log",
+        script:
+            "../scripts/clean.py"
 
 
 # rows of long-format files (sheet column station_column) that belong to no station in the sheet

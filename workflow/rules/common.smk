@@ -5,6 +5,7 @@ from pathlib import Path
 import pandas as pd
 from snakemake.utils import validate
 
+from ratingflow.batches import assign
 from ratingflow.config import config_hash
 from ratingflow.sheet import load_sheet
 
@@ -16,16 +17,22 @@ validate(_sheet, schema="../schemas/stations.schema.yaml")
 SHEET = load_sheet(config["stations"], config["raw_dir"])
 STATIONS = list(SHEET)
 CONFIG_HASH = config_hash(config)
+# one job per batch and stage (see ratingflow.batches)
+BATCHES = assign(SHEET, config["raw_dir"], int(config.get("batch_size", 25)))
 
 
 wildcard_constraints:
     station="|".join(re.escape(s) for s in STATIONS),
 
 
-def raw_file(wildcards):
-    """The station's raw file, or nothing when it is missing (clean then reports it)."""
-    path = Path(config["raw_dir"]) / SHEET[wildcards.station].file
-    return [str(path)] if path.exists() else []
+def per_station(pattern, members):
+    return [pattern.format(station=s) for s in members]
+
+
+def raw_files(members):
+    """The stations' raw files that exist (a missing one is reported by clean as the station's status)."""
+    paths = {Path(config["raw_dir"]) / SHEET[s].file for s in members}
+    return sorted(str(p) for p in paths if p.exists())
 
 
 def clean_settings():
@@ -35,6 +42,10 @@ def clean_settings():
 
 def jax_params():
     return {"device": config["jax"]["device"], "cache": config["jax"].get("compilation_cache", "")}
+
+
+def h0_ranges(members):
+    return [h0_range(s) for s in members]
 
 
 def h0_range(station):

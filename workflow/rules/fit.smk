@@ -1,17 +1,22 @@
-rule fit:
-    input:
-        clean="results/clean/{station}.csv",
-        prior="results/prior/{station}.nc",
-    output:
-        "results/fit/{station}.nc",
-    params:
-        seed=config["seed"],
-        sampler=config["sampler"],
-        priors=config.get("priors", {}),
-        h0_range=lambda wc: h0_range(wc.station),
-        config_hash=CONFIG_HASH,
-        jax=jax_params(),
-    log:
-        "logs/fit/{station}.log",
-    script:
-        "../scripts/fit.py"
+for batch, members in BATCHES.items():
+
+    rule:
+        name:
+            f"fit_{batch}"
+        input:
+            clean=per_station("results/clean/{station}.csv", members),
+            prior=per_station("results/prior/{station}.nc", members),
+        output:
+            per_station("results/fit/{station}.nc", members),
+        params:
+            stations=members,
+            seed=config["seed"],
+            sampler=config["sampler"],
+            priors=config.get("priors", {}),
+            h0_ranges=h0_ranges(members),
+            config_hash=CONFIG_HASH,
+            jax=jax_params(),
+        log:
+            f"logs/fit/{batch}.log",
+        script:
+            "../scripts/fit.py"

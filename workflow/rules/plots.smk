@@ -1,17 +1,19 @@
-rule plots:
-    input:
-        fit="results/fit/{station}.nc",
-        table="results/tables/{station}.csv",
-    output:
-        report(
-            "results/plots/{station}.png",
-            caption="../report/plot.rst",
-            category="Rating curves",
-            labels={"station": "{station}"},
-        ),
-    params:
-        title=lambda wc: f"{wc.station}: {SHEET[wc.station].name}",
-    log:
-        "logs/plots/{station}.log",
-    script:
-        "../scripts/plots.py"
+for batch, members in BATCHES.items():
+
+    rule:
+        name:
+            f"plots_{batch}"
+        input:
+            fit=per_station("results/fit/{station}.nc", members),
+            table=per_station("results/tables/{station}.csv", members),
+        output:
+            [
+                report(p, caption="../report/plot.rst", category="Rating curves", labels={"station": s})
+                for p, s in zip(per_station("results/plots/{station}.png", members), members)
+            ],
+        params:
+            titles=[f"{s}: {SHEET[s].name}" for s in members],
+        log:
+            f"logs/plots/{batch}.log",
+        script:
+            "../scripts/plots.py"

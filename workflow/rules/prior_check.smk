@@ -1,22 +1,26 @@
-rule prior_check:
-    input:
-        clean="results/clean/{station}.csv",
-        status="results/clean/{station}.status.json",
-    output:
-        nc="results/prior/{station}.nc",
-        verdict="results/prior/{station}.json",
-        plot=report(
-            "results/prior/{station}.png",
-            category="Prior predictive check",
-            labels={"station": "{station}"},
-        ),
-    params:
-        seed=config["seed"],
-        settings=config["prior_check"],
-        priors=config.get("priors", {}),
-        h0_range=lambda wc: h0_range(wc.station),
-        jax=jax_params(),
-    log:
-        "logs/prior_check/{station}.log",
-    script:
-        "../scripts/prior_check.py"
+for batch, members in BATCHES.items():
+
+    rule:
+        name:
+            f"prior_check_{batch}"
+        input:
+            clean=per_station("results/clean/{station}.csv", members),
+            status=per_station("results/clean/{station}.status.json", members),
+        output:
+            nc=per_station("results/prior/{station}.nc", members),
+            verdict=per_station("results/prior/{station}.json", members),
+            plot=[
+                report(p, category="Prior predictive check", labels={"station": s})
+                for p, s in zip(per_station("results/prior/{station}.png", members), members)
+            ],
+        params:
+            stations=members,
+            seed=config["seed"],
+            settings=config["prior_check"],
+            priors=config.get("priors", {}),
+            h0_ranges=h0_ranges(members),
+            jax=jax_params(),
+        log:
+            f"logs/prior_check/{batch}.log",
+        script:
+            "../scripts/prior_check.py"

@@ -1,21 +1,24 @@
-rule summarise:
-    input:
-        "results/fit/{station}.nc",
-    output:
-        table=report(
-            "results/tables/{station}.csv",
-            category="Rating tables",
-            labels={"station": "{station}"},
-        ),
-        nc="results/tables/{station}.nc",
-        diagnostics="results/diagnostics/{station}.json",
-    params:
-        seed=config["seed"],
-        table=config["table"],
-        thresholds=config["diagnostics"],
-        priors=config.get("priors", {}),
-        jax=jax_params(),
-    log:
-        "logs/summarise/{station}.log",
-    script:
-        "../scripts/summarise.py"
+for batch, members in BATCHES.items():
+
+    rule:
+        name:
+            f"summarise_{batch}"
+        input:
+            per_station("results/fit/{station}.nc", members),
+        output:
+            table=[
+                report(p, category="Rating tables", labels={"station": s})
+                for p, s in zip(per_station("results/tables/{station}.csv", members), members)
+            ],
+            nc=per_station("results/tables/{station}.nc", members),
+            diagnostics=per_station("results/diagnostics/{station}.json", members),
+        params:
+            seed=config["seed"],
+            table=config["table"],
+            thresholds=config["diagnostics"],
+            priors=config.get("priors", {}),
+            jax=jax_params(),
+        log:
+            f"logs/summarise/{batch}.log",
+        script:
+            "../scripts/summarise.py"

@@ -2,6 +2,6 @@ from ratingflow.runtime import configure_jax, logged
 
 with logged(snakemake.log[0]):
     configure_jax(snakemake.threads)
-    from ratingflow.plots import run
+    from ratingflow.plots import run_batch
 
-    run(snakemake.input.fit, snakemake.input.table, snakemake.output[0], snakemake.params.title)
+    run_batch(list(snakemake.input.fit), list(snakemake.input.table), list(snakemake.output), snakemake.params.titles)

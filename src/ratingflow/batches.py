@@ -1,0 +1,48 @@
+"""Group stations into batches: one job per batch and stage, per-station outputs.
+
+Process start, imports, tracing and compilation cost seconds per job, more than sampling one
+station; so every stage runs one job per batch of stations. Stations are grouped by their shape
+bucket (from the raw file's row count, known when the workflow loads), so that a fit job traces
+and compiles (or loads from the persistent cache) one program only, then cut into batches of at
+most ``batch_size`` in sheet order.
+
+Incremental runs: new gaugings at a station re-run the jobs of its batch only (the batch's
+outputs are written together). A station whose new row count crosses a bucket boundary moves to
+another bucket's batch; new stations appended to the sheet join the last batch of their bucket.
+A station's draws never depend on its batch (each is padded to its own bucket).
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from .data import bucket_size
+from .sheet import StationSpec
+
+
+def raw_row_count(spec: StationSpec, raw_dir) -> int:
+    """Data rows of the station in its raw file (0 when the file is missing or unreadable)."""
+    path = Path(raw_dir) / spec.file
+    try:
+        with open(path, newline="", encoding=spec.encoding, errors="replace") as fh:
+            reader = csv.reader(fh, delimiter=spec.delimiter)
+            header = [h.strip().lstrip("\ufeff") for h in next(reader, [])]
+            if not spec.station_column:
+                return sum(1 for _ in reader)
+            col = header.index(spec.station_column)
+            return sum(1 for row in reader if len(row) > col and row[col].strip() == spec.code)
+    except (OSError, ValueError, csv.Error):
+        return 0
+
+
+def assign(stations: dict[str, StationSpec], raw_dir, batch_size: int) -> dict[str, list[str]]:
+    """Batch id -> station ids. Ids look like ``n64-002``: bucket 64, third batch of that bucket."""
+    by_bucket: dict[int, list[str]] = {}
+    for sid, spec in stations.items():
+        by_bucket.setdefault(bucket_size(max(raw_row_count(spec, raw_dir), 1)), []).append(sid)
+    batches: dict[str, list[str]] = {}
+    for bucket in sorted(by_bucket):
+        members = by_bucket[bucket]
+        for k in range(0, len(members), batch_size):
+            batches[f"n{bucket}-{k // batch_size:03d}"] = members[k : k + batch_size]
+    return batches
