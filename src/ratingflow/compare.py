@@ -12,9 +12,9 @@ import numpy as np
 
 
 def identical_draws(a: Path, b: Path) -> bool:
-    import arviz as az
+    from .io import load_idata
 
-    x, y = az.from_netcdf(a), az.from_netcdf(b)
+    x, y = load_idata(a), load_idata(b)
     names = set(x.posterior.data_vars)
     return names == set(y.posterior.data_vars) and all(
         np.array_equal(x.posterior[v].values, y.posterior[v].values) for v in names

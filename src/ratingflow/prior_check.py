@@ -16,6 +16,7 @@ import numpy as np
 from numpyro.infer import Predictive
 
 from .data import StationData, bucket_size
+from .io import save_idata
 from .keys import station_keys
 from .model import Priors, power_law
 
@@ -70,7 +71,7 @@ def prior_check(station: StationData, seed: int, num_samples: int, interval: flo
 
 
 def write_prior_check(idata: az.InferenceData, verdict: dict, nc_path, json_path) -> None:
-    idata.to_netcdf(nc_path)
+    save_idata(idata, nc_path)
     with open(json_path, "w") as fh:
         json.dump(verdict, fh, indent=2)
 
@@ -87,7 +88,7 @@ def run(clean_csv, status_json, nc_path, json_path, png_path, station_id: str, s
 
     reason = status.skip_reason(status.load(status_json))
     if reason:
-        status.empty_idata(station_id, reason).to_netcdf(nc_path)
+        save_idata(status.empty_idata(station_id, reason), nc_path)
         status.write_json({"station": station_id, "skipped": reason, "passed": None}, json_path)
         status.placeholder_png(png_path, station_id, reason)
         return {}

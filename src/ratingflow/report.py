@@ -10,6 +10,7 @@ from numpyro.diagnostics import hpdi
 
 from . import status as station_status
 from .model import PARAMETERS
+from .io import load_idata
 from .sheet import StationSpec
 
 #: the per-station files the report reads, by input name
@@ -58,7 +59,7 @@ def station_row(spec: StationSpec, status_json, prior_json, fit_nc, diagnostics_
         return row
     prior = _load_json(prior_json)
     diag = _load_json(diagnostics_json)
-    idata = az.from_netcdf(fit_nc)
+    idata = load_idata(fit_nc)
     flags = list(diag["failures"])
     if not prior["passed"]:
         flags.append(

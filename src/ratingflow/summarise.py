@@ -21,6 +21,7 @@ import xarray as xr
 from numpyro.diagnostics import hpdi
 
 from .keys import station_keys
+from .io import load_idata
 from .model import PARAMETERS, Priors
 from .predict import CURVE_SITES, predict
 
@@ -122,7 +123,7 @@ def diagnostics(idata: az.InferenceData, thresholds: dict) -> dict:
 
 def write_summary(table: pd.DataFrame, diag: dict, csv_path, nc_path, json_path) -> None:
     table.to_csv(csv_path, index=False, float_format="%.6g")
-    table_dataset(table).to_netcdf(nc_path)
+    table_dataset(table).to_netcdf(nc_path, engine="netcdf4")
     with open(json_path, "w") as fh:
         json.dump(diag, fh, indent=2)
 
@@ -132,11 +133,11 @@ def run(fit_nc, table_csv, table_nc, diagnostics_json, seed: int, table_cfg: dic
     """Pipeline step: rating table and diagnostics of one station."""
     from . import status
 
-    idata = az.from_netcdf(fit_nc)
+    idata = load_idata(fit_nc)
     reason = status.skipped(idata)
     if reason:
         pd.DataFrame(columns=["stage_m", "discharge_median_m3s", "extrapolated"]).to_csv(table_csv, index=False)
-        xr.Dataset(attrs={"station": idata.attrs.get("station", ""), "skipped": reason}).to_netcdf(table_nc)
+        xr.Dataset(attrs={"station": idata.attrs.get("station", ""), "skipped": reason}).to_netcdf(table_nc, engine="netcdf4")
         status.write_json({"station": idata.attrs.get("station"), "skipped": reason, "passed": False,
                            "failures": [reason]}, diagnostics_json)
         return

@@ -15,6 +15,8 @@ for batch, members in BATCHES.items():
             settings=clean_settings(),
         log:
             f"logs/clean/{batch}.log",
+        benchmark:
+            f"benchmarks/clean/{batch}.tsv"
         script:
             "../scripts/clean.py"
 
@@ -30,5 +32,7 @@ rule unassigned_rows:
         raw_dir=config["raw_dir"],
     log:
         "logs/clean/unassigned_rows.log",
+    benchmark:
+        "benchmarks/clean/unassigned_rows.tsv"
     script:
         "../scripts/unassigned_rows.py"

@@ -18,5 +18,7 @@ for batch, members in BATCHES.items():
             jax=jax_params(),
         log:
             f"logs/fit/{batch}.log",
+        benchmark:
+            f"benchmarks/fit/{batch}.tsv"
         script:
             "../scripts/fit.py"

@@ -15,5 +15,7 @@ for batch, members in BATCHES.items():
             titles=[f"{s}: {SHEET[s].name}" for s in members],
         log:
             f"logs/plots/{batch}.log",
+        benchmark:
+            f"benchmarks/plots/{batch}.tsv"
         script:
             "../scripts/plots.py"

@@ -22,5 +22,7 @@ for batch, members in BATCHES.items():
             jax=jax_params(),
         log:
             f"logs/prior_check/{batch}.log",
+        benchmark:
+            f"benchmarks/prior_check/{batch}.tsv"
         script:
             "../scripts/prior_check.py"

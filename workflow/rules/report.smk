@@ -11,6 +11,8 @@ rule report:
         specs=[SHEET[s] for s in STATIONS],
     log:
         "logs/report.log",
+    benchmark:
+        "benchmarks/report/report.tsv"
     script:
         "../scripts/report.py"
 

@@ -20,5 +20,7 @@ for batch, members in BATCHES.items():
             jax=jax_params(),
         log:
             f"logs/summarise/{batch}.log",
+        benchmark:
+            f"benchmarks/summarise/{batch}.tsv"
         script:
             "../scripts/summarise.py"

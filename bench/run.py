@@ -1,0 +1,136 @@
+"""Benchmark: N synthetic stations through the whole pipeline, and ratingcurve side by side.
+
+    .venv/bin/python bench/run.py [--stations 500] [--cores 2] [--ratingcurve 5]
+
+Generates N stations (ratingflow.synthetic), runs ``snakemake --cores 2`` on them from a cold JAX
+compilation cache, and prints stations per minute, wall time per stage (from Snakemake's
+``benchmark:`` files), peak RSS per job, the share of stations passing the diagnostics gate, the
+time of an incremental run after one new gauging, and, in the same run, USGS ratingcurve 1.1.0
+(``PowerLawRating(segments=1)``, ``method='nuts'``, its defaults; installed from PyPI into its own
+virtual environment) on some of the same stations, with the per-station time ratio.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGES = ["clean", "prior_check", "fit", "summarise", "plots", "report"]
+
+
+def snakemake(work: Path, cores: int, *extra) -> tuple[float, subprocess.CompletedProcess]:
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "workflow" / "Snakefile"), "-d", str(work),
+           "--cores", str(cores), *extra]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    return time.perf_counter() - start, proc
+
+
+def stage_table(work: Path) -> pd.DataFrame:
+    rows = []
+    for stage in STAGES:
+        for tsv in sorted((work / "benchmarks" / stage).glob("*.tsv")):
+            b = pd.read_csv(tsv, sep="\t")
+            rows.append({"stage": stage, "job": tsv.stem, "seconds": float(b["s"].iloc[-1]),
+                         "max_rss_mb": float(pd.to_numeric(b["max_rss"], errors="coerce").iloc[-1])})
+    return pd.DataFrame(rows)
+
+
+def ratingcurve_env(path: Path) -> Path:
+    python = path / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "ratingcurve==1.1.0"], check=True)
+    return python
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stations", type=int, default=500)
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--ratingcurve", type=int, default=5, help="stations for ratingcurve (0: skip)")
+    parser.add_argument("--work", default=str(ROOT / "bench" / "work"))
+    parser.add_argument("--rc-venv", default=str(ROOT / "bench" / ".venv-ratingcurve"))
+    args = parser.parse_args(argv)
+
+    work = Path(args.work)
+    shutil.rmtree(work, ignore_errors=True)
+    from ratingflow.synthetic import generate
+
+    sheet, truth = generate(args.stations, work, args.seed)
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config["jax"]["compilation_cache"] = str(work / ".cache" / "jax")  # cold: compilation is included
+    (work / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+
+    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs; --cores {args.cores}")
+    print(f"{len(sheet)} synthetic stations ({(truth['controls'] == 2).sum()} with two controls), "
+          f"{int(truth['n'].sum())} gaugings; sampler {config['sampler']}; batch_size {config['batch_size']}")
+    wall, proc = snakemake(work, args.cores)
+    if proc.returncode:
+        print(proc.stderr[-4000:])
+        return 1
+    stations = pd.read_csv(work / "results" / "stations.csv")
+    jobs = stage_table(work)
+    print(f"\nend to end (clean -> report): {wall:.1f} s wall, {len(sheet) / wall * 60:.0f} stations per minute")
+    per_stage = jobs.groupby("stage", sort=False).agg(jobs=("job", "size"), job_seconds=("seconds", "sum"),
+                                                       max_rss_mb=("max_rss_mb", "max"))
+    per_stage["share"] = per_stage["job_seconds"] / per_stage["job_seconds"].sum()
+    print("\nper stage (job seconds summed over jobs; they run --cores at a time):")
+    print(per_stage.round({"job_seconds": 1, "max_rss_mb": 0, "share": 3}).to_string())
+    print(f"peak RSS of any job: {jobs['max_rss_mb'].max():.0f} MB")
+    fit_seconds = per_stage.loc["fit", "job_seconds"]
+    passed = stations["diagnostics_passed"].astype(str) == "True"
+    strict = (stations["rhat_max"] <= 1.01) & (stations["ess_bulk_min"] >= 400) & (stations["divergences"] == 0)
+    print(f"\ndiagnostics gate (config thresholds) passed: {passed.mean():.1%}; "
+          f"R-hat <= 1.01, bulk ESS >= 400, no divergences: {strict.mean():.1%}")
+    failing = stations.loc[~passed, ["station_id", "flags"]]
+    if len(failing):
+        print(failing.head(10).to_string(index=False))
+
+    # incremental: one new gauging at one station
+    station = sheet.iloc[len(sheet) // 2]
+    raw = work / "data" / "raw" / station["file"]
+    last = pd.read_csv(raw).iloc[-1]
+    with open(raw, "a") as fh:
+        fh.write(f"2026-11-25T12:00,{last['stage']},{last['q'] * 1.01:.5g},{last['q_sigma']}\n")
+    inc_wall, proc = snakemake(work, args.cores)
+    ran = [line for line in proc.stderr.splitlines() if line.startswith("localrule ") or line.startswith("rule ")]
+    print(f"\nincremental run after one new gauging at {station['station_id']}: {inc_wall:.1f} s wall, "
+          f"{len(ran)} jobs ({', '.join(sorted({r.split()[1].rstrip(':') for r in ran}))})")
+
+    if args.ratingcurve:
+        python = ratingcurve_env(Path(args.rc_venv))
+        files = [str(work / "data" / "raw" / f) for f in sheet["file"].iloc[: args.ratingcurve]]
+        start = time.perf_counter()
+        out = subprocess.run([str(python), str(ROOT / "bench" / "ratingcurve_fit.py"), *files],
+                             capture_output=True, text=True)
+        rc_wall = time.perf_counter() - start
+        fits = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+        if not fits:
+            print(out.stderr[-3000:])
+            return 1
+        rc_per_station = sum(f["seconds"] for f in fits) / len(fits)
+        ours_fit = fit_seconds / len(sheet)
+        ours_e2e = wall / len(sheet)
+        print(f"\nratingcurve 1.1.0, PowerLawRating(segments=1), method='nuts', defaults, {len(fits)} stations: "
+              f"{', '.join('%.1f' % f['seconds'] for f in fits)} s (process {rc_wall:.0f} s)")
+        print(f"  per station: ratingcurve {rc_per_station:.1f} s; ratingflow fit stage {ours_fit:.3f} s "
+              f"(job seconds / stations), end to end {ours_e2e:.3f} s (wall / stations)")
+        print(f"  throughput ratio: {rc_per_station / ours_fit:.0f}x (fit stage), "
+              f"{rc_per_station / ours_e2e:.0f}x (whole pipeline, wall)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

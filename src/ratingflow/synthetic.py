@@ -1,0 +1,131 @@
+"""Synthetic stations with known ratings: raw files, sheet rows and the truth, from one seed.
+
+Each station has one or two controls. One control: Q = a (H - h0)^b. Two controls: a section
+control below the breakpoint H_b (Q = a1 (H - h01)^b1, b1 in 2.0-2.8) and a channel control above
+(Q = a2 (H - h02)^b2, b2 in 1.3-1.9, h01 <= h02 < H_b, a2 chosen so that Q is continuous at H_b).
+Gaugings (15-200) cover 2-3 orders of magnitude of discharge; each has a stated gauging
+uncertainty of 2-8 % (1 SD, in the file) and scatter of that size plus a residual sigma.
+A quarter of the stations are written in ft and cfs, some with a datum hundreds of metres below.
+
+``python -m ratingflow.synthetic N OUT [--seed S]`` writes OUT/data/raw/*.csv,
+OUT/config/stations.tsv and OUT/truth.csv.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .units import FOOT
+
+SHEET_COLUMNS = ["station_id", "name", "file", "stage_column", "stage_unit", "discharge_column", "discharge_unit",
+                 "uncertainty_column", "uncertainty_kind", "datetime_column", "controls", "notes"]
+
+
+@dataclass
+class Truth:
+    station_id: str
+    controls: int
+    a: float
+    b: float
+    h0: float
+    sigma: float
+    breakpoint: float = float("nan")  # two controls: the stage where the channel control takes over
+    a2: float = float("nan")
+    b2: float = float("nan")
+    h02: float = float("nan")
+    n: int = 0
+    units: str = "m"
+
+    def discharge(self, stage: np.ndarray) -> np.ndarray:
+        """True discharge [m3/s] at stage [m]; 0 at or below h0."""
+        stage = np.asarray(stage, float)
+        low = self.a * np.clip(stage - self.h0, 0, None) ** self.b
+        if self.controls == 1:
+            return low
+        high = self.a2 * np.clip(stage - self.h02, 0, None) ** self.b2
+        return np.where(stage < self.breakpoint, low, high)
+
+
+def draw_truth(rng: np.random.Generator, station_id: str, two_control_share: float = 0.3) -> Truth:
+    controls = 2 if rng.random() < two_control_share else 1
+    datum = rng.choice([0.0, 0.0, 0.0, float(rng.uniform(100, 500))])
+    h0 = datum + float(rng.uniform(-1.0, 2.0))
+    a = float(np.exp(rng.normal(np.log(20.0), 1.2)))
+    sigma = float(rng.uniform(0.01, 0.05))
+    if controls == 1:
+        return Truth(station_id, 1, a, float(rng.uniform(1.4, 2.6)), h0, sigma)
+    b1 = float(rng.uniform(2.0, 2.8))
+    breakpoint = h0 + float(rng.uniform(0.3, 1.0))
+    b2 = float(rng.uniform(1.3, 1.9))
+    h02 = h0 + float(rng.uniform(0.0, 0.6)) * (breakpoint - h0)
+    a2 = a * (breakpoint - h0) ** b1 / (breakpoint - h02) ** b2
+    return Truth(station_id, 2, a, b1, h0, sigma, breakpoint, a2, b2, h02)
+
+
+def gaugings(rng: np.random.Generator, truth: Truth, n: int) -> pd.DataFrame:
+    """n gaugings in SI over 2-3 orders of magnitude of discharge."""
+    orders = rng.uniform(2.0, 3.0)
+    depth_max = float(rng.uniform(1.5, 5.0)) if truth.controls == 1 else (truth.breakpoint - truth.h0) * rng.uniform(2.5, 5)
+    depth_min = depth_max / 10 ** (orders / truth.b)
+    depth = np.exp(rng.uniform(np.log(depth_min), np.log(depth_max), n))
+    stage = np.round(truth.h0 + depth, 3)
+    rel_sd = rng.uniform(0.02, 0.08, n)
+    sd_log = np.sqrt(np.log1p(rel_sd**2))
+    q = truth.discharge(stage) * np.exp(rng.normal(0.0, np.sqrt(truth.sigma**2 + sd_log**2)))
+    start = np.datetime64("2010-01-01T00:00")
+    minutes = np.sort(rng.integers(0, 15 * 365 * 24 * 60, n))
+    when = (start + minutes.astype("timedelta64[m]")).astype(str)
+    return pd.DataFrame({"datetime": when, "stage": stage, "q": q, "q_sigma": rel_sd * q})
+
+
+def generate(n_stations: int, out: str | Path, seed: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Write N synthetic stations under ``out``; returns (sheet, truth)."""
+    out = Path(out)
+    raw_dir = out / "data" / "raw" / "synthetic"
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    (out / "config").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    sheet, truths = [], []
+    for i in range(n_stations):
+        sid = f"syn{i:04d}"
+        truth = draw_truth(rng, sid)
+        truth.n = int(rng.integers(15, 201))
+        table = gaugings(rng, truth, truth.n)
+        feet = rng.random() < 0.25
+        truth.units = "ft" if feet else "m"
+        if feet:
+            table["stage"] = (table["stage"] / FOOT).round(3)
+            table[["q", "q_sigma"]] = table[["q", "q_sigma"]] / FOOT**3
+        table["q"] = table["q"].map(lambda v: float(f"{v:.5g}"))
+        table["q_sigma"] = table["q_sigma"].map(lambda v: float(f"{v:.3g}"))
+        table.to_csv(raw_dir / f"{sid}.csv", index=False)
+        sheet.append({
+            "station_id": sid, "name": f"synthetic station {i}", "file": f"synthetic/{sid}.csv",
+            "stage_column": "stage", "stage_unit": "ft" if feet else "m", "discharge_column": "q",
+            "discharge_unit": "cfs" if feet else "m3/s", "uncertainty_column": "q_sigma",
+            "uncertainty_kind": "absolute_sd", "datetime_column": "datetime", "controls": truth.controls,
+            "notes": "synthetic",
+        })
+        truths.append(asdict(truth))
+    sheet_df, truth_df = pd.DataFrame(sheet, columns=SHEET_COLUMNS), pd.DataFrame(truths)
+    sheet_df.to_csv(out / "config" / "stations.tsv", sep="\t", index=False)
+    truth_df.to_csv(out / "truth.csv", index=False)
+    return sheet_df, truth_df
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("n", type=int, help="number of stations")
+    parser.add_argument("out", help="output folder")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    sheet, truth = generate(args.n, args.out, args.seed)
+    print(f"{len(sheet)} stations ({(truth['controls'] == 2).sum()} with two controls) written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

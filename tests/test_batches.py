@@ -1,0 +1,28 @@
+from ratingflow.batches import assign, raw_row_count
+from ratingflow.sheet import StationSpec
+
+
+def spec(sid, file, **kw):
+    return StationSpec(sid, sid, file, "stage", "m", "q", "m3/s", **kw)
+
+
+def test_batches_group_by_bucket_and_keep_sheet_order(tmp_path):
+    sizes = {"a": 10, "b": 40, "c": 12, "d": 15, "e": 60, "f": 3}
+    for sid, n in sizes.items():
+        (tmp_path / f"{sid}.csv").write_text("stage,q\n" + "".join(f"{i},1\n" for i in range(n)))
+    sheet = {sid: spec(sid, f"{sid}.csv") for sid in sizes}
+    sheet["g"] = spec("g", "missing.csv")
+    batches = assign(sheet, tmp_path, batch_size=2)
+    assert batches == {"n16-000": ["a", "c"], "n16-001": ["d", "f"], "n16-002": ["g"], "n64-000": ["b", "e"]}
+    # appending a station to the sheet changes only the last batch of its bucket
+    (tmp_path / "h.csv").write_text("stage,q\n" + "1,1\n" * 5)
+    sheet["h"] = spec("h", "h.csv")
+    after = assign(sheet, tmp_path, batch_size=2)
+    changed = {b for b in set(batches) | set(after) if batches.get(b) != after.get(b)}
+    assert changed == {"n16-002"}
+
+
+def test_long_format_rows_are_counted_per_station(tmp_path):
+    (tmp_path / "long.csv").write_text("site,stage,q\nA,1,1\nB,1,1\nA,2,2\n")
+    assert raw_row_count(spec("A", "long.csv", station_column="site"), tmp_path) == 2
+    assert raw_row_count(spec("x", "long.csv", station_column="site", station_code="B"), tmp_path) == 1
