@@ -111,12 +111,16 @@ def main(argv=None) -> int:
 
     if args.ratingcurve:
         python = ratingcurve_env(Path(args.rc_venv))
-        files = [str(work / "data" / "raw" / f) for f in sheet["file"].iloc[: args.ratingcurve]]
+        files = [str(work / "data" / "raw" / f) for f in sheet["file"].iloc[: 4 * args.ratingcurve]]
         start = time.perf_counter()
-        out = subprocess.run([str(python), str(ROOT / "bench" / "ratingcurve_fit.py"), *files],
-                             capture_output=True, text=True)
+        out = subprocess.run([str(python), str(ROOT / "bench" / "ratingcurve_fit.py"), "--max-ok",
+                              str(args.ratingcurve), *files], capture_output=True, text=True)
         rc_wall = time.perf_counter() - start
-        fits = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+        results = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+        fits = [r for r in results if "seconds" in r]
+        for r in results:
+            if "error" in r:
+                print(f"ratingcurve could not fit {Path(r['file']).stem}: {r['error']}")
         if not fits:
             print(out.stderr[-3000:])
             return 1

@@ -3,34 +3,18 @@ from __future__ import annotations
 
 import json
 
-import arviz as az
 import numpy as np
 import pandas as pd
-from numpyro.diagnostics import hpdi
 
 from . import status as station_status
-from .model import PARAMETERS
-from .io import load_idata
 from .sheet import StationSpec
 
 #: the per-station files the report reads, by input name
-INPUTS = ("status", "prior", "fit", "diagnostics")
+INPUTS = ("status", "prior", "diagnostics")
 
 
 class StrictModeError(RuntimeError):
     """Strict mode and at least one station was not fitted or did not pass its checks."""
-
-
-def _parameter_columns(idata: az.InferenceData, prob: float = 0.9) -> dict:
-    out = {}
-    label = f"{round(prob * 100):d}"
-    for name in PARAMETERS:
-        draws = idata.posterior[name].values.reshape(-1).astype(np.float64)
-        lo, hi = hpdi(draws, prob)
-        out[f"{name}_median"] = float(np.median(draws))
-        out[f"{name}_hpdi{label}_lower"] = float(lo)
-        out[f"{name}_hpdi{label}_upper"] = float(hi)
-    return out
 
 
 def _load_json(path) -> dict:
@@ -38,7 +22,7 @@ def _load_json(path) -> dict:
         return json.load(fh)
 
 
-def station_row(spec: StationSpec, status_json, prior_json, fit_nc, diagnostics_json) -> dict:
+def station_row(spec: StationSpec, status_json, prior_json, diagnostics_json) -> dict:
     status = _load_json(status_json)
     row = {
         "station_id": spec.station_id,
@@ -59,7 +43,6 @@ def station_row(spec: StationSpec, status_json, prior_json, fit_nc, diagnostics_
         return row
     prior = _load_json(prior_json)
     diag = _load_json(diagnostics_json)
-    idata = load_idata(fit_nc)
     flags = list(diag["failures"])
     if not prior["passed"]:
         flags.append(
@@ -70,16 +53,11 @@ def station_row(spec: StationSpec, status_json, prior_json, fit_nc, diagnostics_
         flags.append(f"sheet says {spec.controls} controls; a single power law was fitted")
     if status["suspect_lines"]:
         flags.append(f"suspect gaugings at raw lines {row['suspect_lines']} (kept)")
-    stage = idata.constant_data["stage"].values
-    q = idata.constant_data["discharge"].values
     row.update({
         "status": "flagged" if flags else "ok",
         "flags": "; ".join(flags),
-        "stage_min_m": float(stage.min()),
-        "stage_max_m": float(stage.max()),
-        "discharge_min_m3s": float(q.min()),
-        "discharge_max_m3s": float(q.max()),
-        **_parameter_columns(idata),
+        **diag["gauged"],
+        **diag["parameters"],
         "rhat_max": diag["rhat_max"],
         "ess_bulk_min": diag["ess_bulk_min"],
         "ess_tail_min": diag["ess_tail_min"],

@@ -82,6 +82,19 @@ def table_dataset(table: pd.DataFrame) -> xr.Dataset:
     return ds
 
 
+def parameter_summary(idata: az.InferenceData, prob: float = 0.9) -> dict:
+    """Median and HPDI of each reported parameter (the report reads these, not the draws)."""
+    out = {}
+    label = f"{round(prob * 100):d}"
+    for name in PARAMETERS:
+        draws = idata.posterior[name].values.reshape(-1).astype(np.float64)
+        lo, hi = hpdi(draws, prob)
+        out[f"{name}_median"] = float(np.median(draws))
+        out[f"{name}_hpdi{label}_lower"] = float(lo)
+        out[f"{name}_hpdi{label}_upper"] = float(hi)
+    return out
+
+
 def diagnostics(idata: az.InferenceData, thresholds: dict) -> dict:
     """Convergence diagnostics and pass/fail against ``thresholds``."""
     names = list(PARAMETERS)
@@ -146,6 +159,10 @@ def run(fit_nc, table_csv, table_nc, diagnostics_json, seed: int, table_cfg: dic
         float(table_cfg["extend_above"]), tuple(table_cfg["hpdi_probs"]), priors,
     )
     diag = diagnostics(idata, thresholds)
+    stage, q = idata.constant_data["stage"].values, idata.constant_data["discharge"].values
+    diag["gauged"] = {"stage_min_m": float(stage.min()), "stage_max_m": float(stage.max()),
+                      "discharge_min_m3s": float(q.min()), "discharge_max_m3s": float(q.max())}
+    diag["parameters"] = parameter_summary(idata)
     write_summary(table, diag, table_csv, table_nc, diagnostics_json)
     print(json.dumps({k: diag[k] for k in ("rhat_max", "ess_bulk_min", "divergences", "passed")}))
 

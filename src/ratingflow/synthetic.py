@@ -70,8 +70,13 @@ def gaugings(rng: np.random.Generator, truth: Truth, n: int) -> pd.DataFrame:
     """n gaugings in SI over 2-3 orders of magnitude of discharge."""
     orders = rng.uniform(2.0, 3.0)
     depth_max = float(rng.uniform(1.5, 5.0)) if truth.controls == 1 else (truth.breakpoint - truth.h0) * rng.uniform(2.5, 5)
-    depth_min = depth_max / 10 ** (orders / truth.b)
-    depth = np.exp(rng.uniform(np.log(depth_min), np.log(depth_max), n))
+    # the lowest gauging: where the true discharge is 10^orders below the highest one
+    fine = np.geomspace(depth_max * 1e-6, depth_max, 4000)
+    log_q = np.log10(np.maximum(truth.discharge(truth.h0 + fine), 1e-300))
+    depth_min = float(np.interp(log_q[-1] - orders, log_q, fine))
+    # stratified in log depth, so that the gaugings span the whole range
+    u = (rng.permutation(n) + rng.uniform(0, 1, n)) / n
+    depth = np.exp(np.log(depth_min) + u * (np.log(depth_max) - np.log(depth_min)))
     stage = np.round(truth.h0 + depth, 3)
     rel_sd = rng.uniform(0.02, 0.08, n)
     sd_log = np.sqrt(np.log1p(rel_sd**2))

@@ -2,7 +2,6 @@ rule report:
     input:
         status=expand("results/clean/{station}.status.json", station=STATIONS),
         prior=expand("results/prior/{station}.json", station=STATIONS),
-        fit=expand("results/fit/{station}.nc", station=STATIONS),
         diagnostics=expand("results/diagnostics/{station}.json", station=STATIONS),
         unassigned="results/clean/unassigned_rows.csv",
     output:
