@@ -103,7 +103,7 @@ def test_missing_column_names_station_file_and_column(tmp_path):
 def test_bom_and_non_utf8(tmp_path):
     res = clean(spec(), write(tmp_path, "\ufeffstage,q\n1,2\n2,5\n3,9\n"), DEFAULT)
     assert len(res.clean) == 3
-    with pytest.raises(CleaningError, match="row 3: bytes that are not utf-8"):
+    with pytest.raises(CleaningError, match="row 3, column 'stage': bytes that are not utf-8"):
         clean(spec(), write(tmp_path, "stage,q\n1,2\nnaïve,5\n", encoding="latin-1"), DEFAULT)
 
 

@@ -72,8 +72,12 @@ def read_raw(spec: StationSpec, path: str | Path) -> pd.DataFrame:
         data.decode(spec.encoding)
     except UnicodeDecodeError as err:
         line = data[: err.start].count(b"\n") + 1
-        _fail(spec, path, f"row {line}: bytes that are not {spec.encoding} ({data[err.start:err.start + 4]!r}); "
-                          f"set the sheet column 'encoding' (for example latin-1)")
+        line_start = data.rfind(b"\n", 0, err.start) + 1
+        field = data[line_start : err.start].count(spec.delimiter.encode())
+        header = data.split(b"\n", 1)[0].decode(spec.encoding, errors="replace").split(spec.delimiter)
+        column = f", column {header[field].strip()!r}" if field < len(header) else ""
+        _fail(spec, path, f"row {line}{column}: bytes that are not {spec.encoding} "
+                          f"({data[err.start:err.start + 4]!r}); set the sheet column 'encoding' (for example latin-1)")
     except LookupError:
         _fail(spec, path, f"unknown encoding {spec.encoding!r} (sheet column 'encoding')")
     text = data.decode(spec.encoding)

@@ -124,9 +124,9 @@ def diagnostics(idata: az.InferenceData, thresholds: dict) -> dict:
     out["checks"] = checks
     out["passed"] = all(checks.values())
     out["failures"] = [
-        {"rhat": f"R-hat {out['rhat_max']:.3f} > {thresholds['rhat_max']}",
-         "ess_bulk": f"bulk ESS {out['ess_bulk_min']:.0f} < {thresholds['ess_bulk_min']}",
-         "ess_tail": f"tail ESS {out['ess_tail_min']:.0f} < {thresholds['ess_tail_min']}",
+        {"rhat": f"R-hat {out['rhat_max']:.4f} > {thresholds['rhat_max']}",
+         "ess_bulk": f"bulk ESS {out['ess_bulk_min']:.1f} < {thresholds['ess_bulk_min']}",
+         "ess_tail": f"tail ESS {out['ess_tail_min']:.1f} < {thresholds['ess_tail_min']}",
          "divergences": f"{out['divergences']} divergences > {thresholds['max_divergences']}",
          "bfmi": f"BFMI {out['bfmi_min']:.2f} < {thresholds['bfmi_min']}"}[k]
         for k, ok in checks.items() if not ok
