@@ -1,5 +1,4 @@
 """End to end: Snakemake on two small demo stations with short chains."""
-import shutil
 import subprocess
 import sys
 
@@ -7,9 +6,9 @@ import arviz as az
 import pandas as pd
 import pytest
 import xarray as xr
-import yaml
 
 from conftest import JAX_CACHE
+from project import make_project
 
 STATIONS = ["provo_natural", "krokfors"]
 #: a station whose file has too few valid gaugings, and one whose file is missing
@@ -29,25 +28,9 @@ class Project:
 
 @pytest.fixture(scope="module")
 def project(root, tmp_path_factory):
-    path = tmp_path_factory.mktemp("project")
-    (path / "config").mkdir()
-    sheet = pd.read_csv(root / "config" / "stations.tsv", sep="\t", dtype=str, keep_default_na=False)
-    sheet = sheet[sheet["station_id"].isin(STATIONS)]
-    for sid, name in BROKEN.items():
-        sheet.loc[len(sheet)] = {**sheet.iloc[-1].to_dict(), "station_id": sid, "file": name}
-    sheet.to_csv(path / "config" / "stations.tsv", sep="\t", index=False)
-    for f in sheet.loc[sheet["station_id"].isin(STATIONS), "file"]:
-        (path / "data" / "raw" / f).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(root / "data" / "raw" / f, path / "data" / "raw" / f)
+    path = make_project(tmp_path_factory.mktemp("project"), STATIONS, JAX_CACHE,
+                        [{"station_id": sid, "file": name} for sid, name in BROKEN.items()])
     (path / "data" / "raw" / "too_few.csv").write_text("W,Q\n1.0,2.0\n1.2,-1\n1.4,5.0\n")
-    config = yaml.safe_load((root / "config" / "config.yaml").read_text())
-    config["sampler"].update(num_chains=2, num_warmup=200, num_samples=200)
-    config["prior_check"]["num_samples"] = 200
-    # short chains: loose thresholds (the thresholds themselves are tested in test_summarise)
-    config["diagnostics"].update(rhat_max=1.2, ess_bulk_min=20, ess_tail_min=20)
-    config["jax"]["compilation_cache"] = str(JAX_CACHE)
-    config["batch_size"] = 1  # one station per job, so that the incremental test sees single stations
-    (path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
     run = snakemake(Project(root, path))
     assert run.returncode == 0, run.stderr[-5000:]
     return Project(root, path)

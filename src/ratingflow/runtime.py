@@ -23,8 +23,10 @@ def configure_jax(threads: int = 1, cache_dir: str | None = None, platform: str 
             flags += f" --xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'}"
             flags += f" intra_op_parallelism_threads={int(threads)}"
         os.environ["XLA_FLAGS"] = flags.strip()
+        # cpu: never look for a GPU; gpu: use CUDA (fails loudly without one); auto: JAX decides
         if platform in ("cpu", "gpu"):
-            os.environ.setdefault("JAX_PLATFORMS", "cuda,cpu" if platform == "gpu" else "cpu")
+            os.environ.setdefault("JAX_PLATFORMS", "cuda" if platform == "gpu" else "cpu")
+        # shared GPU nodes: take GPU memory as needed, not 75 % of it up front
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     import jax
 
@@ -44,6 +46,10 @@ def logged(path: str | None):
         return
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as log:
+        job = os.environ.get("SLURM_JOB_ID")
+        if job:
+            log.write(f"SLURM_JOB_ID={job} on {os.uname().nodename}\n")
+            log.flush()
         saved = os.dup(1), os.dup(2)
         sys.stdout.flush(), sys.stderr.flush()
         os.dup2(log.fileno(), 1), os.dup2(log.fileno(), 2)

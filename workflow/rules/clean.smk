@@ -13,6 +13,9 @@ for batch, members in BATCHES.items():
             specs=[SHEET[s] for s in members],
             paths=[f"{config['raw_dir']}/{SHEET[s].file}" for s in members],
             settings=clean_settings(),
+        threads: stage_threads("clean")
+        resources:
+            **stage_resources("clean"),
         log:
             f"logs/clean/{batch}.log",
         benchmark:

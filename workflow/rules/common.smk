@@ -56,3 +56,17 @@ def long_format_files():
     """Existing raw files that hold several stations (sheet column station_column)."""
     paths = {Path(config["raw_dir"]) / s.file for s in SHEET.values() if s.station_column}
     return sorted(str(p) for p in paths if p.exists())
+
+
+def stage_threads(stage):
+    """Threads per job of a stage: from the profile's resources file (see profiles/), default 1."""
+    return int(config.get("resources", {}).get(stage, {}).get("threads", 1))
+
+
+def stage_resources(stage):
+    """Resources per job of a stage, from the profile's resources file (``resources: {stage: {...}}``);
+    memory and run time grow with the attempt, so that a retried job asks for more."""
+    spec = dict(config.get("resources", {}).get(stage, {}))
+    spec.pop("threads", None)
+    mem_mb, runtime = int(spec.pop("mem_mb", 2000)), int(spec.pop("runtime", 30))
+    return {"mem_mb": lambda wc, attempt: mem_mb * attempt, "runtime": lambda wc, attempt: runtime * attempt, **spec}

@@ -16,6 +16,9 @@ for batch, members in BATCHES.items():
             h0_ranges=h0_ranges(members),
             config_hash=CONFIG_HASH,
             jax=jax_params(),
+        threads: stage_threads("fit")
+        resources:
+            **stage_resources("fit"),
         log:
             f"logs/fit/{batch}.log",
         benchmark:

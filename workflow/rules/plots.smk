@@ -13,6 +13,9 @@ for batch, members in BATCHES.items():
             ],
         params:
             titles=[f"{s}: {SHEET[s].name}" for s in members],
+        threads: stage_threads("plots")
+        resources:
+            **stage_resources("plots"),
         log:
             f"logs/plots/{batch}.log",
         benchmark:

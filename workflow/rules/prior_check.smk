@@ -20,6 +20,9 @@ for batch, members in BATCHES.items():
             priors=config.get("priors", {}),
             h0_ranges=h0_ranges(members),
             jax=jax_params(),
+        threads: stage_threads("prior_check")
+        resources:
+            **stage_resources("prior_check"),
         log:
             f"logs/prior_check/{batch}.log",
         benchmark:

@@ -18,6 +18,9 @@ for batch, members in BATCHES.items():
             thresholds=config["diagnostics"],
             priors=config.get("priors", {}),
             jax=jax_params(),
+        threads: stage_threads("summarise")
+        resources:
+            **stage_resources("summarise"),
         log:
             f"logs/summarise/{batch}.log",
         benchmark:
