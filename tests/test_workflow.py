@@ -1,6 +1,11 @@
-"""End to end: Snakemake on two small demo stations with short chains."""
+"""End to end: Snakemake on two small demo stations with short chains; last, the same on a real
+SLURM cluster (only with RATINGFLOW_SLURM_TEST=1: it installs Debian's SLURM packages and starts daemons
+as root; it comes last because, once SLURM is installed but stopped, the SLURM plugin's start-up checks
+make every later snakemake call wait about 10 s)."""
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import arviz as az
 import pandas as pd
@@ -54,6 +59,11 @@ def test_every_output_exists_and_loads(project):
         assert (table["discharge_median_m3s"].diff("stage_m") >= 0).all()
         prior = az.from_netcdf(out / "prior" / f"{sid}.nc")
         assert prior.prior.sizes["draw"] == 200
+    changes = pd.read_csv(out / "changes.csv").set_index("station_id")
+    assert list(changes.loc[STATIONS, "change"]) == ["first rating"] * 2
+    for sid in STATIONS:  # the issued rating is kept
+        (snapshot,) = (out / "history" / sid).iterdir()
+        assert (snapshot / "table.csv").read_bytes() == (out / "tables" / f"{sid}.csv").read_bytes()
     stations = pd.read_csv(out / "stations.csv").set_index("station_id")
     assert list(stations.index) == STATIONS + list(BROKEN)
     assert list(stations.loc[STATIONS, "gaugings_used"]) == [22, 27]
@@ -107,4 +117,16 @@ def test_changed_raw_file_reruns_only_that_station(project):
     jobs = {line.split()[1].rstrip(":") for line in (dry.stdout + dry.stderr).splitlines()
             if line.startswith(("rule ", "localrule "))}
     stages = ("clean", "prior_check", "fit", "summarise", "plots")
-    assert jobs == {f"{stage}_{krokfors_batch}" for stage in stages} | {"report", "all"}
+    assert jobs == {f"{stage}_{krokfors_batch}" for stage in stages} | {"changes", "report", "archive", "all"}
+
+
+SCRIPT = Path(__file__).parent / "slurm" / "run_test.sh"
+
+
+@pytest.mark.skipif(os.environ.get("RATINGFLOW_SLURM_TEST") != "1",
+                    reason="starts a SLURM cluster as root; set RATINGFLOW_SLURM_TEST=1")
+def test_zz_every_job_runs_as_a_slurm_job():
+    run = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, timeout=1500)
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-4000:]
+    assert " 0 without a SLURM_JOB_ID" in out, out[-2000:]

@@ -2,10 +2,10 @@
 
 ``numpyro.infer.MCMC.run`` recompiles its sampling loop for every data set, because the data
 values are baked into the program. Here the data are real arguments of one jitted function,
-stations are padded to a shape bucket and masked, and the NUTS kernel is vmapped over
-stations and chains: each chain keeps its own step size and diagonal mass matrix. One compile
-per (bucket, number of stations, settings) serves every station, and with JAX's persistent
-compilation cache it is shared across processes too.
+stations are padded to a shape bucket and masked, and the NUTS kernel runs over all chains of all
+stations in one program (vectorised in groups of ``chains_per_step``): each chain keeps its own
+step size and mass matrix. One compile per (bucket, number of stations, settings) serves every
+station, and with JAX's persistent compilation cache it is shared across processes too.
 """
 from __future__ import annotations
 
@@ -37,10 +37,10 @@ class SamplerSettings:
     target_accept: float = 0.9
     max_tree_depth: int = 10
     dense_mass: bool = False
-    #: chains advanced together in one vectorised NUTS step; 0 = all of a job's chains. Vectorised
-    #: NUTS moves at the pace of the deepest tree among them: on a CPU small groups waste less,
-    #: on a GPU large groups fill the device.
-    chains_per_step: int = 0
+    #: chains advanced together in one vectorised NUTS step; 0 = all of a job's chains; -1 (auto) =
+    #: one station's chains on a CPU, all on a GPU. Vectorised NUTS moves at the pace of the
+    #: deepest tree among them: on a CPU small groups waste less, on a GPU large groups fill it.
+    chains_per_step: int = -1
 
     @classmethod
     def from_config(cls, cfg: dict) -> "SamplerSettings":
@@ -112,8 +112,9 @@ class BatchedNUTS:
         loglik = log_likelihood(self.model, samples, *args, **kwargs)["log_discharge"]
         return samples, stats, loglik
 
-    def _run_batch(self, keys, centres, arrays):
-        """keys (S, 2): fit keys; centres: dict of (S,); arrays: dict of (S, N) / (S,).
+    def _run_batch(self, init_keys, keys, centres, arrays):
+        """init_keys, keys (S, 2): each station's init and fit keys; centres: dict of (S,);
+        arrays: dict of (S, N) / (S,).
 
         Stations and chains share one vmapped axis (S * C): nesting two vmaps doubles the
         cost of batching NUTS's while loops at trace time.
@@ -124,14 +125,16 @@ class BatchedNUTS:
         def per_chain(x):
             return jnp.repeat(x, n_chains, axis=0)
 
-        init_keys, chain_keys = jax.vmap(jax.random.split, out_axes=1)(keys)
         jitter = jax.vmap(lambda k: jax.random.uniform(k, (n_chains, len(_SITES)), minval=-1.0, maxval=1.0))(
             init_keys
         ).reshape(n_stations * n_chains, len(_SITES))
         z0 = {name: per_chain(centres[name]) + _INIT_JITTER[name] * jitter[:, i] for i, name in enumerate(_SITES)}
-        chain_keys = jax.vmap(lambda k: jax.random.split(k, n_chains))(chain_keys).reshape(-1, keys.shape[-1])
+        chain_keys = jax.vmap(lambda k: jax.random.split(k, n_chains))(keys).reshape(-1, keys.shape[-1])
         total = n_stations * n_chains
-        group = self.settings.chains_per_step or total
+        group = self.settings.chains_per_step
+        if group < 0:
+            group = n_chains if jax.default_backend() == "cpu" else total
+        group = group or total
         if group >= total:
             out = jax.vmap(self._run_chain)(chain_keys, z0, jax.tree.map(per_chain, arrays))
         else:
@@ -159,8 +162,9 @@ class BatchedNUTS:
         padded = [st.padded(size, self.priors) for st in stations]
         arrays = {k: jnp.asarray(np.stack([p[k] for p in padded])) for k in padded[0]}
         centres = {k: jnp.asarray(np.stack([st.init_centre()[k] for st in stations])) for k in _SITES}
-        keys = jnp.stack([station_keys(seed, st.station_id)["fit"] for st in stations])
-        samples, stats, loglik = jax.device_get(self._run(keys, centres, arrays))
+        keys = [station_keys(seed, st.station_id) for st in stations]
+        init_keys, fit_keys = (jnp.stack([k[use] for k in keys]) for use in ("init", "fit"))
+        samples, stats, loglik = jax.device_get(self._run(init_keys, fit_keys, centres, arrays))
         results = []
         for i, st in enumerate(stations):
             post = {k: np.asarray(v[i]) for k, v in samples.items()}

@@ -70,11 +70,22 @@ def station_row(spec: StationSpec, status_json, prior_json, diagnostics_json) ->
     return row
 
 
-def run(specs: list[StationSpec], inputs: dict[str, list[str]], out_csv, unassigned_csv=None) -> pd.DataFrame:
+def run(specs: list[StationSpec], inputs: dict[str, list[str]], out_csv, unassigned_csv=None,
+        changes_csv=None) -> pd.DataFrame:
     """Pipeline step: ``inputs`` maps each name in :data:`INPUTS` to per-station paths in the order
     of ``specs``; ``unassigned_csv`` lists rows of long-format files that belong to no station."""
     rows = [station_row(spec, *(inputs[k][i] for k in INPUTS)) for i, spec in enumerate(specs)]
     table = pd.DataFrame(rows)
+    if changes_csv is not None:
+        changes = pd.read_csv(changes_csv, keep_default_na=False).set_index("station_id")
+        table["change_since_previous_run"] = table["station_id"].map(changes["change"])
+        if "new_gaugings" in changes:
+            table["new_gaugings"] = table["station_id"].map(changes["new_gaugings"])
+        shift = table["change_since_previous_run"].astype(str).str.startswith("possible rating shift")
+        table.loc[shift, "flags"] = table.loc[shift, "flags"].where(table.loc[shift, "flags"] == "",
+                                                                    table.loc[shift, "flags"] + "; ") + \
+            table.loc[shift, "change_since_previous_run"]
+        table.loc[shift & (table["status"] == "ok"), "status"] = "flagged"
     table.to_csv(out_csv, index=False, float_format="%.6g")
     not_ok = table[table["status"] != "ok"]
     print(f"{len(table)} stations, {len(not_ok)} not ok")

@@ -5,4 +5,4 @@ with logged(snakemake.log[0]):
     from ratingflow.report import INPUTS, run
 
     inputs = {k: list(snakemake.input[k]) for k in INPUTS}
-    run(snakemake.params.specs, inputs, snakemake.output[0], snakemake.input.unassigned)
+    run(snakemake.params.specs, inputs, snakemake.output[0], snakemake.input.unassigned, snakemake.input.changes)

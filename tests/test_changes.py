@@ -1,0 +1,62 @@
+"""Scheduled re-runs: history of issued ratings, what changed, and the run lock."""
+import fcntl
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ratingflow.changes import latest_snapshot, run_archive, run_changes
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def rating(path: Path, a: float, extra: int = 0):
+    stage = np.round(np.arange(0.5, 3.0, 0.01), 2)
+    median = a * (stage - 0.2) ** 1.8
+    table = pd.DataFrame({"stage_m": stage, "discharge_median_m3s": median,
+                          "curve_hpdi90_lower_m3s": 0.95 * median, "curve_hpdi90_upper_m3s": 1.05 * median})
+    table.to_csv(path / "table.csv", index=False)
+    h = np.concatenate([np.linspace(0.6, 2.8, 10), np.linspace(1.05, 1.15, extra)])
+    clean = pd.DataFrame({"line": np.arange(len(h)) + 2, "datetime": "", "stage_m": h,
+                          "discharge_m3s": 10.0 * (h - 0.2) ** 1.8})
+    clean.to_csv(path / "clean.csv", index=False)
+    return path / "table.csv", path / "clean.csv"
+
+
+def test_history_changes_and_shift(tmp_path):
+    history = tmp_path / "history"
+    first, second, third = (tmp_path / n for n in ("first", "second", "third"))
+    for d in (first, second, third):
+        d.mkdir()
+    t1, c1 = rating(first, 10.0)
+    out = run_changes(["s"], [t1], [c1], history, tmp_path / "changes.csv")
+    assert out.loc[0, "change"] == "first rating"
+    assert run_archive(["s"], [t1], [c1], history, tmp_path / "flag") == ["s"]
+    assert run_archive(["s"], [t1], [c1], history, tmp_path / "flag") == []  # identical: not archived twice
+    # same curve, two more gaugings: refitted, no shift
+    t2, c2 = rating(second, 10.0, extra=2)
+    row = run_changes(["s"], [t2], [c2], history, tmp_path / "changes.csv").iloc[0]
+    assert row["new_gaugings"] == 2 and row["new_gauging_lines"] == "12 13" and row["change"] == "refitted"
+    # 20 % more discharge everywhere: outside the previous +-5 % band
+    t3, c3 = rating(third, 12.0)
+    row = run_changes(["s"], [t3], [c3], history, tmp_path / "changes.csv").iloc[0]
+    assert row["change"].startswith("possible rating shift")
+    assert np.isclose(row["change_p50_pct"], 20.0)
+    assert row["shift_p10"] and row["shift_p50"] and row["shift_p90"]
+    run_archive(["s"], [t3], [c3], history, tmp_path / "flag")
+    assert len(list((history / "s").iterdir())) == 2
+    assert (latest_snapshot(history, "s") / "table.csv").read_bytes() == t3.read_bytes()
+
+
+def test_second_run_exits_while_the_lock_is_held(tmp_path):
+    lock = tmp_path / ".ratingflow.lock"
+    with open(lock, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        (tmp_path / ".ratingflow.lock.owner").write_text("pid 1 (test)")
+        run = subprocess.run(["bash", str(ROOT / "bin" / "scheduled-run")], capture_output=True, text=True,
+                             env={**os.environ, "RATINGFLOW_DIR": str(tmp_path)}, timeout=60)
+    assert run.returncode == 75
+    assert "another run holds" in run.stderr and "pid 1 (test)" in run.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".ratingflow.lock", ".ratingflow.lock.owner"]

@@ -1,0 +1,7 @@
+from ratingflow.runtime import logged
+
+with logged(snakemake.log[0]):
+    from ratingflow.changes import run_changes
+
+    run_changes(snakemake.params.stations, list(snakemake.input.tables), list(snakemake.input.clean),
+                snakemake.params.history, snakemake.output[0])
