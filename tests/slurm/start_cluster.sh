@@ -38,7 +38,7 @@ SlurmctldPidFile=/run/slurm/slurmctld.pid
 SlurmdPidFile=/run/slurm/slurmd.pid
 SlurmctldLogFile=/var/log/slurm/slurmctld.log
 SlurmdLogFile=/var/log/slurm/slurmd.log
-# no cgroups in this sandbox
+# track and confine job processes without cgroups (slurmd itself still loads its cgroup v1 plugin)
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
@@ -51,13 +51,13 @@ DefMemPerCPU=1000
 MinJobAge=600
 ReturnToService=2
 SchedulerType=sched/backfill
+# no PMIx library here; the jobs are not MPI programs
+MpiDefault=none
 NodeName=${HOST} CPUs=${CPUS} RealMemory=${MEM_MB} State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 CONF
-rm -f /etc/slurm/cgroup.conf  # slurmd picks the cgroup v1 plugin itself
-cat >> /etc/slurm/slurm.conf <<CONF
-MpiDefault=none
-CONF
+# Slurm 22.05 has no CgroupPlugin=disabled: without cgroup.conf slurmd picks the cgroup v1 plugin itself
+rm -f /etc/slurm/cgroup.conf
 
 pgrep -x slurmctld >/dev/null || /usr/sbin/slurmctld
 pgrep -x slurmd >/dev/null || /usr/sbin/slurmd
@@ -69,5 +69,5 @@ for _ in $(seq 1 30); do
     sleep 1
 done
 echo "SLURM did not come up; logs:" >&2
-tail -20 /var/log/slurm/slurmctld.log /var/log/slurm/slurmd.log >&2
+tail -n 20 /var/log/slurm/slurmctld.log /var/log/slurm/slurmd.log >&2
 exit 1
