@@ -1,5 +1,5 @@
 """End to end: Snakemake on two small demo stations with short chains; last, the same on a real
-SLURM cluster (only with RATINGFLOW_SLURM_TEST=1: it installs Debian's SLURM packages and starts daemons
+SLURM cluster (only in CI, CI=true, or with RATINGFLOW_SLURM_TEST=1: it installs Debian's SLURM packages and starts daemons
 as root; it comes last because, once SLURM is installed but stopped, the SLURM plugin's start-up checks
 make every later snakemake call wait about 10 s)."""
 import os
@@ -123,8 +123,8 @@ def test_changed_raw_file_reruns_only_that_station(project):
 SCRIPT = Path(__file__).parent / "slurm" / "run_test.sh"
 
 
-@pytest.mark.skipif(os.environ.get("RATINGFLOW_SLURM_TEST") != "1",
-                    reason="starts a SLURM cluster as root; set RATINGFLOW_SLURM_TEST=1")
+@pytest.mark.skipif(os.environ.get("RATINGFLOW_SLURM_TEST") != "1" and os.environ.get("CI") != "true",
+                    reason="starts a SLURM cluster as root; runs in CI (CI=true) or with RATINGFLOW_SLURM_TEST=1")
 def test_zz_every_job_runs_as_a_slurm_job():
     run = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, timeout=1500)
     out = run.stdout + run.stderr
