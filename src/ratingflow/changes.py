@@ -27,14 +27,10 @@ def latest_snapshot(history: Path, station: str) -> Path | None:
     return stamps[-1] if stamps else None
 
 
-def _gauging_keys_list(clean: pd.DataFrame) -> list[tuple]:
+def _gauging_keys(clean: pd.DataFrame) -> list[tuple]:
     """A gauging's identity: date-time, stage and discharge (rounded), not its line in the file."""
     return [(str(d), round(float(h), 6), round(float(q), 9))
             for d, h, q in zip(clean["datetime"].fillna(""), clean["stage_m"], clean["discharge_m3s"])]
-
-
-def _gauging_keys(clean: pd.DataFrame) -> set[tuple]:
-    return set(_gauging_keys_list(clean))
 
 
 def station_changes(station: str, table_csv, clean_csv, previous: Path | None) -> dict:
@@ -49,10 +45,10 @@ def station_changes(station: str, table_csv, clean_csv, previous: Path | None) -
         return row
     before = pd.read_csv(previous / "table.csv")
     before_clean = pd.read_csv(previous / "clean.csv", keep_default_na=False)
-    old = _gauging_keys(before_clean)
-    new_lines = [int(line) for line, key in zip(clean["line"], _gauging_keys_list(clean)) if key not in old]
+    old, now = set(_gauging_keys(before_clean)), _gauging_keys(clean)
+    new_lines = [int(line) for line, key in zip(clean["line"], now) if key not in old]
     row.update(new_gaugings=len(new_lines), new_gauging_lines=" ".join(map(str, new_lines)),
-               removed_gaugings=len(old - _gauging_keys(clean)))
+               removed_gaugings=len(old - set(now)))
     shifted = []
     for q in QUANTILES:
         stage = float(np.quantile(before_clean["stage_m"], q))

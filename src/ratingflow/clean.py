@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .io import save_json
 from .robust import suspect_gaugings
 from .sheet import StationSpec
-from .status import write_json
 from .units import discharge_to_m3s, stage_to_m, uncertainty_to_sd_m3s, usgs_quality_percent
 
 #: text read as "no value"
@@ -180,23 +180,24 @@ def _window_bound(value: str, timezone: str) -> pd.Timestamp:
 
 
 def _in_window(when: pd.Series, spec: StationSpec) -> np.ndarray:
-    """True where the gauging lies inside the sheet's validity window (rows without a date: False)."""
-    ok = np.ones(len(when), bool)
-    stamps = [pd.Timestamp(w) if w else None for w in when]
-    for bound, keep in ((spec.valid_from, lambda t, b: t >= b), (spec.valid_to, lambda t, b: t <= b)):
+    """True where the gauging lies inside the sheet's validity window (rows without a date: False).
+
+    ``when`` holds what :func:`_datetimes` wrote: UTC times ending in +00:00, naive times, or ''.
+    """
+    when = pd.Series(when, dtype=object).reset_index(drop=True)
+    aware = when.str.endswith("+00:00").to_numpy()
+    utc = pd.to_datetime(when.where(aware), utc=True)
+    naive = pd.to_datetime(when.where(~aware & (when != "")))
+    ok = (when != "").to_numpy().copy()
+    for bound, after in ((spec.valid_from, True), (spec.valid_to, False)):
         if not bound:
             continue
         b = _window_bound(bound, spec.timezone)
-        for i, t in enumerate(stamps):
-            if t is None:
-                ok[i] = False
-                continue
-            tb = b
-            if t.tzinfo is not None and tb.tzinfo is None:
-                tb = tb.tz_localize("UTC")
-            elif t.tzinfo is None and tb.tzinfo is not None:
-                tb = tb.tz_convert(None)
-            ok[i] &= keep(t, tb)
+        b_utc = b.tz_convert("UTC") if b.tzinfo else b.tz_localize("UTC")
+        b_naive = b_utc.tz_convert(None) if b.tzinfo else b
+        inside_utc = (utc >= b_utc) if after else (utc <= b_utc)
+        inside_naive = (naive >= b_naive) if after else (naive <= b_naive)
+        ok &= np.where(aware, inside_utc.to_numpy(), inside_naive.to_numpy())
     return ok
 
 
@@ -296,26 +297,25 @@ def clean(spec: StationSpec, path: str | Path, default_uncertainty: dict, suspec
     ])
     if len(good) + len(rejected) != n:
         raise AssertionError(f"station {spec.station_id}: {n} raw rows but {len(good)} clean + {len(rejected)} rejected")
-    status = {
-        "station": spec.station_id,
-        "file": str(path),
-        "status": "ok" if len(good) >= MIN_GAUGINGS else "insufficient data",
-        "message": "" if len(good) >= MIN_GAUGINGS else
-        f"{len(good)} valid gauging(s); at least {MIN_GAUGINGS} are needed",
-        "raw_rows": n,
-        "clean_rows": len(good),
-        "rejected_rows": len(rejected),
-        "rejected_by_reason": rejected["reason_code"].value_counts().to_dict(),
-        "suspect_lines": good.loc[good["suspect"], "line"].astype(int).tolist(),
-        "default_uncertainty_rows": int((~use_file).sum()),
-    }
+    enough = len(good) >= MIN_GAUGINGS
+    status = _status(
+        spec, path, "ok" if enough else "insufficient data",
+        "" if enough else f"{len(good)} valid gauging(s); at least {MIN_GAUGINGS} are needed",
+        raw_rows=n,
+        clean_rows=len(good),
+        rejected_rows=len(rejected),
+        rejected_by_reason=rejected["reason_code"].value_counts().to_dict(),
+        suspect_lines=good.loc[good["suspect"], "line"].astype(int).tolist(),
+        default_uncertainty_rows=int((~use_file).sum()),
+    )
     return CleanResult(good[CLEAN_COLUMNS], rejected, status)
 
 
-def error_status(spec: StationSpec, path, err: Exception) -> dict:
-    return {"station": spec.station_id, "file": str(path), "status": "error", "message": str(err),
+def _status(spec: StationSpec, path, status: str, message: str, **counts) -> dict:
+    """The station's status record (results/clean/{station}.status.json)."""
+    return {"station": spec.station_id, "file": str(path), "status": status, "message": message,
             "raw_rows": 0, "clean_rows": 0, "rejected_rows": 0, "rejected_by_reason": {}, "suspect_lines": [],
-            "default_uncertainty_rows": 0}
+            "default_uncertainty_rows": 0, **counts}
 
 
 def run(spec: StationSpec, raw_path, clean_path, rejected_path, status_path, settings: dict) -> dict:
@@ -326,10 +326,10 @@ def run(spec: StationSpec, raw_path, clean_path, rejected_path, status_path, set
                        settings.get("usgs_quality_percent"))
     except CleaningError as err:
         result = CleanResult(pd.DataFrame(columns=CLEAN_COLUMNS), pd.DataFrame(columns=["line", "reason_code", "reason"]),
-                             error_status(spec, raw_path, err))
+                             _status(spec, raw_path, "error", str(err)))
     result.clean.to_csv(clean_path, index=False)
     result.rejected.to_csv(rejected_path, index=False)
-    write_json(result.status, status_path)
+    save_json(result.status, status_path)
     s = result.status
     print(f"station {spec.station_id}: {s['status']} {s['message']} — {s['clean_rows']} gaugings kept, "
           f"{s['rejected_rows']} rejected, {len(s['suspect_lines'])} suspect, from {raw_path}")

@@ -57,9 +57,12 @@ class StationData:
             h0_range=None if h0_range is None else (float(h0_range[0]), float(h0_range[1])),
         )
 
-    def gap_prior(self, priors) -> tuple[float, float]:
+    def gap_prior(self, priors=None) -> tuple[float, float]:
         """(mean, sd) of ln gap: the surveyed h0 range as a 95 % interval, else the config prior."""
         if self.h0_range is None:
+            from .model import Priors
+
+            priors = priors or Priors()
             return float(np.log(priors.gap_median_m)), float(priors.gap_log_sd)
         lo = max(self.stage_offset - self.h0_range[1], 1e-3)
         hi = max(self.stage_offset - self.h0_range[0], 2e-3)
@@ -94,9 +97,7 @@ class StationData:
 
     def padded(self, size: int, priors=None) -> dict[str, np.ndarray]:
         """Model arrays padded to ``size`` (float32), with a validity mask and the gap prior."""
-        from .model import Priors
-
-        gap_mean, gap_sd = self.gap_prior(priors or Priors())
+        gap_mean, gap_sd = self.gap_prior(priors)
         if size < self.n:
             raise ValueError(f"station {self.station_id}: {self.n} gaugings do not fit a bucket of {size}")
         pad = size - self.n
@@ -119,7 +120,7 @@ class StationData:
         log_q = np.log(self.discharge)
         span = max(float(np.ptp(self.stage)), 0.05)
         return {
-            "gap": np.float32(np.log(0.2 * span) if self.h0_range is None else self.gap_prior(None)[0]),
+            "gap": np.float32(np.log(0.2 * span) if self.h0_range is None else self.gap_prior()[0]),
             "b": np.float32(np.log(1.8)),
             "log_q_ref": np.float32(np.median(log_q)),
             "sigma": np.float32(np.log(0.1)),

@@ -1,5 +1,8 @@
-"""Reading and writing InferenceData: the netCDF4 engine is about 3x faster than h5netcdf here."""
+"""Reading and writing results: InferenceData (the netCDF4 engine is about 3x faster than h5netcdf
+here) and small JSON records."""
 from __future__ import annotations
+
+import json
 
 ENGINE = "netcdf4"
 
@@ -12,3 +15,13 @@ def load_idata(path):
 
 def save_idata(idata, path) -> None:
     idata.to_netcdf(str(path), engine=ENGINE)
+
+
+def load_json(path) -> dict:
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def save_json(data: dict, path) -> None:
+    with open(path, "w") as fh:
+        json.dump(data, fh, indent=2)

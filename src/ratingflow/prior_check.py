@@ -16,7 +16,7 @@ import numpy as np
 from numpyro.infer import Predictive
 
 from .data import StationData, bucket_size
-from .io import save_idata
+from .io import save_idata, save_json
 from .keys import station_keys
 from .model import Priors, power_law
 
@@ -72,8 +72,7 @@ def prior_check(station: StationData, seed: int, num_samples: int, interval: flo
 
 def write_prior_check(idata: az.InferenceData, verdict: dict, nc_path, json_path) -> None:
     save_idata(idata, nc_path)
-    with open(json_path, "w") as fh:
-        json.dump(verdict, fh, indent=2)
+    save_json(verdict, json_path)
 
 
 def run(clean_csv, status_json, nc_path, json_path, png_path, station_id: str, seed: int, settings: dict,
@@ -82,14 +81,15 @@ def run(clean_csv, status_json, nc_path, json_path, png_path, station_id: str, s
     import pandas as pd
 
     from . import status
+    from .io import load_json
     from .plots import plot_prior
     from .predict import predict
     from .summarise import stage_grid
 
-    reason = status.skip_reason(status.load(status_json))
+    reason = status.skip_reason(load_json(status_json))
     if reason:
         save_idata(status.empty_idata(station_id, reason), nc_path)
-        status.write_json({"station": station_id, "skipped": reason, "passed": None}, json_path)
+        save_json({"station": station_id, "skipped": reason, "passed": None}, json_path)
         status.placeholder_png(png_path, station_id, reason)
         return {}
     station = StationData.from_clean(station_id, pd.read_csv(clean_csv), h0_range)

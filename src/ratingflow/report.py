@@ -1,12 +1,11 @@
 """Report: one row per station with data counts, parameters, diagnostics, verdicts and flags."""
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 
 from . import status as station_status
+from .io import load_json
 from .sheet import StationSpec
 
 #: the per-station files the report reads, by input name
@@ -17,13 +16,8 @@ class StrictModeError(RuntimeError):
     """Strict mode and at least one station was not fitted or did not pass its checks."""
 
 
-def _load_json(path) -> dict:
-    with open(path) as fh:
-        return json.load(fh)
-
-
 def station_row(spec: StationSpec, status_json, prior_json, diagnostics_json) -> dict:
-    status = _load_json(status_json)
+    status = load_json(status_json)
     row = {
         "station_id": spec.station_id,
         "name": spec.name,
@@ -41,8 +35,8 @@ def station_row(spec: StationSpec, status_json, prior_json, diagnostics_json) ->
     if reason:
         row["flags"] = reason
         return row
-    prior = _load_json(prior_json)
-    diag = _load_json(diagnostics_json)
+    prior = load_json(prior_json)
+    diag = load_json(diagnostics_json)
     flags = list(diag["failures"])
     if not prior["passed"]:
         flags.append(
@@ -81,11 +75,10 @@ def run(specs: list[StationSpec], inputs: dict[str, list[str]], out_csv, unassig
         table["change_since_previous_run"] = table["station_id"].map(changes["change"])
         if "new_gaugings" in changes:
             table["new_gaugings"] = table["station_id"].map(changes["new_gaugings"])
-        shift = table["change_since_previous_run"].astype(str).str.startswith("possible rating shift")
-        table.loc[shift, "flags"] = table.loc[shift, "flags"].where(table.loc[shift, "flags"] == "",
-                                                                    table.loc[shift, "flags"] + "; ") + \
-            table.loc[shift, "change_since_previous_run"]
-        table.loc[shift & (table["status"] == "ok"), "status"] = "flagged"
+        for i in table.index[table["change_since_previous_run"].astype(str).str.startswith("possible rating shift")]:
+            table.at[i, "flags"] = "; ".join(filter(None, [table.at[i, "flags"], table.at[i, "change_since_previous_run"]]))
+            if table.at[i, "status"] == "ok":
+                table.at[i, "status"] = "flagged"
     table.to_csv(out_csv, index=False, float_format="%.6g")
     not_ok = table[table["status"] != "ok"]
     print(f"{len(table)} stations, {len(not_ok)} not ok")

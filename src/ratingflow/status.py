@@ -6,14 +6,7 @@ placeholder outputs that carry the reason; the report shows it, and the other st
 """
 from __future__ import annotations
 
-import json
-
 OK = "ok"
-
-
-def load(path) -> dict:
-    with open(path) as fh:
-        return json.load(fh)
 
 
 def skip_reason(status: dict) -> str:
@@ -45,8 +38,3 @@ def placeholder_png(path, station: str, reason: str) -> None:
     ax.text(0.5, 0.5, f"{station}: not fitted\n{reason}", ha="center", va="center", wrap=True, fontsize=10)
     fig.savefig(path, dpi=90)
     plt.close(fig)
-
-
-def write_json(data: dict, path) -> None:
-    with open(path, "w") as fh:
-        json.dump(data, fh, indent=2)

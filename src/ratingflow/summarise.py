@@ -21,7 +21,7 @@ import xarray as xr
 from numpyro.diagnostics import hpdi
 
 from .keys import station_keys
-from .io import load_idata
+from .io import load_idata, save_json
 from .model import PARAMETERS, Priors
 from .predict import CURVE_SITES, predict
 
@@ -85,7 +85,7 @@ def table_dataset(table: pd.DataFrame) -> xr.Dataset:
 def parameter_summary(idata: az.InferenceData, prob: float = 0.9) -> dict:
     """Median and HPDI of each reported parameter (the report reads these, not the draws)."""
     out = {}
-    label = f"{round(prob * 100):d}"
+    label = _prob_label(prob)
     for name in PARAMETERS:
         draws = idata.posterior[name].values.reshape(-1).astype(np.float64)
         lo, hi = hpdi(draws, prob)
@@ -137,8 +137,7 @@ def diagnostics(idata: az.InferenceData, thresholds: dict) -> dict:
 def write_summary(table: pd.DataFrame, diag: dict, csv_path, nc_path, json_path) -> None:
     table.to_csv(csv_path, index=False, float_format="%.6g")
     table_dataset(table).to_netcdf(nc_path, engine="netcdf4")
-    with open(json_path, "w") as fh:
-        json.dump(diag, fh, indent=2)
+    save_json(diag, json_path)
 
 
 def run(fit_nc, table_csv, table_nc, diagnostics_json, seed: int, table_cfg: dict, thresholds: dict,
@@ -151,8 +150,8 @@ def run(fit_nc, table_csv, table_nc, diagnostics_json, seed: int, table_cfg: dic
     if reason:
         pd.DataFrame(columns=["stage_m", "discharge_median_m3s", "extrapolated"]).to_csv(table_csv, index=False)
         xr.Dataset(attrs={"station": idata.attrs.get("station", ""), "skipped": reason}).to_netcdf(table_nc, engine="netcdf4")
-        status.write_json({"station": idata.attrs.get("station"), "skipped": reason, "passed": False,
-                           "failures": [reason]}, diagnostics_json)
+        save_json({"station": idata.attrs.get("station"), "skipped": reason, "passed": False,
+                   "failures": [reason]}, diagnostics_json)
         return
     table = rating_table(
         idata, seed, float(table_cfg["stage_step_m"]), float(table_cfg["extend_below"]),
