@@ -235,7 +235,10 @@ def clean(spec: StationSpec, path: str | Path, default_uncertainty: dict, suspec
     discharge, problem = _numbers(raw[spec.discharge_column], spec.decimal)
     for code in ("missing_value", "unparseable_number", "non_finite"):
         flag(live & (problem == code), code, f"discharge in column {spec.discharge_column!r}")
-    flag(live & (problem == "") & (discharge <= 0), "discharge_not_positive", f"column {spec.discharge_column!r}")
+    # checked after conversion: a tiny positive number can underflow to 0 m3/s
+    with np.errstate(invalid="ignore"):
+        positive = discharge_to_m3s(discharge, spec.discharge_unit) > 0
+    flag(live & (problem == "") & ~positive, "discharge_not_positive", f"column {spec.discharge_column!r}")
 
     uncertainty = np.full(n, np.nan)
     from_file = np.zeros(n, bool)
