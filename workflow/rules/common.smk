@@ -27,10 +27,14 @@ def per_station(pattern, members):
     return [pattern.format(station=s) for s in members]
 
 
-def raw_files(members):
+def existing_raw_files(specs):
     """The stations' raw files that exist (a missing one is reported by clean as the station's status)."""
-    paths = {Path(config["raw_dir"]) / SHEET[s].file for s in members}
+    paths = {Path(config["raw_dir"]) / spec.file for spec in specs}
     return sorted(str(p) for p in paths if p.exists())
+
+
+def raw_files(members):
+    return existing_raw_files(SHEET[s] for s in members)
 
 
 def clean_settings():
@@ -54,8 +58,7 @@ def h0_range(station):
 
 def long_format_files():
     """Existing raw files that hold several stations (sheet column station_column)."""
-    paths = {Path(config["raw_dir"]) / s.file for s in SHEET.values() if s.station_column}
-    return sorted(str(p) for p in paths if p.exists())
+    return existing_raw_files(s for s in SHEET.values() if s.station_column)
 
 
 def stage_threads(stage):
