@@ -3,9 +3,12 @@ import pytest
 from numpyro.diagnostics import hpdi
 
 from ratingflow.data import StationData, bucket_size
-from ratingflow.fit import BatchedNUTS, SamplerSettings
+from ratingflow.fit import BatchedNUTS, SamplerSettings, candidate_posterior
 from ratingflow.keys import station_keys, station_seed
-from ratingflow.model import PARAMETERS
+from ratingflow.model import Candidate, structure_for
+
+PARAMETERS = ("a", "b", "h0", "sigma")
+SEG1 = [Candidate("seg1")]
 
 from synthetic import synthetic_station
 
@@ -14,7 +17,7 @@ SETTINGS = SamplerSettings(num_chains=4, num_warmup=500, num_samples=500)
 
 @pytest.fixture(scope="module")
 def driver():
-    return BatchedNUTS(SETTINGS)
+    return BatchedNUTS(structure_for(SEG1), SETTINGS)
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +29,18 @@ def recovery(driver):
         st, truth = synthetic_station(rng, f"syn{i}", n=int(rng.integers(20, 60)), datum=400.0 * (i % 3 == 0))
         stations.append(st)
         truths.append(truth)
-    return stations, truths, driver.fit(stations, seed=11)
+    return stations, truths, fit_seg1(driver, stations, 11)
+
+
+def fit_seg1(driver, stations, seed):
+    """One-segment fits, with the candidate's own parameters (``a``, ``b`` as scalars)."""
+    out = []
+    for fits in driver.fit(stations, SEG1, seed):
+        res = fits["seg1"]
+        post = candidate_posterior(res)
+        res.posterior = {**post, "a": post["a"][..., 0], "b": post["b"][..., 0]}
+        out.append(res)
+    return out
 
 
 def test_recovers_known_parameters(recovery):
@@ -65,7 +79,7 @@ def test_same_seed_same_draws_and_batch_does_not_matter(driver, recovery):
     stations, _, results = recovery
     small = min(range(len(stations)), key=lambda i: stations[i].n)
     assert bucket_size(stations[small].n) < bucket_size(max(st.n for st in stations))
-    again = driver.fit([stations[small]], seed=11)[0]
+    again = fit_seg1(driver, [stations[small]], 11)[0]
     for name in ("b", "gap", "sigma"):
         np.testing.assert_array_equal(again.posterior[name], results[small].posterior[name])
 
@@ -88,7 +102,7 @@ def test_buckets_and_padding():
     p = st.padded(16)
     assert p["mask"].sum() == 3 and p["stage"].shape == (16,)
     np.testing.assert_allclose(p["stage"][:3], [0.0, 1.0, 2.5])
-    assert p["stage_ref"] == pytest.approx(1.0)
+    assert st.stage_ref == pytest.approx(1.0)
     with pytest.raises(ValueError, match="at least 3"):
         StationData("s", np.array([1.0, 2.0]), np.ones(2), np.ones(2))
 
@@ -97,8 +111,9 @@ def test_all_chains_in_one_vectorised_step_as_on_a_gpu(recovery):
     """chains_per_step=0 (the GPU setting: every chain of the batch in one vectorised kernel) samples
     the same posterior; tested here on the CPU."""
     stations, truths, results = recovery
-    wide = BatchedNUTS(SamplerSettings(num_chains=4, num_warmup=500, num_samples=500, chains_per_step=0))
-    for st, res, again in zip(stations[:3], results[:3], wide.fit(stations[:3], seed=11)):
+    wide = BatchedNUTS(structure_for(SEG1), SamplerSettings(num_chains=4, num_warmup=500, num_samples=500,
+                                                            chains_per_step=0))
+    for st, res, again in zip(stations[:3], results[:3], fit_seg1(wide, stations[:3], 11)):
         assert again.sample_stats["diverging"].sum() == 0
         for name in ("b", "h0"):
             a, b = res.posterior[name].ravel(), again.posterior[name].ravel()

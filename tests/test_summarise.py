@@ -5,6 +5,7 @@ from numpyro.diagnostics import hpdi
 
 from ratingflow.data import StationData
 from ratingflow.fit import FitResult, inference_data
+from ratingflow.model import Candidate, structure_for
 from ratingflow.summarise import diagnostics, rating_table, stage_grid, table_dataset
 
 THRESHOLDS = {"rhat_max": 1.01, "ess_bulk_min": 400, "ess_tail_min": 400, "max_divergences": 0, "bfmi_min": 0.3}
@@ -24,21 +25,20 @@ def fake_idata(rng, a, b, h0, sigma, spread=0.0, shift_chain=0.0, rel_sd=0.0, ch
     gap = st.stage_offset - noisy(h0, spread * 0.02)
     log_a = np.log(a) + noisy(0.0, spread * 0.03)
     stage_ref = st.stage_ref
-    post = {
-        "b": bb.astype(np.float32),
+    post = {  # raw draws as the sampler gives them: one segment
+        "b": bb[..., None].astype(np.float32),
         "gap": gap.astype(np.float32),
-        "log_a": log_a.astype(np.float32),
-        "a": np.exp(log_a).astype(np.float32),
+        "log_a": log_a[..., None].astype(np.float32),
         "log_q_ref": (log_a + bb * np.log(stage_ref + gap)).astype(np.float32),
         "sigma": np.abs(noisy(sigma, spread * 0.01)).astype(np.float32),
     }
-    post["h0"] = st.stage_offset - post["gap"].astype(np.float64)
     stats = {
         "diverging": np.zeros(shape, bool),
         "energy": rng.standard_normal(shape),
         "lp": np.zeros(shape),
     }
-    res = FitResult(st, post, stats, np.zeros(shape + (st.n,)))
+    seg1 = Candidate("seg1")
+    res = FitResult(st, seg1, st.context(seg1, structure_for([seg1])), post, stats, np.zeros(shape + (st.n,)))
     prior = az.from_dict(prior={"b": bb[None, :1]})
     return inference_data(res, prior, {"seed": 1})
 

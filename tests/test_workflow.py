@@ -67,8 +67,16 @@ def test_every_output_exists_and_loads(project):
     stations = pd.read_csv(out / "stations.csv").set_index("station_id")
     assert list(stations.index) == STATIONS + list(BROKEN)
     assert list(stations.loc[STATIONS, "gaugings_used"]) == [22, 27]
-    for col in ("b_median", "b_hpdi90_lower", "h0_median", "rhat_max", "ess_bulk_min", "prior_check_passed", "status"):
+    for col in ("b_1_median", "b_1_hpdi90_lower", "h0_median", "rhat_max", "ess_bulk_min", "prior_check_passed", "status",
+                "model", "equation", "candidates_elpd"):
         assert stations.loc[STATIONS, col].notna().all(), col
+    assert all(e.startswith("Q = ") for e in stations.loc[STATIONS, "equation"])
+    models = pd.read_csv(out / "models.csv")
+    assert set(models["station_id"]) == set(STATIONS)
+    for sid in STATIONS:
+        rows = models[models["station_id"] == sid].set_index("model")
+        assert rows["chosen"].sum() == 1 and rows.loc[rows["chosen"]].index[0] == stations.loc[sid, "model"]
+        assert rows["elpd_loo"].notna().all() and rows["se"].gt(0).all()
 
 
 def test_bad_stations_do_not_stop_the_others(project):

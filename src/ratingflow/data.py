@@ -37,6 +37,7 @@ class StationData:
     discharge: np.ndarray  # m3/s
     discharge_sd: np.ndarray  # m3/s, 1 SD
     h0_range: tuple[float, float] | None = None  # surveyed zero-flow stage range [m], if any
+    break_ranges: tuple[tuple[float, float], ...] | None = None  # sheet's breakpoint ranges [m], if any
 
     def __post_init__(self):
         n = len(self.stage)
@@ -46,7 +47,7 @@ class StationData:
             raise ValueError(f"station {self.station_id}: {n} valid gaugings, at least 3 are needed")
 
     @classmethod
-    def from_clean(cls, station_id: str, clean: pd.DataFrame, h0_range=None) -> "StationData":
+    def from_clean(cls, station_id: str, clean: pd.DataFrame, h0_range=None, break_ranges=None) -> "StationData":
         if h0_range is not None and None in h0_range:
             h0_range = None
         return cls(
@@ -55,6 +56,7 @@ class StationData:
             discharge=clean["discharge_m3s"].to_numpy(np.float64),
             discharge_sd=clean["discharge_sd_m3s"].to_numpy(np.float64),
             h0_range=None if h0_range is None else (float(h0_range[0]), float(h0_range[1])),
+            break_ranges=tuple((float(a), float(b)) for a, b in break_ranges) if break_ranges else None,
         )
 
     def gap_prior(self, priors=None) -> tuple[float, float]:
@@ -95,9 +97,38 @@ class StationData:
         """The station's typical gauging uncertainty in ln Q, used for a *new* gauging."""
         return float(np.median(self.sd_log))
 
-    def padded(self, size: int, priors=None) -> dict[str, np.ndarray]:
-        """Model arrays padded to ``size`` (float32), with a validity mask and the gap prior."""
+    def break_ranges_rel(self, n_breaks: int, n_segments: int) -> tuple[np.ndarray, np.ndarray]:
+        """Prior ranges of the breakpoints (relative stage [m]), padded to ``n_breaks``.
+
+        The sheet's ranges serve the candidate with exactly that many breakpoints; otherwise each
+        breakpoint may lie anywhere between the second-lowest and the second-highest gauged stage
+        (a segment needs gaugings on both sides of its breakpoint to be estimated)."""
+        x = np.sort(self.stage_rel)
+        lo, hi = (x[1], x[-2]) if self.n > 3 else (x[0], x[-1])
+        lows, highs = np.full(n_breaks, lo), np.full(n_breaks, hi)
+        ranges = self.break_ranges or ()
+        if ranges and len(ranges) == n_segments - 1:
+            for k, (a, b) in enumerate(ranges):
+                lows[k], highs[k] = a - self.stage_offset, b - self.stage_offset
+        return lows.astype(np.float32), highs.astype(np.float32)
+
+    def context(self, candidate, structure, priors=None) -> dict[str, np.ndarray]:
+        """The model's ``context`` for one candidate (see :func:`ratingflow.model.rating_model`)."""
         gap_mean, gap_sd = self.gap_prior(priors)
+        lo, hi = self.break_ranges_rel(structure.n_breaks, candidate.n_segments)
+        return {
+            "stage_ref": np.float32(self.stage_ref),
+            "span": np.float32(max(float(np.ptp(self.stage)), 1e-3)),
+            "gap_mean": np.float32(gap_mean),
+            "gap_sd": np.float32(gap_sd),
+            "break_lo": lo,
+            "break_hi": hi,
+            "n_segments": np.int32(candidate.n_segments),
+            "gplm": np.float32(candidate.gplm),
+        }
+
+    def padded(self, size: int) -> dict[str, np.ndarray]:
+        """Model arrays padded to ``size`` (float32), with a validity mask."""
         if size < self.n:
             raise ValueError(f"station {self.station_id}: {self.n} gaugings do not fit a bucket of {size}")
         pad = size - self.n
@@ -107,21 +138,7 @@ class StationData:
 
         return {
             "stage": _pad(self.stage_rel, 0.0),
-            "stage_ref": np.float32(self.stage_ref),
             "discharge_sd_log": _pad(self.sd_log, 0.0),
             "mask": np.concatenate([np.ones(self.n, bool), np.zeros(pad, bool)]),
             "discharge": _pad(self.discharge, 1.0),
-            "gap_mean": np.float32(gap_mean),
-            "gap_sd": np.float32(gap_sd),
-        }
-
-    def init_centre(self) -> dict[str, np.float32]:
-        """A data-driven centre for the chains' starting points, in unconstrained space."""
-        log_q = np.log(self.discharge)
-        span = max(float(np.ptp(self.stage)), 0.05)
-        return {
-            "gap": np.float32(np.log(0.2 * span) if self.h0_range is None else self.gap_prior()[0]),
-            "b": np.float32(np.log(1.8)),
-            "log_q_ref": np.float32(np.median(log_q)),
-            "sigma": np.float32(np.log(0.1)),
         }

@@ -20,14 +20,9 @@ from numpyro.infer.hmc import hmc
 from numpyro.infer.util import initialize_model, log_likelihood
 
 from .data import StationData, bucket_size
+from .initial import INIT_JITTER, init_centre
 from .keys import station_keys
-from .model import Priors, power_law
-
-#: sampled sites, in unconstrained space all of them are real scalars
-_SITES = ("gap", "b", "log_q_ref", "sigma")
-#: spread of the chains' starting points around the data-driven centre (unconstrained units)
-_INIT_JITTER = {"gap": 1.0, "b": 0.3, "log_q_ref": 0.5, "sigma": 0.5}
-
+from .model import Candidate, ModelSettings, Priors, Structure, rating_model
 
 @dataclass(frozen=True)
 class SamplerSettings:
@@ -49,36 +44,39 @@ class SamplerSettings:
 
 @dataclass
 class FitResult:
-    """Raw draws of one station, shapes (chain, draw[, gauging])."""
+    """Raw draws of one station and candidate, shapes (chain, draw[, ...])."""
 
     station: StationData
+    candidate: Candidate
+    context: dict[str, np.ndarray]
     posterior: dict[str, np.ndarray]
     sample_stats: dict[str, np.ndarray]
     log_likelihood: np.ndarray
 
 
-def _model_args(arrays: dict):
-    args = (arrays["stage"], arrays["stage_ref"], arrays["discharge_sd_log"], arrays["mask"])
-    return args, {"discharge": arrays["discharge"], "gap_prior": (arrays["gap_mean"], arrays["gap_sd"])}
+def _model_args(arrays: dict, context: dict):
+    return (arrays["stage"], arrays["discharge_sd_log"], context, arrays["mask"]), {"discharge": arrays["discharge"]}
 
 
 class BatchedNUTS:
-    """A reusable, jitted NUTS driver for one model and one set of sampler settings."""
+    """A reusable, jitted NUTS driver for one model structure and one set of sampler settings."""
 
-    def __init__(self, settings: SamplerSettings = SamplerSettings(), priors: Priors = Priors()):
+    def __init__(self, structure: Structure, settings: SamplerSettings = SamplerSettings(), priors: Priors = Priors()):
+        self.structure = structure
         self.settings = settings
         self.priors = priors
-        self.model = partial(power_law, priors=priors)
-        dummy = StationData("dummy", np.array([0.0, 0.5, 1.0]), np.ones(3), np.full(3, 0.05)).padded(16, priors)
-        args, kwargs = _model_args({k: jnp.asarray(v) for k, v in dummy.items()})
+        self.model = partial(rating_model, structure=structure, priors=priors)
+        dummy = StationData("dummy", np.array([0.0, 0.5, 1.0]), np.ones(3), np.full(3, 0.05))
+        args, kwargs = _model_args({k: jnp.asarray(v) for k, v in dummy.padded(16).items()},
+                                   {k: jnp.asarray(v) for k, v in dummy.context(Candidate("seg1"), structure, priors).items()})
         _, self._potential_gen, self._postprocess_gen, _ = initialize_model(
             jax.random.PRNGKey(0), self.model, dynamic_args=True, model_args=args, model_kwargs=kwargs
         )
         self._run = jax.jit(self._run_batch)
 
-    def _run_chain(self, key, z0, arrays):
+    def _run_chain(self, key, z0, arrays, context):
         s = self.settings
-        args, kwargs = _model_args(arrays)
+        args, kwargs = _model_args(arrays, context)
         init_kernel, sample_kernel = hmc(potential_fn_gen=self._potential_gen, algo="NUTS")
         state = init_kernel(
             z0,
@@ -112,77 +110,90 @@ class BatchedNUTS:
         loglik = log_likelihood(self.model, samples, *args, **kwargs)["log_discharge"]
         return samples, stats, loglik
 
-    def _run_batch(self, init_keys, keys, centres, arrays):
-        """init_keys, keys (S, 2): each station's init and fit keys; centres: dict of (S,);
-        arrays: dict of (S, N) / (S,).
+    def _run_batch(self, init_keys, keys, centres, arrays, contexts):
+        """One row per (station, candidate) fit. init_keys, keys (S, 2); centres: dict of (S, ...);
+        arrays: dict of (S, N); contexts: dict of (S, ...).
 
-        Stations and chains share one vmapped axis (S * C): nesting two vmaps doubles the
+        Fits and chains share one vmapped axis (S * C): nesting two vmaps doubles the
         cost of batching NUTS's while loops at trace time.
         """
         n_chains = self.settings.num_chains
-        n_stations = keys.shape[0]
+        n_fits = keys.shape[0]
 
         def per_chain(x):
             return jnp.repeat(x, n_chains, axis=0)
 
-        jitter = jax.vmap(lambda k: jax.random.uniform(k, (n_chains, len(_SITES)), minval=-1.0, maxval=1.0))(
-            init_keys
-        ).reshape(n_stations * n_chains, len(_SITES))
-        z0 = {name: per_chain(centres[name]) + _INIT_JITTER[name] * jitter[:, i] for i, name in enumerate(_SITES)}
+        def start(name, centre):
+            jitter = jax.vmap(lambda k: jax.random.uniform(jax.random.fold_in(k, _SITE_CODES[name]),
+                                                           (n_chains,) + centre.shape[1:], minval=-1.0, maxval=1.0))(init_keys)
+            return per_chain(centre) + INIT_JITTER[name] * jitter.reshape((-1,) + centre.shape[1:])
+
+        z0 = {name: start(name, centre) for name, centre in centres.items()}
         chain_keys = jax.vmap(lambda k: jax.random.split(k, n_chains))(keys).reshape(-1, keys.shape[-1])
-        total = n_stations * n_chains
+        total = n_fits * n_chains
         group = self.settings.chains_per_step
         if group < 0:
             group = n_chains if jax.default_backend() == "cpu" else total
         group = group or total
+        inputs = (chain_keys, z0, jax.tree.map(per_chain, arrays), jax.tree.map(per_chain, contexts))
         if group >= total:
-            out = jax.vmap(self._run_chain)(chain_keys, z0, jax.tree.map(per_chain, arrays))
+            out = jax.vmap(self._run_chain)(*inputs)
         else:
-            out = lax.map(lambda a: self._run_chain(*a), (chain_keys, z0, jax.tree.map(per_chain, arrays)),
-                          batch_size=group)
-        return jax.tree.map(lambda x: x.reshape((n_stations, n_chains) + x.shape[1:]), out)
+            out = lax.map(lambda a: self._run_chain(*a), inputs, batch_size=group)
+        return jax.tree.map(lambda x: x.reshape((n_fits, n_chains) + x.shape[1:]), out)
 
-    def fit(self, stations: list[StationData], seed: int) -> list[FitResult]:
-        """Sample every station; one vectorised run per shape bucket.
+    def fit(self, stations: list[StationData], candidates: list[Candidate], seed: int) -> list[dict[str, FitResult]]:
+        """Sample every candidate of every station; one vectorised run per shape bucket.
 
         Each station is padded to its *own* bucket, never to a larger one: a different padded
         length changes the order of floating-point sums and so the draws. Grouped this way, a
-        station's draws depend only on its data and the seed, not on the batch it landed in.
+        station's draws depend only on its data, the candidate and the seed, not on the batch it
+        landed in. Returns, per station, the fits keyed by candidate name.
         """
         groups: dict[int, list[int]] = {}
         for i, st in enumerate(stations):
             groups.setdefault(bucket_size(st.n), []).append(i)
-        results: list[FitResult | None] = [None] * len(stations)
+        results: list[dict] = [{} for _ in stations]
         for size, members in sorted(groups.items()):
-            for i, res in zip(members, self._fit_bucket([stations[i] for i in members], size, seed)):
-                results[i] = res
+            jobs = [(i, c) for i in members for c in candidates]
+            for (i, c), res in zip(jobs, self._fit_bucket([(stations[i], c) for i, c in jobs], size, seed)):
+                results[i][c.name] = res
         return results
 
-    def _fit_bucket(self, stations: list[StationData], size: int, seed: int) -> list[FitResult]:
-        padded = [st.padded(size, self.priors) for st in stations]
-        arrays = {k: jnp.asarray(np.stack([p[k] for p in padded])) for k in padded[0]}
-        centres = {k: jnp.asarray(np.stack([st.init_centre()[k] for st in stations])) for k in _SITES}
-        keys = [station_keys(seed, st.station_id) for st in stations]
-        init_keys, fit_keys = (jnp.stack([k[use] for k in keys]) for use in ("init", "fit"))
-        samples, stats, loglik = jax.device_get(self._run(init_keys, fit_keys, centres, arrays))
+    def _fit_bucket(self, jobs: list[tuple[StationData, Candidate]], size: int, seed: int) -> list[FitResult]:
+        padded = [st.padded(size) for st, _ in jobs]
+        contexts = [st.context(c, self.structure, self.priors) for st, c in jobs]
+        centres = [init_centre(st, c, self.structure) for st, c in jobs]
+        stack = lambda dicts: {k: jnp.asarray(np.stack([d[k] for d in dicts])) for k in dicts[0]}  # noqa: E731
+        keys = [(station_keys(seed, st.station_id), c.code) for st, c in jobs]
+        init_keys, fit_keys = (jnp.stack([jax.random.fold_in(k[use], code) for k, code in keys]) for use in ("init", "fit"))
+        samples, stats, loglik = jax.device_get(
+            self._run(init_keys, fit_keys, stack(centres), stack(padded), stack(contexts)))
         results = []
-        for i, st in enumerate(stations):
+        for i, (st, candidate) in enumerate(jobs):
             post = {k: np.asarray(v[i]) for k, v in samples.items()}
-            post["h0"] = st.stage_offset - post["gap"].astype(np.float64)
             sstats = {k: np.asarray(v[i]) for k, v in stats.items()}
             sstats["tree_depth"] = np.floor(np.log2(sstats["n_steps"] + 1)).astype(np.int64)
-            results.append(FitResult(st, post, sstats, np.asarray(loglik[i][..., : st.n])))
+            results.append(FitResult(st, candidate, contexts[i], post, sstats, np.asarray(loglik[i][..., : st.n])))
         return results
 
-#: parameters written to the posterior group, with their units
-POSTERIOR_UNITS = {
-    "a": "m3/s at 1 m above h0",
-    "b": "1",
-    "h0": "m (stage of zero flow, station datum)",
-    "sigma": "1 (SD of ln Q beyond gauging uncertainty)",
-    "gap": "m (lowest gauged stage minus h0)",
-    "log_q_ref": "ln(m3/s) at the reference stage",
-    "log_a": "ln(m3/s)",
+
+#: a fixed number per site, for its starting-point jitter key
+_SITE_CODES = {name: i for i, name in enumerate(INIT_JITTER)}
+
+#: parameters written to the posterior group (those the candidate has), with their units and dims
+POSTERIOR_VARS = {
+    "a": ("m3/s at 1 m above h0: Q = a (H - h0)^b in each segment", ["segment"]),
+    "b": ("1 (each segment's own exponent)", ["segment"]),
+    "h0": ("m (stage of zero flow, station datum)", []),
+    "breakpoint": ("m (stage where the next segment takes over, station datum)", ["breakpoint_number"]),
+    "sigma": ("1 (SD of ln Q beyond gauging uncertainty, at the reference stage)", []),
+    "sigma_slope": ("1 (change of ln sigma across the gauged range)", []),
+    "gap": ("m (lowest gauged stage minus h0)", []),
+    "log_q_ref": ("ln(m3/s) at the reference stage", []),
+    "log_a": ("ln(m3/s)", ["segment"]),
+    "break_u": ("1 (breakpoint position within its prior range, logit scale)", ["breakpoint_number"]),
+    "exponent_w": ("1 (weights of the exponent's variation with stage)", ["term"]),
 }
 
 
@@ -198,15 +209,47 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def inference_data(result: FitResult, prior, attrs: dict):
+def candidate_posterior(result: FitResult) -> dict[str, np.ndarray]:
+    """The candidate's own parameters (chain, draw, ...): inactive segments and sites dropped."""
+    st, c = result.station, result.candidate
+    post, k = result.posterior, c.n_segments
+    out = {name: post[name] for name in ("gap", "log_q_ref", "sigma")}
+    out["b"] = post["b"][..., :k]
+    out["log_a"] = post["log_a"][..., :k]
+    out["a"] = np.exp(out["log_a"].astype(np.float64))
+    out["h0"] = st.stage_offset - post["gap"].astype(np.float64)
+    if k > 1:
+        out["breakpoint"] = st.stage_offset + post["breakpoint_rel"][..., : k - 1].astype(np.float64)
+        out["break_u"] = post["break_u"][..., : k - 1]
+    if c.gplm:
+        out["exponent_w"] = post["exponent_w"]
+    if "sigma_slope" in post:
+        out["sigma_slope"] = post["sigma_slope"]
+    return out
+
+
+def candidate_context(result: FitResult) -> dict[str, np.ndarray]:
+    """The context a curve of this candidate needs (breakpoint ranges cut to its breakpoints)."""
+    ctx = dict(result.context)
+    k = result.candidate.n_segments - 1
+    ctx["break_lo"], ctx["break_hi"] = ctx["break_lo"][:k], ctx["break_hi"][:k]
+    return ctx
+
+
+def inference_data(result: FitResult, prior, attrs: dict, models: ModelSettings = ModelSettings()):
     """ArviZ InferenceData of one fit: posterior, sample_stats, log_likelihood, observed and
-    constant data, plus the prior groups from the prior check."""
+    constant data (with the model's context), plus the prior groups from the prior check."""
     import arviz as az
 
-    st = result.station
+    st, candidate = result.station, result.candidate
+    posterior = candidate_posterior(result)
     n = st.n
+    coords = {"gauging": np.arange(n), "segment": np.arange(1, candidate.n_segments + 1),
+              "breakpoint_number": np.arange(1, candidate.n_segments)}
+    if "exponent_w" in posterior:
+        coords["term"] = np.arange(1, posterior["exponent_w"].shape[-1] + 1)
     idata = az.from_dict(
-        posterior={k: result.posterior[k] for k in POSTERIOR_UNITS},
+        posterior=posterior,
         sample_stats=result.sample_stats,
         log_likelihood={"log_discharge": result.log_likelihood},
         observed_data={"log_discharge": np.log(st.discharge)},
@@ -216,56 +259,98 @@ def inference_data(result: FitResult, prior, attrs: dict):
             "discharge_sd": st.discharge_sd,
             "discharge_sd_log": st.sd_log,
         },
-        coords={"gauging": np.arange(n)},
+        coords=coords,
         dims={"log_discharge": ["gauging"], "stage": ["gauging"], "discharge": ["gauging"],
-              "discharge_sd": ["gauging"], "discharge_sd_log": ["gauging"]},
+              "discharge_sd": ["gauging"], "discharge_sd_log": ["gauging"],
+              **{name: dims for name, (_, dims) in POSTERIOR_VARS.items() if dims}},
     )
     # scalars (from_dict would give them a dimension of length 1)
     idata.constant_data["stage_offset"] = ((), np.float64(st.stage_offset), {"units": "m", "meaning": "lowest gauged stage: the model's stage origin"})
     idata.constant_data["stage_ref"] = ((), np.float64(st.stage_offset + st.stage_ref), {"units": "m", "meaning": "stage where log_q_ref applies"})
+    for key, value in candidate_context(result).items():
+        value = np.asarray(value)
+        idata.constant_data[f"context_{key}"] = (("breakpoint_number",) if value.ndim else (), value,
+                                                 {"meaning": "model context, relative stage (see ratingflow.model)"})
     for group in ("prior", "prior_predictive"):
         if group in prior.groups():
             idata.add_groups({group: prior[group]})
-    for name, unit in POSTERIOR_UNITS.items():
-        idata.posterior[name].attrs["units"] = unit
+    for name in posterior:
+        idata.posterior[name].attrs["units"] = POSTERIOR_VARS[name][0]
     idata.constant_data["stage"].attrs["units"] = "m"
     idata.constant_data["discharge"].attrs["units"] = "m3/s"
     idata.constant_data["discharge_sd"].attrs["units"] = "m3/s (1 SD)"
     idata.observed_data["log_discharge"].attrs["units"] = "ln(m3/s)"
-    full = {"station": st.station_id, "stage_units": "m", "discharge_units": "m3/s", **attrs}
+    full = {"station": st.station_id, "stage_units": "m", "discharge_units": "m3/s", "model": candidate.name,
+            "model_description": candidate.describe(),
+            **{f"structure_{k}": v for k, v in models.structure([candidate]).as_attrs().items()}, **attrs}
     full.update({f"version_{k}": v for k, v in package_versions().items()})
     idata.attrs.update(full)
     idata.posterior.attrs.update(full)
     return idata
 
 
-def run_batch(stations, clean_paths, prior_paths, out_paths, seed: int, settings: SamplerSettings,
-              priors: Priors, attrs: dict, h0_ranges=None) -> None:
-    """Pipeline step: fit a batch of stations in one vectorised run (per shape bucket), one file each."""
+def model_of(idata) -> tuple[Candidate, Structure, dict]:
+    """The candidate, its structure and the context of a fit read back from netCDF."""
+    attrs = idata.attrs
+    structure = Structure.from_attrs({k[len("structure_"):]: v for k, v in attrs.items() if k.startswith("structure_")})
+    const = idata.constant_data
+    context = {name[len("context_"):]: const[name].values for name in const.data_vars if name.startswith("context_")}
+    return Candidate(attrs["model"]), structure, context
+
+
+def run_batch(stations, clean_paths, prior_paths, out_paths, models_paths, seed: int, settings: SamplerSettings,
+              priors: Priors, models: ModelSettings, attrs: dict, station_priors=None) -> None:
+    """Pipeline step: fit every candidate model of a batch of stations in one vectorised run (per
+    shape bucket), choose one per station by PSIS-LOO, and write its fit and the comparison."""
     import time
 
     import pandas as pd
 
     from . import status
+    from .choice import compare
     from .io import load_idata, save_idata
+    from numpyro.diagnostics import hpdi
+
+    from .summarise import convergence
 
     todo = []
     for i, station_id in enumerate(stations):
         prior = load_idata(prior_paths[i])
         if status.skipped(prior):
             save_idata(status.empty_idata(station_id, status.skipped(prior)), out_paths[i])
+            pd.DataFrame(columns=["model"]).to_csv(models_paths[i], index=False)
             print(f"station {station_id}: skipped ({status.skipped(prior)})")
             continue
-        h0 = None if h0_ranges is None else h0_ranges[i]
-        todo.append((StationData.from_clean(station_id, pd.read_csv(clean_paths[i]), h0), prior, out_paths[i]))
+        extra = (station_priors or [{}] * len(stations))[i] or {}
+        station = StationData.from_clean(station_id, pd.read_csv(clean_paths[i]), extra.get("h0_range"),
+                                         extra.get("break_ranges"))
+        todo.append((station, prior, out_paths[i], models_paths[i]))
     if not todo:
         return
+    candidates = models.candidate_list()
     start = time.perf_counter()
-    driver = BatchedNUTS(settings, priors)
-    results = driver.fit([station for station, _, _ in todo], seed)
+    driver = BatchedNUTS(models.structure(candidates), settings, priors)
+    results = driver.fit([station for station, *_ in todo], candidates, seed)
     elapsed = time.perf_counter() - start
-    buckets = sorted({bucket_size(st.n) for st, _, _ in todo})
-    print(f"{len(todo)} stations (buckets {buckets}) sampled in {elapsed:.1f} s, including trace and "
-          f"compile or cache load")
-    for (station, prior, out), result in zip(todo, results):
-        save_idata(inference_data(result, prior, {"seed": int(seed), **attrs}), out)
+    buckets = sorted({bucket_size(st.n) for st, *_ in todo})
+    print(f"{len(todo)} stations x {len(candidates)} candidate models (buckets {buckets}) sampled in "
+          f"{elapsed:.1f} s, including trace and compile or cache load")
+    for (station, prior, out, models_csv), fits in zip(todo, results):
+        chosen, table = compare({name: fit.log_likelihood for name, fit in fits.items()}, models.se_factor)
+        for name, fit in fits.items():
+            posterior = candidate_posterior(fit)
+            conv = convergence(posterior, fit.sample_stats)
+            row = table["model"] == name
+            table.loc[row, ["rhat_max", "ess_bulk_min", "divergences"]] = (
+                conv["rhat_max"], conv["ess_bulk_min"], conv["divergences"])
+            for k in range(fit.candidate.n_segments - 1):
+                draws = posterior["breakpoint"][..., k].reshape(-1)
+                lo, hi = hpdi(draws, 0.9)
+                table.loc[row, [f"breakpoint_{k + 1}_median_m", f"breakpoint_{k + 1}_hpdi90_lower_m",
+                                f"breakpoint_{k + 1}_hpdi90_upper_m"]] = (float(np.median(draws)), float(lo), float(hi))
+        table.insert(1, "description", [Candidate(name).describe() for name in table["model"]])
+        table.to_csv(models_csv, index=False, float_format="%.6g")
+        print(f"station {station.station_id}: chosen {chosen}\n{table.drop(columns=['description', 'reason']).to_string(index=False)}")
+        idata = inference_data(fits[chosen], prior, {"seed": int(seed), **attrs}, models)
+        idata.attrs["model_choice"] = table.loc[table["chosen"], "reason"].iloc[0]
+        save_idata(idata, out)

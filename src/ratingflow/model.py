@@ -1,34 +1,47 @@
-"""The rating-curve model: one pure NumPyro function for prior check, fit and prediction.
+"""The rating-curve model: one pure NumPyro function for the prior check, the fit and prediction.
 
-Power law in log space::
+Stage enters as ``x = H - H_min`` (above the station's lowest gauging), so float32 keeps full
+precision at stages of hundreds of metres above datum. The zero-flow stage is ``h0 = H_min - gap``
+with ``gap > 0``, and ``l = ln(x + gap) = ln(H - h0)`` is the log depth. Then
 
-    ln Q = ln a + b * ln(H - h0) + eps,   eps ~ Normal(0, sqrt(sigma^2 + sigma_g^2))
+    ln Q = log_q_ref + f(x) - f(x_ref) + eps,    eps ~ Normal(0, sqrt(sigma(x)^2 + sigma_g^2))
 
-The model works on stage *relative to the station's lowest gauged stage* (``x = H - H_min``),
-so float32 keeps full precision even at stages of hundreds of metres above datum, and h0 lies
-below the lowest gauging by construction: ``h0 = H_min - gap`` with ``gap > 0``.
+with the exponent part
 
-Sampled parameters (all in physical units):
+    f(x) = b_1 l + sum_{k=2..K} (b_k - b_{k-1}) max(l - l_k, 0)      segmented power law, K controls
+         + g * beta(x) l                                             generalized power law (bdrc)
 
-* ``gap`` [m]        distance from the lowest gauging down to the stage of zero flow.
-* ``b`` [-]          exponent.
-* ``log_q_ref``      ln of the discharge [m3/s] at the reference stage (median gauged stage).
-                     Sampling this instead of ``ln a`` removes most of the a-b correlation.
-* ``sigma`` [-]      residual spread in ln Q beyond the gaugings' own stated uncertainty.
+``l_k = ln(B_k - h0)`` is the log depth at breakpoint ``B_k``. Inside segment k this is exactly
+``Q = a_k (H - h0)^b_k`` with the segment's own (absolute) exponent ``b_k``, and discharge is
+continuous at every breakpoint by construction: ``ln a_k = ln a_{k-1} - (b_k - b_{k-1}) l_k``.
+One h0 serves all segments (the upper controls' offsets are absorbed in ``a_k``), so each segment is
+a plain power law a hydrographer can copy. ``beta(x)`` is a smooth function of stage with a
+Gaussian-process prior (Hilbert-space approximation, fixed amplitude and length scale): the
+exponent ``b_1 + beta(H)`` varies with stage as in Hrafnkelsson et al. (2022, Environmetrics).
+``sigma(x)`` is constant, or log-linear in stage (``Structure.varying_sigma``).
 
-Deterministic: ``log_a`` and ``a`` (discharge in m3/s at 1 m above h0), and ``log_curve``
-(ln Q of the curve itself at every stage given, without residual error).
+``log_q_ref`` (ln Q at the median gauged stage) is sampled instead of ``ln a``: it removes most of the
+a-b correlation. Breakpoints are ordered by construction: each lies in its prior range and above
+the previous one (see :func:`ordered_breakpoints`).
+
+What varies between candidate models of one compiled program is *data* (``context``): the number of
+active segments and the generalized-power-law switch. The sites of the largest candidate are
+always sampled; those a candidate does not use have no effect on its likelihood and are sampled from
+their prior (and dropped from its outputs). So one compiled program serves every candidate.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import jax
 import jax.numpy as jnp
 import numpyro
 import numpyro.distributions as dist
 
-#: ln of the smallest positive effective depth used where a stage lies at or below h0.
+#: smallest positive depth [m] used where a stage lies at or below h0
 _TINY_DEPTH = 1e-9
+#: half-width of the generalized power law's basis domain, in units of the gauged range mapped to [-1, 1]
+_GP_BOUNDARY = 2.0
 
 
 @dataclass(frozen=True)
@@ -39,21 +52,32 @@ class Priors:
 
     * ``gap`` LogNormal(ln 0.3 m, 2.0): zero flow usually lies centimetres to a couple of metres
       below the lowest gauging; the 95 % prior range is about 6 mm to 15 m.
-    * ``b`` LogNormal(ln 1.8, 0.35): channel controls give 1.3-2.5, section controls (weirs) up
-      to about 3; the 95 % prior range is about 0.9 to 3.6.
-    * ``log_q_ref`` Normal(ln 10 m3/s, 4): anything from a trickle (~0.004 m3/s) to a large river
-      (~25 000 m3/s) at the median gauged stage is plausible a priori.
+    * ``b`` LogNormal(ln 1.8, 0.35) for the lowest segment: channel controls give 1.3-2.5, section
+      controls (weirs) up to about 3; 95 % range 0.9 to 3.6. Upper segments LogNormal(ln 1.8, 0.5)
+      (0.7 to 4.8): with one h0 for all segments, a floodplain's exponent can be large.
+    * ``log_q_ref`` Normal(ln 10 m3/s, 4): a trickle (~0.004 m3/s) to a large river (~25 000 m3/s)
+      at the median gauged stage.
     * ``sigma`` HalfNormal(0.2): residual scatter of a stable rating is a few per cent to about
-      20 % in discharge; beyond 40 % is implausible for a single control.
+      20 % in discharge.
+    * breakpoints: ``break_u_sd`` 1.5 on the logit scale of each breakpoint's position within its
+      range, close to uniform but with less mass at the range's ends.
+    * ``sigma_slope`` Normal(0, 1): change of ln sigma across the gauged range (option).
+    * generalized power law: the exponent's deviation has a GP prior with SD ``exponent_sd`` 0.3 and
+      length scale ``exponent_length`` 0.3 of the gauged range.
     """
 
     gap_median_m: float = 0.3
     gap_log_sd: float = 2.0
     b_median: float = 1.8
     b_log_sd: float = 0.35
+    b_upper_log_sd: float = 0.5
     log_q_ref_mean: float = 2.302585  # ln(10 m3/s)
     log_q_ref_sd: float = 4.0
     sigma_scale: float = 0.2
+    break_u_sd: float = 1.5
+    sigma_slope_sd: float = 1.0
+    exponent_sd: float = 0.3
+    exponent_length: float = 0.3
 
     @classmethod
     def from_config(cls, cfg: dict | None) -> "Priors":
@@ -63,34 +87,114 @@ class Priors:
         return asdict(self)
 
 
-def power_law(stage, stage_ref, discharge_sd_log, mask=None, discharge=None, gap_prior=None,
-              priors: Priors = Priors()):
-    """Single-control power law.
+@dataclass(frozen=True)
+class Structure:
+    """What one compiled program can express (static): the largest candidate of a run."""
+
+    max_segments: int = 1
+    gplm_terms: int = 0  # basis functions of the exponent's variation; 0 = no generalized power law
+    varying_sigma: bool = False
+    #: rounding of each change of control, in ln depth (0: a sharp kink)
+    transition: float = 0.0
+
+    @property
+    def n_breaks(self) -> int:
+        return self.max_segments - 1
+
+    def as_attrs(self) -> dict:
+        return {"max_segments": self.max_segments, "gplm_terms": self.gplm_terms,
+                "varying_sigma": int(self.varying_sigma), "transition": self.transition}
+
+    @classmethod
+    def from_attrs(cls, attrs: dict) -> "Structure":
+        return cls(int(attrs["max_segments"]), int(attrs["gplm_terms"]), bool(int(attrs["varying_sigma"])),
+                   float(attrs["transition"]))
+
+
+def ordered_breakpoints(u, lo, hi):
+    """Breakpoints from unconstrained ``u``: ``B_k = s_k + (hi_k - s_k) * sigmoid(u_k)`` with
+    ``s_k = max(lo_k, B_{k-1})``. Each lies in ``[lo_k, hi_k]`` and above the one before."""
+    out = []
+    previous = -jnp.inf
+    for k in range(u.shape[-1]):
+        start = jnp.maximum(lo[k], previous)
+        previous = start + (hi[k] - start) * jax.nn.sigmoid(u[k])
+        out.append(previous)
+    return jnp.stack(out)
+
+
+def hinge(z, width: float):
+    """max(z, 0), rounded over about ``width`` either side of 0 when ``width`` > 0 (softplus)."""
+    if width <= 0:
+        return jnp.maximum(z, 0.0)
+    return width * jax.nn.softplus(z / width)
+
+
+def gp_basis(x, span, terms: int, priors: Priors):
+    """Scaled Hilbert-space GP basis (squared-exponential kernel) at stages ``x``: shape (..., terms)."""
+    z = 2.0 * x / span - 1.0
+    j = jnp.arange(1, terms + 1)
+    freq = jnp.pi * j / (2.0 * _GP_BOUNDARY)
+    length = 2.0 * priors.exponent_length
+    spectral = priors.exponent_sd**2 * jnp.sqrt(2.0 * jnp.pi) * length * jnp.exp(-0.5 * (length * freq) ** 2)
+    phi = jnp.sin(freq * (jnp.clip(z, -_GP_BOUNDARY, _GP_BOUNDARY)[..., None] + _GP_BOUNDARY)) / jnp.sqrt(_GP_BOUNDARY)
+    return phi * jnp.sqrt(spectral)
+
+
+def rating_model(stage, discharge_sd_log, context, mask=None, discharge=None, *, structure: Structure = Structure(),
+                 priors: Priors = Priors()):
+    """The rating model.
 
     Args:
         stage: stage above the station's lowest gauged stage [m], shape (n,).
-        stage_ref: reference stage on the same scale [m] (scalar); ``log_q_ref`` lives there.
         discharge_sd_log: each point's own gauging uncertainty as an SD of ln Q, shape (n,).
-            For prediction of a new gauging pass the station's typical value.
+            To predict a new gauging pass the station's typical value.
+        context: dict of the station's and candidate's constants (see :func:`ratingflow.data.context`):
+            ``stage_ref`` and ``span`` [m], ``gap_mean``/``gap_sd`` (prior of ln gap),
+            ``break_lo``/``break_hi`` (breakpoint ranges [m], shape (max_segments - 1,)),
+            ``n_segments`` (active segments) and ``gplm`` (1.0 for the generalized power law).
         mask: boolean (n,), False for padding; None means all valid.
         discharge: observed discharge [m3/s], shape (n,); None to predict.
-        gap_prior: (mean, sd) of ln gap for this station (from a surveyed h0 range in the sheet);
-            None for the default in ``priors``.
-        priors: :class:`Priors`.
     """
-    if gap_prior is None:
-        gap_prior = (jnp.log(priors.gap_median_m), priors.gap_log_sd)
-    gap = numpyro.sample("gap", dist.LogNormal(*gap_prior))
-    b = numpyro.sample("b", dist.LogNormal(jnp.log(priors.b_median), priors.b_log_sd))
+    gap = numpyro.sample("gap", dist.LogNormal(context["gap_mean"], context["gap_sd"]))
     log_q_ref = numpyro.sample("log_q_ref", dist.Normal(priors.log_q_ref_mean, priors.log_q_ref_sd))
     sigma = numpyro.sample("sigma", dist.HalfNormal(priors.sigma_scale))
+    b_sd = jnp.array([priors.b_log_sd] + [priors.b_upper_log_sd] * structure.n_breaks)
+    b = numpyro.sample("b", dist.LogNormal(jnp.log(priors.b_median), b_sd).to_event(1))
 
-    log_a = numpyro.deterministic("log_a", log_q_ref - b * jnp.log(stage_ref + gap))
-    numpyro.deterministic("a", jnp.exp(log_a))
+    if structure.n_breaks:
+        u = numpyro.sample("break_u", dist.Normal(0.0, priors.break_u_sd).expand([structure.n_breaks]).to_event(1))
+        breaks = numpyro.deterministic("breakpoint_rel", ordered_breakpoints(u, context["break_lo"], context["break_hi"]))
+        log_break = jnp.log(breaks + gap)
+        # the change of exponent at each breakpoint; 0 where the candidate has fewer segments
+        active = jnp.arange(1, structure.max_segments) < context["n_segments"]
+        step = jnp.where(active, b[1:] - b[:-1], 0.0)
+    if structure.gplm_terms:
+        w = numpyro.sample("exponent_w", dist.Normal(0.0, 1.0).expand([structure.gplm_terms]).to_event(1))
+    if structure.varying_sigma:
+        slope = numpyro.sample("sigma_slope", dist.Normal(0.0, priors.sigma_slope_sd))
 
-    depth = jnp.maximum(stage + gap, _TINY_DEPTH)
-    log_curve = numpyro.deterministic("log_curve", log_a + b * jnp.log(depth))
-    sd = jnp.sqrt(sigma**2 + discharge_sd_log**2)
+    def exponent_part(x):
+        """ln Q(x) - ln a_1."""
+        log_depth = jnp.log(jnp.maximum(x + gap, _TINY_DEPTH))
+        f = b[0] * log_depth
+        if structure.gplm_terms:
+            f = f + context["gplm"] * (gp_basis(x, context["span"], structure.gplm_terms, priors) @ w) * log_depth
+        for k in range(structure.n_breaks):
+            f = f + step[k] * hinge(log_depth - log_break[k], structure.transition)
+        return f
+
+    # ln a of each segment: Q = a_k (H - h0)^b_k inside segment k (continuity at each breakpoint)
+    log_a = [log_q_ref - exponent_part(context["stage_ref"])]
+    for k in range(structure.n_breaks):
+        log_a.append(log_a[-1] - step[k] * log_break[k])
+    numpyro.deterministic("log_a", jnp.stack(log_a))
+
+    log_curve = numpyro.deterministic("log_curve", log_a[0] + exponent_part(stage))
+    spread = sigma
+    if structure.varying_sigma:
+        spread = sigma * jnp.exp(slope * (stage - context["stage_ref"]) / context["span"])
+    sd = jnp.sqrt(spread**2 + discharge_sd_log**2)
     log_q = None if discharge is None else jnp.log(discharge)
     likelihood = dist.Normal(log_curve, sd)
     if mask is not None:
@@ -99,5 +203,69 @@ def power_law(stage, stage_ref, discharge_sd_log, mask=None, discharge=None, gap
         numpyro.sample("log_discharge", likelihood, obs=log_q)
 
 
-#: names of the scalar parameters reported for every station
-PARAMETERS = ("a", "b", "h0", "sigma")
+@dataclass(frozen=True)
+class Candidate:
+    """One candidate model: ``seg1``, ``seg2``, ``seg3`` (segmented power law) or ``gplm``."""
+
+    name: str
+
+    def __post_init__(self):
+        if self.name not in CANDIDATES:
+            raise ValueError(f"unknown candidate model {self.name!r}; known: {', '.join(CANDIDATES)}")
+
+    @property
+    def n_segments(self) -> int:
+        return CANDIDATES[self.name][0]
+
+    @property
+    def gplm(self) -> bool:
+        return CANDIDATES[self.name][1]
+
+    @property
+    def code(self) -> int:
+        """A fixed number per candidate: its random keys do not depend on the configured list."""
+        return list(CANDIDATES).index(self.name) + 1
+
+    def describe(self) -> str:
+        if self.gplm:
+            return "generalized power law (exponent varies with stage)"
+        return "power law" if self.n_segments == 1 else f"segmented power law, {self.n_segments} segments"
+
+
+#: candidate name -> (segments, generalized power law)
+CANDIDATES = {"seg1": (1, False), "seg2": (2, False), "seg3": (3, False), "gplm": (1, True)}
+#: number of basis functions of the generalized power law's exponent
+GPLM_TERMS = 8
+
+
+def structure_for(candidates: list[Candidate], varying_sigma: bool = False, transition: float = 0.0) -> Structure:
+    """The smallest structure that serves every candidate."""
+    return Structure(
+        max_segments=max(c.n_segments for c in candidates),
+        gplm_terms=GPLM_TERMS if any(c.gplm for c in candidates) else 0,
+        varying_sigma=varying_sigma,
+        transition=transition,
+    )
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """The ``models`` section of the config."""
+
+    candidates: tuple[str, ...] = ("seg1", "seg2", "seg3")
+    se_factor: float = 2.0
+    varying_sigma: bool = False
+    transition: float = 0.05
+
+    @classmethod
+    def from_config(cls, cfg: dict | None) -> "ModelSettings":
+        cfg = dict(cfg or {})
+        if "candidates" in cfg:
+            cfg["candidates"] = tuple(cfg["candidates"])
+        return cls(**cfg)
+
+    def candidate_list(self) -> list[Candidate]:
+        return [Candidate(n) for n in self.candidates]
+
+    def structure(self, candidates: list[Candidate]) -> Structure:
+        return structure_for(candidates, self.varying_sigma, self.transition)

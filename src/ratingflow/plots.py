@@ -48,10 +48,11 @@ def plot_prior(station: StationData, grid: np.ndarray, curves: np.ndarray, verdi
 
 
 def plot_fit(station: StationData, table: pd.DataFrame, h0_median: float, residuals: np.ndarray, prob_label: str,
-             path, title: str = "") -> None:
+             path, title: str = "", breakpoints=()) -> None:
     """Rating on linear and log axes with both bands, and residuals against stage.
 
-    ``residuals``: ln(observed / median curve) at each gauging.
+    ``residuals``: ln(observed / median curve) at each gauging; ``breakpoints``: median stages
+    where a new control takes over (dotted lines).
     """
     stage = table["stage_m"].to_numpy()
     median = table["discharge_median_m3s"].to_numpy()
@@ -85,6 +86,9 @@ def plot_fit(station: StationData, table: pd.DataFrame, h0_median: float, residu
             ax.set_ylabel("stage (m)")
             ax.set_title("linear axes", fontsize=10)
             ax.set_xlim(left=0)
+    for k, stage_b in enumerate(breakpoints):
+        for ax, y in ((axes[0], stage_b), (axes[1], stage_b - h0_median), (axes[2], stage_b)):
+            ax.axhline(y, color="tab:red", lw=0.8, ls=":", label="breakpoint (median)" if k == 0 and ax is axes[0] else None)
     axes[0].legend(fontsize=8, loc="lower right")
     ax = axes[2]
     ax.axvline(0, color="0.3", lw=0.8)
@@ -117,7 +121,10 @@ def run(fit_nc, table_csv, png_path, title: str = "") -> None:
     median_at_gaugings = np.interp(station.stage, table["stage_m"], table["discharge_median_m3s"])
     residuals = np.log(station.discharge / median_at_gaugings)
     labels = sorted({c.split("_")[1][4:] for c in table.columns if c.startswith("curve_hpdi")}, key=int)
-    plot_fit(station, table, h0, residuals, labels[0], png_path, title)
+    breaks = (np.median(idata.posterior["breakpoint"].values.reshape(-1, idata.posterior["breakpoint"].shape[-1]), axis=0)
+              if "breakpoint" in idata.posterior else ())
+    title = f"{title or station.station_id} — {idata.attrs.get('model_description', '')}"
+    plot_fit(station, table, h0, residuals, labels[0], png_path, title, breaks)
 
 
 def run_batch(fit_paths, table_paths, png_paths, titles) -> None:

@@ -1,8 +1,8 @@
 """Curves and new-gauging predictions from parameter draws, with ``Predictive`` under one jit.
 
 ``Predictive`` called eagerly re-traces the model every time (about 0.5 s a station); jitted with
-the stage grid padded to a multiple of :data:`GRID_CHUNK`, one compiled program serves every
-station and grid length.
+the stage grid padded to a multiple of :data:`GRID_CHUNK`, one compiled program per model
+structure serves every station and grid length.
 """
 from __future__ import annotations
 
@@ -13,31 +13,34 @@ import jax.numpy as jnp
 import numpy as np
 from numpyro.infer import Predictive
 
-from .model import Priors, power_law
+from .model import Priors, Structure, rating_model
 
 #: grids are padded to a multiple of this many stages
 GRID_CHUNK = 256
-#: the parameters a curve needs
-CURVE_SITES = ("gap", "b", "log_q_ref", "sigma")
+#: sites that can be sampled; a curve needs those of its structure
+SAMPLED_SITES = ("gap", "log_q_ref", "sigma", "b", "break_u", "exponent_w", "sigma_slope")
 
 
-@partial(jax.jit, static_argnames=("priors",))
-def _predict(key, samples, stage, stage_ref, sd_log, priors):
+@partial(jax.jit, static_argnames=("structure", "priors"))
+def _predict(key, samples, stage, sd_log, context, structure, priors):
     predictive = Predictive(
-        partial(power_law, priors=priors), posterior_samples=samples, return_sites=["log_curve", "log_discharge"]
+        partial(rating_model, structure=structure, priors=priors), posterior_samples=samples,
+        return_sites=["log_curve", "log_discharge"],
     )
-    out = predictive(key, stage, stage_ref, sd_log)
+    out = predictive(key, stage, sd_log, context)
     return out["log_curve"], out["log_discharge"]
 
 
-def predict(key, samples: dict, stage_rel: np.ndarray, stage_ref: float, sd_log, priors: Priors = Priors()):
+def predict(key, samples: dict, stage_rel: np.ndarray, context: dict, sd_log, structure: Structure,
+            priors: Priors = Priors()):
     """Discharge of the curve and of a new gauging at each stage, for every draw.
 
     Args:
         key: PRNG key for the new-gauging noise.
-        samples: parameter draws, each of shape (draws,).
+        samples: draws of the structure's sampled sites, each of shape (draws, ...) (see
+            :func:`flat_draws`).
         stage_rel: stages relative to the station offset [m], shape (G,).
-        stage_ref: the station's reference stage (relative) [m].
+        context: the model's context (see :func:`ratingflow.model.rating_model`).
         sd_log: SD of ln Q of a new gauging (scalar or (G,)).
 
     Returns:
@@ -49,10 +52,21 @@ def predict(key, samples: dict, stage_rel: np.ndarray, stage_ref: float, sd_log,
     stage[:g] = stage_rel
     sd = np.zeros(size, np.float32)
     sd[:g] = np.broadcast_to(np.asarray(sd_log, np.float32), (g,))
-    draws = {k: jnp.asarray(np.ravel(samples[k]), jnp.float32) for k in CURVE_SITES}
-    log_curve, log_q = jax.device_get(_predict(key, draws, jnp.asarray(stage), jnp.float32(stage_ref), jnp.asarray(sd), priors))
-    gap = np.ravel(samples["gap"])[:, None]
+    draws = {k: jnp.asarray(v, jnp.float32) for k, v in samples.items() if k in SAMPLED_SITES}
+    ctx = {k: jnp.asarray(v) for k, v in context.items()}
+    log_curve, log_q = jax.device_get(_predict(key, draws, jnp.asarray(stage), jnp.asarray(sd), ctx, structure, priors))
+    gap = np.asarray(samples["gap"])[:, None]
     below = stage_rel[None, :] + gap <= 0
     curve = np.where(below, 0.0, np.exp(np.asarray(log_curve[:, :g], np.float64)))
     gauging = np.where(below, 0.0, np.exp(np.asarray(log_q[:, :g], np.float64)))
     return curve, gauging
+
+
+def flat_draws(posterior, names=SAMPLED_SITES, limit: int | None = None) -> dict[str, np.ndarray]:
+    """The sampled sites of an ArviZ group (chain, draw, ...) as (draws, ...) arrays."""
+    out = {}
+    for name in names:
+        if name in posterior:
+            values = posterior[name].values
+            out[name] = values.reshape((-1,) + values.shape[2:])[:limit]
+    return out

@@ -18,29 +18,34 @@ from numpyro.infer import Predictive
 from .data import StationData, bucket_size
 from .io import save_idata, save_json
 from .keys import station_keys
-from .model import Priors, power_law
+from .model import ModelSettings, Priors, rating_model
 
-PRIOR_SITES = ("gap", "b", "log_q_ref", "sigma", "log_a", "a")
+PRIOR_SITES = ("gap", "b", "log_q_ref", "sigma", "log_a")
 
 
-@partial(jax.jit, static_argnames=("num_samples", "priors"))
-def _prior_draws(key, stage, stage_ref, sd_log, mask, gap_prior, num_samples, priors):
+@partial(jax.jit, static_argnames=("num_samples", "structure", "priors"))
+def _prior_draws(key, stage, sd_log, context, mask, num_samples, structure, priors):
     predictive = Predictive(
-        partial(power_law, priors=priors), num_samples=num_samples,
+        partial(rating_model, structure=structure, priors=priors), num_samples=num_samples,
         return_sites=[*PRIOR_SITES, "log_discharge"],
     )
-    return predictive(key, stage, stage_ref, sd_log, mask, gap_prior=gap_prior)
+    return predictive(key, stage, sd_log, context, mask)
 
 
 def prior_check(station: StationData, seed: int, num_samples: int, interval: float, min_share: float,
-                priors: Priors = Priors()) -> tuple[az.InferenceData, dict]:
-    """Prior draws as InferenceData (groups prior, prior_predictive, observed_data) and a verdict."""
-    arrays = station.padded(bucket_size(station.n), priors)
+                priors: Priors = Priors(), models: ModelSettings = ModelSettings()) -> tuple[az.InferenceData, dict]:
+    """Prior draws as InferenceData (groups prior, prior_predictive, observed_data) and a verdict.
+
+    The check uses the simplest candidate model: it asks whether the priors and the units allow
+    the gaugings at all, which the extra segments of the others do not change."""
+    candidate = models.candidate_list()[0]
+    structure = models.structure([candidate])
+    arrays = station.padded(bucket_size(station.n))
+    context = {k: jnp.asarray(v) for k, v in station.context(candidate, structure, priors).items()}
     key = station_keys(seed, station.station_id)["prior"]
     draws = jax.device_get(_prior_draws(
-        key, jnp.asarray(arrays["stage"]), jnp.float32(arrays["stage_ref"]), jnp.asarray(arrays["discharge_sd_log"]),
-        jnp.asarray(arrays["mask"]), (jnp.float32(arrays["gap_mean"]), jnp.float32(arrays["gap_sd"])),
-        num_samples, priors,
+        key, jnp.asarray(arrays["stage"]), jnp.asarray(arrays["discharge_sd_log"]), context,
+        jnp.asarray(arrays["mask"]), num_samples, structure, priors,
     ))
     log_q_pred = np.asarray(draws["log_discharge"][:, : station.n], np.float64)
     tail = (1.0 - interval) / 2.0
@@ -58,14 +63,16 @@ def prior_check(station: StationData, seed: int, num_samples: int, interval: flo
         "passed": bool(share >= min_share),
     }
     prior = {k: np.asarray(draws[k])[None] for k in PRIOR_SITES}
+    prior["a"] = np.exp(prior["log_a"].astype(np.float64))
     prior["h0"] = station.stage_offset - prior["gap"].astype(np.float64)
     idata = az.from_dict(
         prior=prior,
         prior_predictive={"log_discharge": log_q_pred[None]},
         observed_data={"log_discharge": observed},
-        dims={"log_discharge": ["gauging"]},
-        coords={"gauging": np.arange(station.n)},
+        dims={"log_discharge": ["gauging"], "b": ["segment"], "log_a": ["segment"], "a": ["segment"]},
+        coords={"gauging": np.arange(station.n), "segment": np.arange(1, candidate.n_segments + 1)},
     )
+    idata.prior.attrs["model"] = candidate.name
     idata.prior.attrs.update({"station": station.station_id, "share_inside": share, "passed": int(verdict["passed"])})
     return idata, verdict
 
@@ -76,14 +83,14 @@ def write_prior_check(idata: az.InferenceData, verdict: dict, nc_path, json_path
 
 
 def run(clean_csv, status_json, nc_path, json_path, png_path, station_id: str, seed: int, settings: dict,
-        priors: Priors = Priors(), h0_range=None) -> dict:
+        priors: Priors = Priors(), models: ModelSettings = ModelSettings(), station_prior: dict | None = None) -> dict:
     """Pipeline step: prior check of one station from its clean gaugings."""
     import pandas as pd
 
     from . import status
     from .io import load_json
     from .plots import plot_prior
-    from .predict import predict
+    from .predict import flat_draws, predict
     from .summarise import stage_grid
 
     reason = status.skip_reason(load_json(status_json))
@@ -92,23 +99,28 @@ def run(clean_csv, status_json, nc_path, json_path, png_path, station_id: str, s
         save_json({"station": station_id, "skipped": reason, "passed": None}, json_path)
         status.placeholder_png(png_path, station_id, reason)
         return {}
-    station = StationData.from_clean(station_id, pd.read_csv(clean_csv), h0_range)
+    station_prior = station_prior or {}
+    station = StationData.from_clean(station_id, pd.read_csv(clean_csv), station_prior.get("h0_range"),
+                                     station_prior.get("break_ranges"))
     idata, verdict = prior_check(
-        station, seed, int(settings["num_samples"]), float(settings["interval"]), float(settings["min_share"]), priors
+        station, seed, int(settings["num_samples"]), float(settings["interval"]), float(settings["min_share"]), priors,
+        models,
     )
     write_prior_check(idata, verdict, nc_path, json_path)
     grid = stage_grid(station.stage.min(), station.stage.max(), 0.01 * max(np.ptp(station.stage), 0.01), 0.1, 0.1)
-    samples = {k: idata.prior[k].values.reshape(-1)[:200] for k in ("gap", "b", "log_q_ref", "sigma")}
-    curves, _ = predict(station_keys(seed, station_id)["prior"], samples, grid - station.stage_offset,
-                        station.stage_ref, station.typical_sd_log, priors)
+    candidate = models.candidate_list()[0]
+    structure = models.structure([candidate])
+    curves, _ = predict(station_keys(seed, station_id)["prior"], flat_draws(idata.prior, limit=200),
+                        grid - station.stage_offset, station.context(candidate, structure, priors),
+                        station.typical_sd_log, structure, priors)
     plot_prior(station, grid, curves, verdict, png_path)
     print(json.dumps(verdict))
     return verdict
 
 
 def run_batch(stations, inputs: dict, outputs: dict, seed: int, settings: dict, priors: Priors = Priors(),
-              h0_ranges=None) -> None:
+              models: ModelSettings = ModelSettings(), station_priors=None) -> None:
     """Pipeline step for a batch of stations (one process, see :mod:`ratingflow.batches`)."""
     for i, station_id in enumerate(stations):
         run(inputs["clean"][i], inputs["status"][i], outputs["nc"][i], outputs["verdict"][i], outputs["plot"][i],
-            station_id, seed, settings, priors, None if h0_ranges is None else h0_ranges[i])
+            station_id, seed, settings, priors, models, None if station_priors is None else station_priors[i])

@@ -9,14 +9,14 @@ from .io import load_json
 from .sheet import StationSpec
 
 #: the per-station files the report reads, by input name
-INPUTS = ("status", "prior", "diagnostics")
+INPUTS = ("status", "prior", "diagnostics", "models")
 
 
 class StrictModeError(RuntimeError):
     """Strict mode and at least one station was not fitted or did not pass its checks."""
 
 
-def station_row(spec: StationSpec, status_json, prior_json, diagnostics_json) -> dict:
+def station_row(spec: StationSpec, status_json, prior_json, diagnostics_json, models_csv) -> dict:
     status = load_json(status_json)
     row = {
         "station_id": spec.station_id,
@@ -43,13 +43,22 @@ def station_row(spec: StationSpec, status_json, prior_json, diagnostics_json) ->
             f"prior check: {prior['share_inside']:.0%} of gaugings inside the prior predictive "
             f"{prior['interval']:.0%} range (< {prior['min_share']:.0%})"
         )
-    if spec.controls > 1:
-        flags.append(f"sheet says {spec.controls} controls; a single power law was fitted")
+    model = diag["model"]
+    n_segments = sum(1 for k in diag["parameters"] if k.startswith("b_") and k.endswith("_median")) or 1
+    if spec.controls is not None and model["name"] != "gplm" and n_segments != spec.controls:
+        flags.append(f"sheet says {spec.controls} control(s); PSIS-LOO chose {model['description']}")
+    models = pd.read_csv(models_csv)
+    elpd = "; ".join(f"{r.model}: {r.elpd_loo:.1f} (SE {r.se:.1f}, diff {r.elpd_diff:.1f} +- {r.dse:.1f}, "
+                     f"weight {r.weight:.2f}, {r.n_pareto_k_high} with Pareto k > 0.7)" for r in models.itertuples())
     if status["suspect_lines"]:
         flags.append(f"suspect gaugings at raw lines {row['suspect_lines']} (kept)")
     row.update({
         "status": "flagged" if flags else "ok",
         "flags": "; ".join(flags),
+        "model": model["name"],
+        "model_choice": model["choice"],
+        "equation": "; ".join(model["equations"]["text"]),
+        "candidates_elpd": elpd,
         **diag["gauged"],
         **diag["parameters"],
         "rhat_max": diag["rhat_max"],
@@ -65,7 +74,7 @@ def station_row(spec: StationSpec, status_json, prior_json, diagnostics_json) ->
 
 
 def run(specs: list[StationSpec], inputs: dict[str, list[str]], out_csv, unassigned_csv=None,
-        changes_csv=None) -> pd.DataFrame:
+        changes_csv=None, models_out=None) -> pd.DataFrame:
     """Pipeline step: ``inputs`` maps each name in :data:`INPUTS` to per-station paths in the order
     of ``specs``; ``unassigned_csv`` lists rows of long-format files that belong to no station."""
     rows = [station_row(spec, *(inputs[k][i] for k in INPUTS)) for i, spec in enumerate(specs)]
@@ -80,6 +89,11 @@ def run(specs: list[StationSpec], inputs: dict[str, list[str]], out_csv, unassig
             if table.at[i, "status"] == "ok":
                 table.at[i, "status"] = "flagged"
     table.to_csv(out_csv, index=False, float_format="%.6g")
+    if models_out is not None:
+        frames = [pd.read_csv(path).assign(station_id=spec.station_id) for spec, path in zip(specs, inputs["models"])]
+        models = pd.concat([f for f in frames if len(f)], ignore_index=True)
+        models[["station_id", *[c for c in models.columns if c != "station_id"]]].to_csv(
+            models_out, index=False, float_format="%.6g")
     not_ok = table[table["status"] != "ok"]
     print(f"{len(table)} stations, {len(not_ok)} not ok")
     for _, row in not_ok.iterrows():

@@ -11,6 +11,7 @@ from .units import DISCHARGE_UNITS, STAGE_UNITS, UNCERTAINTY_KINDS
 
 STATION_ID = re.compile(r"^[A-Za-z0-9_-]+$")
 _LINE_RANGE = re.compile(r"^(\d+)(?:-(\d+))?$")
+_RANGE = re.compile(r"^\s*(-?\d+(?:\.\d*)?)\s*-\s*(-?\d+(?:\.\d*)?)\s*$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -43,7 +44,8 @@ class StationSpec:
     datum_offset_m: float = 0.0  # added to every stage after conversion to m
     h0_min_m: float | None = None  # prior hint: zero-flow stage range from a survey (m, after offset)
     h0_max_m: float | None = None
-    controls: int = 1
+    controls: int | None = None  # controls the hydrographer expects (compared with the model chosen)
+    breakpoints_m: str = ""  # prior ranges of the breakpoints, 'lo-hi' [m, after offset], ';'-separated
     exclude: str = ""  # ';'-separated raw line numbers (12, 15-17) or dates (2019-06-10)
     notes: str = ""
 
@@ -63,6 +65,16 @@ class StationSpec:
                 lo = int(m.group(1))
                 out.update(range(lo, int(m.group(2) or lo) + 1))
         return out
+
+    def breakpoint_ranges(self) -> tuple[tuple[float, float], ...] | None:
+        """The sheet's breakpoint ranges [m], lowest first, or None."""
+        ranges = []
+        for token in _tokens(self.breakpoints_m):
+            m = _RANGE.match(token)
+            if not m:
+                raise ValueError(f"{token!r} is not a range 'lo-hi' in m")
+            ranges.append((float(m.group(1)), float(m.group(2))))
+        return tuple(ranges) or None
 
     def excluded_dates(self) -> set[str]:
         return {t for t in _tokens(self.exclude) if _DATE.match(t)}
@@ -101,8 +113,19 @@ def _check_row(spec: StationSpec, where: str, raw_dir: Path) -> None:
     target = (raw_dir / spec.file).resolve()
     if Path(spec.file).is_absolute() or root not in target.parents:
         fail("file", f"{spec.file!r} points outside {raw_dir}")
-    if spec.controls < 1 or spec.controls > 3:
+    if spec.controls is not None and not 1 <= spec.controls <= 3:
         fail("controls", "must be 1, 2 or 3")
+    try:
+        ranges = spec.breakpoint_ranges() or ()
+    except ValueError as err:
+        fail("breakpoints_m", str(err))
+    if len(ranges) > 2:
+        fail("breakpoints_m", f"{len(ranges)} ranges; at most 2 breakpoints (3 segments)")
+    for k, (lo, hi) in enumerate(ranges):
+        if not lo < hi:
+            fail("breakpoints_m", f"range {k + 1}: {lo:g}-{hi:g} is empty")
+        if k and lo < ranges[k - 1][0]:
+            fail("breakpoints_m", "ranges must be in increasing order")
     if (spec.h0_min_m is None) != (spec.h0_max_m is None):
         fail("h0_max_m", "h0_min_m and h0_max_m go together")
     if spec.h0_min_m is not None and not spec.h0_min_m < spec.h0_max_m:
@@ -136,7 +159,7 @@ def _spec_from_row(row: dict, where: str) -> StationSpec:
         except ValueError:
             raise SheetError(f"{where}, column {column!r}: {text!r} is not a number") from None
     try:
-        values["controls"] = int(values.get("controls") or 1)
+        values["controls"] = int(values["controls"]) if values.get("controls") else None
     except ValueError:
         raise SheetError(f"{where}, column 'controls': {row['controls']!r} is not a whole number") from None
     values["delimiter"] = _DELIMITERS.get(values.get("delimiter", "").lower(), values.get("delimiter"))

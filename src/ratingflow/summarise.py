@@ -22,8 +22,11 @@ from numpyro.diagnostics import hpdi
 
 from .keys import station_keys
 from .io import load_idata, save_json
-from .model import PARAMETERS, Priors
-from .predict import CURVE_SITES, predict
+from .model import Priors
+from .predict import flat_draws, predict
+
+#: parameters reported and checked for convergence (those a fit has)
+REPORTED = ("a", "b", "h0", "breakpoint", "sigma", "sigma_slope")
 
 
 def stage_grid(stage_min: float, stage_max: float, step: float, below: float, above: float) -> np.ndarray:
@@ -43,16 +46,18 @@ def _prob_label(prob: float) -> str:
 def rating_table(idata: az.InferenceData, seed: int, step: float, below: float, above: float,
                  probs=(0.9, 0.95), priors: Priors = Priors()) -> pd.DataFrame:
     """The station's rating table (SI units); see the module docstring."""
+    from .fit import model_of
+
     const = idata.constant_data
     station = idata.attrs.get("station") or idata.posterior.attrs["station"]
     stage = const["stage"].values
     offset = float(const["stage_offset"])
     grid = stage_grid(stage.min(), stage.max(), step, below, above)
-    samples = {k: idata.posterior[k].values.reshape(-1) for k in CURVE_SITES}
+    candidate, structure, context = model_of(idata)
     typical_sd_log = float(np.median(const["discharge_sd_log"].values))
     curve, gauging = predict(
-        station_keys(seed, station)["predict"], samples, grid - offset,
-        float(const["stage_ref"]) - offset, typical_sd_log, priors,
+        station_keys(seed, station)["predict"], flat_draws(idata.posterior), grid - offset, context,
+        typical_sd_log, structure, priors,
     )
     table = pd.DataFrame({"stage_m": grid, "discharge_median_m3s": np.median(curve, axis=0)})
     for kind, draws in (("curve", curve), ("gauging", gauging)):
@@ -62,8 +67,53 @@ def rating_table(idata: az.InferenceData, seed: int, step: float, below: float, 
             table[f"{kind}_hpdi{label}_lower_m3s"] = lo
             table[f"{kind}_hpdi{label}_upper_m3s"] = hi
     table["extrapolated"] = (grid < stage.min() - 1e-9) | (grid > stage.max() + 1e-9)
-    table.attrs.update({"station": station, "typical_gauging_sd_log": typical_sd_log})
+    if candidate.gplm:
+        from .model import gp_basis
+
+        basis = np.asarray(gp_basis(grid - offset, float(context["span"]), structure.gplm_terms, priors), np.float64)
+        b = idata.posterior["b"].values.reshape(-1)
+        w = idata.posterior["exponent_w"].values.reshape(len(b), -1)
+        table["exponent_median"] = np.median(b[:, None] + w @ basis.T, axis=0)
+    if "breakpoint" in idata.posterior:
+        medians = np.median(idata.posterior["breakpoint"].values.reshape(-1, candidate.n_segments - 1), axis=0)
+        table["segment"] = 1 + np.searchsorted(medians, grid, side="right")
+    table.attrs.update({"station": station, "typical_gauging_sd_log": typical_sd_log, "model": candidate.name,
+                        "model_description": candidate.describe(),
+                        "equation": "; ".join(equations(idata)["text"])})
     return table
+
+
+def equations(idata: az.InferenceData) -> dict:
+    """The chosen curve as readable equations: per segment a, b, h0 and its stage range
+    (posterior medians), in SI units. Hydrographers copy these into their reports."""
+    post = idata.posterior
+    med = {name: np.median(post[name].values.reshape(-1, *post[name].shape[2:]), axis=0) for name in ("a", "b", "h0")}
+    h0 = float(med["h0"])
+    breaks = (np.median(post["breakpoint"].values.reshape(-1, post["breakpoint"].shape[-1]), axis=0)
+              if "breakpoint" in post else np.array([]))
+    stage = idata.constant_data["stage"].values
+    edges = [h0, *breaks.tolist(), None]
+    gplm = idata.attrs.get("model") == "gplm"
+    segments, text = [], []
+    for k, (a, b) in enumerate(zip(np.atleast_1d(med["a"]), np.atleast_1d(med["b"]))):
+        seg = {"segment": k + 1, "a": float(a), "b": float(b), "h0_m": h0,
+               "stage_from_m": float(edges[k]), "stage_to_m": None if edges[k + 1] is None else float(edges[k + 1])}
+        segments.append(seg)
+        upper = f"{seg['stage_to_m']:.3f}" if seg["stage_to_m"] is not None else "above"
+        rng = f"{seg['stage_from_m']:.3f} < H <= {upper}" if upper != "above" else f"H > {seg['stage_from_m']:.3f}"
+        exponent = f"{b:.4g}" if not gplm else f"({b:.4g} + beta(H))"
+        offset = f"H - {h0:.4f}" if h0 >= 0 else f"H + {-h0:.4f}"
+        text.append(f"Q = {a:.6g} * ({offset})^{exponent} for {rng} m")
+    note = ("coefficients are posterior medians in m and m3/s; the gauged range is "
+            f"{stage.min():.3f}-{stage.max():.3f} m")
+    transition = float(idata.attrs.get("structure_transition", 0.0))
+    if len(breaks) and transition > 0:
+        step = np.abs(np.diff(np.atleast_1d(med["b"])))
+        note += (f"; the table rounds each change of control over about +-{100 * transition:.0f} % of depth, so at a "
+                 f"breakpoint it differs from the segment equations by up to {100 * transition * np.log(2) * step.max():.1f} %")
+    if gplm:
+        note += "; beta(H), the exponent's variation with stage, is tabulated in the rating table"
+    return {"segments": segments, "text": text, "note": note}
 
 
 def table_dataset(table: pd.DataFrame) -> xr.Dataset:
@@ -83,35 +133,54 @@ def table_dataset(table: pd.DataFrame) -> xr.Dataset:
 
 
 def parameter_summary(idata: az.InferenceData, prob: float = 0.9) -> dict:
-    """Median and HPDI of each reported parameter (the report reads these, not the draws)."""
+    """Median and HPDI of each reported parameter (the report reads these, not the draws);
+    per-segment and per-breakpoint values are numbered from 1 (``b_1``, ``breakpoint_1``)."""
     out = {}
     label = _prob_label(prob)
-    for name in PARAMETERS:
-        draws = idata.posterior[name].values.reshape(-1).astype(np.float64)
-        lo, hi = hpdi(draws, prob)
-        out[f"{name}_median"] = float(np.median(draws))
-        out[f"{name}_hpdi{label}_lower"] = float(lo)
-        out[f"{name}_hpdi{label}_upper"] = float(hi)
+    for name in REPORTED:
+        if name not in idata.posterior:
+            continue
+        values = idata.posterior[name].values.astype(np.float64)
+        values = values.reshape(values.shape[0] * values.shape[1], -1)
+        for j in range(values.shape[1]):
+            key = name if values.shape[1] == 1 and idata.posterior[name].ndim == 2 else f"{name}_{j + 1}"
+            lo, hi = hpdi(values[:, j], prob)
+            out[f"{key}_median"] = float(np.median(values[:, j]))
+            out[f"{key}_hpdi{label}_lower"] = float(lo)
+            out[f"{key}_hpdi{label}_upper"] = float(hi)
     return out
+
+
+def convergence(posterior: dict, sample_stats: dict) -> dict:
+    """R-hat, bulk and tail ESS (worst over the reported parameters) and divergences of raw draws
+    (chain, draw, ...)."""
+    data = az.convert_to_dataset({k: v for k, v in posterior.items() if k in REPORTED})
+    rhat, ess_bulk, ess_tail = az.rhat(data), az.ess(data, method="bulk"), az.ess(data, method="tail")
+    names = list(data.data_vars)
+    per = {v: {"rhat": float(np.max(rhat[v].values)), "ess_bulk": float(np.min(ess_bulk[v].values)),
+               "ess_tail": float(np.min(ess_tail[v].values))} for v in names}
+    return {
+        # NaN (a parameter that never moved) propagates and fails the check
+        "rhat_max": float(np.max([p["rhat"] for p in per.values()])),
+        "ess_bulk_min": float(np.min([p["ess_bulk"] for p in per.values()])),
+        "ess_tail_min": float(np.min([p["ess_tail"] for p in per.values()])),
+        "divergences": int(np.sum(sample_stats["diverging"])),
+        "per_parameter": per,
+    }
 
 
 def diagnostics(idata: az.InferenceData, thresholds: dict) -> dict:
     """Convergence diagnostics and pass/fail against ``thresholds``."""
-    names = list(PARAMETERS)
-    rhat = az.rhat(idata, var_names=names)
-    ess_bulk = az.ess(idata, var_names=names, method="bulk")
-    ess_tail = az.ess(idata, var_names=names, method="tail")
+    conv = convergence({k: idata.posterior[k].values for k in idata.posterior.data_vars},
+                       {"diverging": idata.sample_stats["diverging"].values})
     out = {
         "station": idata.attrs.get("station"),
-        # NaN (a parameter that never moved) propagates and fails the check
-        "rhat_max": float(np.max([rhat[v].values for v in names])),
-        "ess_bulk_min": float(np.min([ess_bulk[v].values for v in names])),
-        "ess_tail_min": float(np.min([ess_tail[v].values for v in names])),
-        "divergences": int(idata.sample_stats["diverging"].sum()),
+        "rhat_max": conv["rhat_max"],
+        "ess_bulk_min": conv["ess_bulk_min"],
+        "ess_tail_min": conv["ess_tail_min"],
+        "divergences": conv["divergences"],
         "bfmi_min": float(np.min(az.bfmi(idata))),
-        "per_parameter": {
-            v: {"rhat": float(rhat[v]), "ess_bulk": float(ess_bulk[v]), "ess_tail": float(ess_tail[v])} for v in names
-        },
+        "per_parameter": conv["per_parameter"],
         "thresholds": dict(thresholds),
     }
     checks = {
@@ -162,6 +231,8 @@ def run(fit_nc, table_csv, table_nc, diagnostics_json, seed: int, table_cfg: dic
     diag["gauged"] = {"stage_min_m": float(stage.min()), "stage_max_m": float(stage.max()),
                       "discharge_min_m3s": float(q.min()), "discharge_max_m3s": float(q.max())}
     diag["parameters"] = parameter_summary(idata)
+    diag["model"] = {"name": idata.attrs.get("model"), "description": idata.attrs.get("model_description"),
+                     "choice": idata.attrs.get("model_choice", ""), "equations": equations(idata)}
     write_summary(table, diag, table_csv, table_nc, diagnostics_json)
     print(json.dumps({k: diag[k] for k in ("rhat_max", "ess_bulk_min", "divergences", "passed")}))
 

@@ -46,14 +46,15 @@ def jax_params():
     return {"device": config["jax"]["device"], "cache": config["jax"].get("compilation_cache", "")}
 
 
-def h0_ranges(members):
-    return [h0_range(s) for s in members]
-
-
-def h0_range(station):
-    """The sheet's surveyed zero-flow range [m] for the prior, or None."""
-    spec = SHEET[station]
-    return None if spec.h0_min_m is None else [spec.h0_min_m, spec.h0_max_m]
+def station_priors(members):
+    """Each station's prior hints from the sheet: surveyed zero-flow range and breakpoint ranges [m]."""
+    out = []
+    for station in members:
+        spec = SHEET[station]
+        h0 = None if spec.h0_min_m is None else [spec.h0_min_m, spec.h0_max_m]
+        breaks = spec.breakpoint_ranges()
+        out.append({"h0_range": h0, "break_ranges": None if breaks is None else [list(r) for r in breaks]})
+    return out
 
 
 def long_format_files():

@@ -7,13 +7,15 @@ for batch, members in BATCHES.items():
             clean=per_station("results/clean/{station}.csv", members),
             prior=per_station("results/prior/{station}.nc", members),
         output:
-            per_station("results/fit/{station}.nc", members),
+            fit=per_station("results/fit/{station}.nc", members),
+            models=per_station("results/fit/{station}.models.csv", members),
         params:
             stations=members,
             seed=config["seed"],
             sampler=config["sampler"],
             priors=config.get("priors", {}),
-            h0_ranges=h0_ranges(members),
+            models=config["models"],
+            station_priors=station_priors(members),
             config_hash=CONFIG_HASH,
             jax=jax_params(),
         threads: stage_threads("fit")

@@ -18,7 +18,8 @@ for batch, members in BATCHES.items():
             seed=config["seed"],
             settings=config["prior_check"],
             priors=config.get("priors", {}),
-            h0_ranges=h0_ranges(members),
+            models=config["models"],
+            station_priors=station_priors(members),
             jax=jax_params(),
         threads: stage_threads("prior_check")
         resources:

@@ -3,10 +3,12 @@ rule report:
         status=expand("results/clean/{station}.status.json", station=STATIONS),
         prior=expand("results/prior/{station}.json", station=STATIONS),
         diagnostics=expand("results/diagnostics/{station}.json", station=STATIONS),
+        models=expand("results/fit/{station}.models.csv", station=STATIONS),
         unassigned="results/clean/unassigned_rows.csv",
         changes="results/changes.csv",
     output:
-        report("results/stations.csv", caption="../report/stations.rst", category="Stations"),
+        stations=report("results/stations.csv", caption="../report/stations.rst", category="Stations"),
+        models=report("results/models.csv", caption="../report/models.rst", category="Stations"),
     params:
         specs=[SHEET[s] for s in STATIONS],
     log:

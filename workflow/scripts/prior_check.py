@@ -2,7 +2,7 @@ from ratingflow.runtime import configure_jax, logged
 
 with logged(snakemake.log[0]):
     configure_jax(snakemake.threads, snakemake.params.jax["cache"], snakemake.params.jax["device"])
-    from ratingflow.model import Priors
+    from ratingflow.model import ModelSettings, Priors
     from ratingflow.prior_check import run_batch
 
     run_batch(
@@ -12,5 +12,6 @@ with logged(snakemake.log[0]):
         snakemake.params.seed,
         snakemake.params.settings,
         Priors.from_config(snakemake.params.priors),
-        snakemake.params.h0_ranges,
+        ModelSettings.from_config(snakemake.params.models),
+        snakemake.params.station_priors,
     )

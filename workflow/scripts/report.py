@@ -5,4 +5,5 @@ with logged(snakemake.log[0]):
     from ratingflow.report import INPUTS, run
 
     inputs = {k: list(snakemake.input[k]) for k in INPUTS}
-    run(snakemake.params.specs, inputs, snakemake.output[0], snakemake.input.unassigned, snakemake.input.changes)
+    run(snakemake.params.specs, inputs, snakemake.output.stations, snakemake.input.unassigned, snakemake.input.changes,
+        snakemake.output.models)

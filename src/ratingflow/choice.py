@@ -1,0 +1,65 @@
+"""Model choice per station: PSIS-LOO over the candidate fits (ArviZ ``compare``).
+
+Rule: among the candidates, take the *simplest* (first in the configured order) whose elpd lies
+within ``se_factor`` standard errors of the difference (``dse``) of the best one. Every
+candidate's elpd, SE, weight, Pareto-k warnings and convergence are kept in the station's
+``results/fit/{station}.models.csv`` and in the report.
+"""
+from __future__ import annotations
+
+import warnings
+
+import arviz as az
+import numpy as np
+import pandas as pd
+
+#: Pareto k above this makes a gauging's PSIS-LOO estimate unreliable (Vehtari et al. 2024)
+PARETO_K_WARN = 0.7
+
+
+def loo_idata(log_likelihood: np.ndarray):
+    """The minimum ``az.loo`` needs: the pointwise log-likelihood (chain, draw, gauging), and a
+    posterior group for the draw count."""
+    shape = log_likelihood.shape[:2]
+    return az.from_dict(posterior={"draw_index": np.zeros(shape)}, log_likelihood={"log_discharge": log_likelihood})
+
+
+def compare(log_likelihoods: dict[str, np.ndarray], se_factor: float = 2.0) -> tuple[str, pd.DataFrame]:
+    """Choose among candidates; ``log_likelihoods`` maps name -> (chain, draw, gauging) in
+    simplest-first order. Returns the chosen name and one row per candidate (in that order)."""
+    order = list(log_likelihoods)
+    idatas = {name: loo_idata(ll) for name, ll in log_likelihoods.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # high Pareto k is counted per candidate below
+        loos = {name: az.loo(idata, pointwise=True) for name, idata in idatas.items()}
+        table = az.compare(idatas) if len(order) > 1 else None
+    rows = []
+    for name in order:
+        loo = loos[name]
+        pareto_k = np.asarray(loo.pareto_k)
+        row = {
+            "model": name,
+            "elpd_loo": float(loo.elpd_loo),
+            "se": float(loo.se),
+            "p_loo": float(loo.p_loo),
+            "elpd_diff": 0.0 if table is None else float(table.loc[name, "elpd_diff"]),
+            "dse": 0.0 if table is None else float(table.loc[name, "dse"]),
+            "weight": 1.0 if table is None else float(table.loc[name, "weight"]),
+            "pareto_k_max": float(np.max(pareto_k)),
+            "n_pareto_k_high": int(np.sum(pareto_k > PARETO_K_WARN)),
+        }
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    eligible = out[out["elpd_diff"] <= se_factor * out["dse"] + 1e-12]
+    chosen = str(eligible["model"].iloc[0])
+    best = str(out.loc[out["elpd_loo"].idxmax(), "model"])
+    out["chosen"] = out["model"] == chosen
+    out["reason"] = ""
+    if chosen == best:
+        reason = "best elpd"
+    else:
+        row = out.set_index("model").loc[chosen]
+        reason = (f"simplest within {se_factor:g} SE of the best ({best}): elpd difference "
+                  f"{row['elpd_diff']:.2f} <= {se_factor:g} x {row['dse']:.2f}")
+    out.loc[out["chosen"], "reason"] = reason
+    return chosen, out

@@ -1,0 +1,132 @@
+"""Starting points for the chains: a profile least-squares fit over h0 and the breakpoints.
+
+Given h0 and the breakpoints, ln Q of the segmented power law is *linear* in ``log_q_ref`` and the
+exponents, so a weighted least-squares solve scores every point of a grid of (gap, breakpoints) at
+once. The chains start around the best grid point. A segmented fit started at random has many
+local optima in its breakpoints (a breakpoint can sit between any two gaugings): started at random,
+chains settle in different ones and never mix. Starting at the profile optimum, with a jitter,
+puts them in the main mode.
+"""
+from __future__ import annotations
+
+from itertools import combinations
+
+import numpy as np
+
+from .data import StationData
+from .model import Candidate, Structure
+
+#: grid sizes: gaps (geometric) and breakpoint positions per breakpoint
+N_GAPS = 24
+N_BREAKS = 24
+#: floor of the residual SD used to weight gaugings
+_MIN_SIGMA = 0.03
+
+
+def _gap_grid(station: StationData) -> np.ndarray:
+    span = max(float(np.ptp(station.stage)), 0.01)
+    if station.h0_range is not None:
+        mean, sd = station.gap_prior()
+        return np.exp(np.linspace(mean - 2 * sd, mean + 2 * sd, N_GAPS))
+    return np.geomspace(max(0.003 * span, 1e-3), 3.0 * span, N_GAPS)
+
+
+def _break_grid(lo: float, hi: float, stage_rel: np.ndarray) -> np.ndarray:
+    """Candidate breakpoints: midpoints between neighbouring gauged stages inside ``[lo, hi]``."""
+    x = np.unique(stage_rel)
+    mids = (x[1:] + x[:-1]) / 2
+    mids = mids[(mids >= lo) & (mids <= hi)]
+    if len(mids) == 0:
+        return np.array([(lo + hi) / 2])
+    if len(mids) > N_BREAKS:
+        mids = np.quantile(mids, np.linspace(0, 1, N_BREAKS))
+    return mids
+
+
+def profile_fit(station: StationData, candidate: Candidate, structure: Structure) -> dict:
+    """Best (gap, breakpoints, log_q_ref, exponents, sigma) of the segmented power law on a grid."""
+    x, y = station.stage_rel, np.log(station.discharge)
+    weights = 1.0 / (station.sd_log**2 + _MIN_SIGMA**2)
+    n_breaks = candidate.n_segments - 1
+    lo, hi = station.break_ranges_rel(max(structure.n_breaks, 1), candidate.n_segments)
+    grids = [_break_grid(lo[k], hi[k], x) for k in range(n_breaks)]
+    if n_breaks == 0:
+        combos = [()]
+    elif len({tuple(g) for g in grids}) == 1:
+        combos = list(combinations(grids[0], n_breaks)) or [tuple(grids[0][:1]) * n_breaks]
+    else:
+        combos = [c for c in np.array(np.meshgrid(*grids)).reshape(n_breaks, -1).T if np.all(np.diff(c) > 0)]
+        combos = combos or [tuple(g[0] for g in grids)]
+    best = None
+    for gap in _gap_grid(station):
+        log_depth = np.log(x + gap)
+        for breaks in combos:
+            columns = [np.ones_like(x), log_depth] + [np.maximum(log_depth - np.log(bk + gap), 0.0) for bk in breaks]
+            design = np.stack(columns, axis=1)
+            wd = design * weights[:, None]
+            try:
+                coef = np.linalg.solve(design.T @ wd + 1e-9 * np.eye(len(columns)), wd.T @ y)
+            except np.linalg.LinAlgError:
+                continue
+            b = np.cumsum(coef[1:])
+            if np.any(b < 0.2) or np.any(b > 8):
+                continue
+            sse = float(np.sum(weights * (y - design @ coef) ** 2))
+            if best is None or sse < best["sse"]:
+                best = {"sse": sse, "gap": gap, "breaks": np.array(breaks, float), "coef": coef, "b": b}
+    if best is None:  # no grid point with sensible exponents: a plain default start
+        span = max(float(np.ptp(station.stage)), 0.05)
+        best = {"gap": 0.2 * span, "breaks": np.quantile(x, np.linspace(0, 1, n_breaks + 2)[1:-1]),
+                "b": np.full(candidate.n_segments, 1.8), "coef": None, "sse": np.nan}
+        log_depth = np.log(x + best["gap"])
+        best["coef"] = np.r_[np.median(y) - 1.8 * np.median(log_depth), 1.8, np.zeros(n_breaks)]
+    gap, breaks = best["gap"], best["breaks"]
+    x_ref = station.stage_ref
+    basis_ref = [1.0, np.log(x_ref + gap)] + [max(np.log(x_ref + gap) - np.log(bk + gap), 0.0) for bk in breaks]
+    resid = y - np.stack([np.ones_like(x), np.log(x + gap)]
+                         + [np.maximum(np.log(x + gap) - np.log(bk + gap), 0.0) for bk in breaks], 1) @ best["coef"]
+    return {
+        "gap": float(gap),
+        "breaks": breaks,
+        "b": best["b"],
+        "log_q_ref": float(np.dot(basis_ref, best["coef"])),
+        "sigma": float(max(np.sqrt(np.mean(resid**2) - np.mean(station.sd_log**2)) if np.mean(resid**2) > np.mean(station.sd_log**2) else 0.0, _MIN_SIGMA)),
+    }
+
+
+def _logit(p):
+    p = np.clip(p, 0.02, 0.98)
+    return np.log(p / (1 - p))
+
+
+def init_centre(station: StationData, candidate: Candidate, structure: Structure) -> dict[str, np.ndarray]:
+    """The chains' starting centre for one candidate, in unconstrained space, for every site of
+    ``structure`` (sites the candidate does not use start at their prior's centre)."""
+    fit = profile_fit(station, candidate, structure)
+    b = np.full(structure.max_segments, fit["b"][-1])
+    b[: len(fit["b"])] = fit["b"]
+    centre = {
+        "gap": np.float32(np.log(fit["gap"])),
+        "log_q_ref": np.float32(fit["log_q_ref"]),
+        "sigma": np.float32(np.log(fit["sigma"])),
+        "b": np.log(b).astype(np.float32),
+    }
+    if structure.n_breaks:
+        lo, hi = station.break_ranges_rel(structure.n_breaks, candidate.n_segments)
+        u = np.zeros(structure.n_breaks)
+        previous = -np.inf
+        for k, bk in enumerate(fit["breaks"]):
+            start = max(lo[k], previous)
+            u[k] = _logit((bk - start) / max(hi[k] - start, 1e-9))
+            previous = bk
+        centre["break_u"] = u.astype(np.float32)
+    if structure.gplm_terms:
+        centre["exponent_w"] = np.zeros(structure.gplm_terms, np.float32)
+    if structure.varying_sigma:
+        centre["sigma_slope"] = np.float32(0.0)
+    return centre
+
+
+#: spread of the chains' starting points around the centre (unconstrained units)
+INIT_JITTER = {"gap": 0.3, "log_q_ref": 0.1, "sigma": 0.3, "b": 0.05, "break_u": 0.3, "exponent_w": 0.3,
+               "sigma_slope": 0.2}

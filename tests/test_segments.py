@@ -1,0 +1,218 @@
+"""Segmented power law, generalized power law, model choice by PSIS-LOO, equations."""
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+from numpyro import handlers
+from numpyro.diagnostics import hpdi
+
+from ratingflow.choice import compare
+from ratingflow.data import StationData
+from ratingflow.fit import BatchedNUTS, SamplerSettings, candidate_posterior, inference_data
+from ratingflow.model import Candidate, ModelSettings, ordered_breakpoints, rating_model, structure_for
+from ratingflow.sheet import SheetError, load_sheet
+from ratingflow.summarise import equations, rating_table
+
+ROOT = Path(__file__).resolve().parents[1]
+SEGS = [Candidate("seg1"), Candidate("seg2"), Candidate("seg3")]
+
+
+def test_breakpoints_are_ordered_and_inside_their_ranges():
+    rng = np.random.default_rng(0)
+    lo, hi = jnp.array([0.2, 0.2]), jnp.array([3.0, 3.0])
+    for _ in range(200):
+        b = np.asarray(ordered_breakpoints(jnp.asarray(rng.normal(0, 4, 2)), lo, hi))
+        assert 0.2 <= b[0] <= b[1] <= 3.0
+    # sheet ranges that do not overlap: each breakpoint stays in its own
+    b = np.asarray(ordered_breakpoints(jnp.array([-9.0, 9.0]), jnp.array([0.5, 2.0]), jnp.array([1.0, 2.5])))
+    np.testing.assert_allclose(b, [0.5, 2.5], atol=1e-3)
+
+
+def _curve(params, stage, candidate, transition=0.0):
+    """ln Q of the model's curve for fixed unconstrained-free parameter values."""
+    structure = structure_for([candidate], transition=transition)
+    st = StationData("s", np.linspace(0.0, 4.0, 9), np.ones(9), np.full(9, 0.05))
+    context = {k: jnp.asarray(v) for k, v in st.context(candidate, structure).items()}
+    model = handlers.substitute(handlers.seed(rating_model, 0), params)
+    trace = handlers.trace(model).get_trace(jnp.asarray(stage, jnp.float32), jnp.zeros(len(stage)), context,
+                                            structure=structure)
+    return {k: np.asarray(v["value"], np.float64) for k, v in trace.items()}
+
+
+def test_segments_are_power_laws_joined_continuously():
+    """With a sharp transition, each segment is exactly Q = a_k (H - h0)^b_k, and the curve is
+    continuous at the breakpoints."""
+    params = {"gap": 0.3, "log_q_ref": 2.0, "sigma": 0.05, "b": jnp.array([2.6, 1.5, 2.2]),
+              "break_u": jnp.array([-0.5, 0.8])}
+    stage = np.linspace(0.0, 4.0, 4001)
+    out = _curve(params, stage, Candidate("seg3"))
+    breaks, log_a, b = out["breakpoint_rel"], out["log_a"], np.array([2.6, 1.5, 2.2])
+    segment = np.searchsorted(breaks, stage, side="right")
+    expected = log_a[segment] + b[segment] * np.log(stage + 0.3)
+    np.testing.assert_allclose(out["log_curve"], expected, atol=2e-5)
+    jumps = np.abs(np.diff(out["log_curve"]))
+    assert jumps.max() < 0.01  # no step anywhere, breakpoints included
+    # a 2-segment candidate ignores the third exponent and the second breakpoint
+    two = _curve(params, stage, Candidate("seg2"))
+    other = _curve({**params, "b": jnp.array([2.6, 1.5, 9.0]), "break_u": jnp.array([-0.5, -3.0])}, stage,
+                   Candidate("seg2"))
+    np.testing.assert_allclose(two["log_curve"], other["log_curve"], atol=1e-6)
+
+
+def test_rounded_transition_stays_close_to_the_segments():
+    params = {"gap": 0.3, "log_q_ref": 2.0, "sigma": 0.05, "b": jnp.array([2.6, 1.5]), "break_u": jnp.array([0.0])}
+    stage = np.linspace(0.0, 4.0, 2001)
+    sharp = _curve(params, stage, Candidate("seg2"))["log_curve"]
+    round_ = _curve(params, stage, Candidate("seg2"), transition=0.05)["log_curve"]
+    gap = np.abs(sharp - round_)
+    assert 0 < gap.max() <= 0.05 * np.log(2) * 1.1 + 1e-3  # at most width * ln 2 * |b2 - b1| (+ ln a shift)
+
+
+def two_control_station(rng, n=40):
+    """Shared h0, exponent 2.6 below the breakpoint at 1.2 m, 1.5 above."""
+    h0, breakpoint, b1, b2, a1 = 10.0, 11.2, 2.6, 1.5, 8.0
+    depth = np.exp(rng.uniform(np.log(0.15), np.log(4.0), n))
+    stage = h0 + depth
+    log_q = np.log(a1) + b1 * np.log(depth)
+    upper = stage > breakpoint
+    log_q[upper] = np.log(a1) + b1 * np.log(breakpoint - h0) + b2 * (np.log(depth[upper]) - np.log(breakpoint - h0))
+    q = np.exp(log_q + rng.normal(0, 0.04, n))
+    return StationData("two", stage, q, 0.03 * q), {"breakpoint": breakpoint, "b": [b1, b2], "h0": h0}
+
+
+@pytest.fixture(scope="module")
+def two_control():
+    st, truth = two_control_station(np.random.default_rng(5))
+    models = ModelSettings(transition=0.0)
+    driver = BatchedNUTS(models.structure(SEGS), SamplerSettings(num_warmup=500, num_samples=500, target_accept=0.95,
+                                                                 dense_mass=True))
+    return st, truth, driver.fit([st], SEGS, seed=3)[0]
+
+
+def test_two_controls_are_found_and_recovered(two_control):
+    st, truth, fits = two_control
+    chosen, table = compare({name: fit.log_likelihood for name, fit in fits.items()})
+    print(table.to_string())
+    assert chosen in ("seg2", "seg3")
+    seg1, seg2 = table.set_index("model").loc[["seg1", "seg2"], "elpd_loo"]
+    assert seg2 - seg1 > 10
+    post = candidate_posterior(fits["seg2"])
+    lo, hi = hpdi(post["breakpoint"].reshape(-1), 0.9)
+    assert lo <= truth["breakpoint"] <= hi, (lo, hi)
+    for k, b in enumerate(truth["b"]):
+        lo, hi = hpdi(post["b"][..., k].reshape(-1).astype(float), 0.99)
+        assert lo <= b <= hi, (k, lo, hi)
+    assert fits["seg2"].sample_stats["diverging"].sum() == 0
+
+
+def test_equations_reproduce_the_table(two_control):
+    """The equations (posterior medians) give the table's median curve to within a few per cent."""
+    st, _, fits = two_control
+    import arviz as az
+
+    idata = inference_data(fits["seg2"], az.from_dict(prior={"b": np.zeros((1, 10))}), {"seed": 3},
+                           ModelSettings(transition=0.0))
+    eq = equations(idata)
+    assert len(eq["segments"]) == 2 and eq["segments"][0]["stage_to_m"] == eq["segments"][1]["stage_from_m"]
+    table = rating_table(idata, seed=3, step=0.01, below=0.0, above=0.0)
+    for seg in eq["segments"]:
+        top = seg["stage_to_m"] or np.inf
+        rows = table[(table["stage_m"] > seg["stage_from_m"] + 0.05) & (table["stage_m"] < top - 0.05)]
+        q = seg["a"] * (rows["stage_m"] - seg["h0_m"]) ** seg["b"]
+        np.testing.assert_allclose(q, rows["discharge_median_m3s"], rtol=0.05)
+    assert set(table["segment"]) == {1, 2}
+
+
+def test_choice_takes_the_simplest_within_two_se():
+    rng = np.random.default_rng(0)
+    base = rng.normal(-1.0, 0.3, (4, 500, 40))
+    same = {"seg1": base, "seg2": base + rng.normal(0, 0.01, base.shape)}
+    chosen, table = compare(same, se_factor=2.0)
+    assert chosen == "seg1" and table["chosen"].sum() == 1
+    better = {"seg1": base, "seg2": base + 0.5}  # 40 gaugings x 0.5: far beyond 2 SE
+    chosen, table = compare(better, se_factor=2.0)
+    assert chosen == "seg2" and table.loc[table["chosen"], "reason"].item() == "best elpd"
+    assert {"elpd_loo", "se", "elpd_diff", "dse", "weight", "n_pareto_k_high"} <= set(table.columns)
+
+
+def test_generalized_power_law_samples_and_predicts():
+    st, _ = two_control_station(np.random.default_rng(8), n=30)
+    gplm = Candidate("gplm")
+    driver = BatchedNUTS(structure_for([gplm]), SamplerSettings(num_warmup=300, num_samples=300, dense_mass=True))
+    fit = driver.fit([st], [gplm], seed=1)[0]["gplm"]
+    import arviz as az
+
+    idata = inference_data(fit, az.from_dict(prior={"b": np.zeros((1, 10))}), {"seed": 1})
+    table = rating_table(idata, seed=1, step=0.05, below=0.0, above=0.0)
+    # the exponent falls from about 2.6 to about 1.5 across the range, as in the data
+    exponent = table["exponent_median"].to_numpy()
+    assert exponent[: len(exponent) // 5].mean() > exponent[-len(exponent) // 5:].mean() + 0.3
+    resid = np.log(st.discharge / np.interp(st.stage, table["stage_m"], table["discharge_median_m3s"]))
+    assert np.abs(resid).mean() < 0.1
+
+
+def test_sheet_breakpoint_ranges(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "x.csv").write_text("h,q\n1,2\n")
+    head = "station_id\tname\tfile\tstage_column\tstage_unit\tdischarge_column\tdischarge_unit\tbreakpoints_m\tcontrols\n"
+    sheet = tmp_path / "s.tsv"
+    sheet.write_text(head + "a\tA\tx.csv\th\tm\tq\tm3/s\t0.5-0.8;1.2-1.6\t3\n")
+    spec = load_sheet(sheet, raw)["a"]
+    assert spec.breakpoint_ranges() == ((0.5, 0.8), (1.2, 1.6)) and spec.controls == 3
+    for bad, message in (("0.8-0.5", "empty"), ("a-b", "not a range"), ("1.2-1.6;0.5-0.8", "increasing"),
+                         ("0.1-0.2;0.3-0.4;0.5-0.6", "at most 2")):
+        sheet.write_text(head + f"a\tA\tx.csv\th\tm\tq\tm3/s\t{bad}\t\n")
+        with pytest.raises(SheetError, match=rf"row 2 .*'breakpoints_m'.*{message}"):
+            load_sheet(sheet, raw)
+
+
+ACCEPTANCE = ROOT / "data" / "raw" / "ratingcurve"
+
+
+@pytest.fixture(scope="module")
+def acceptance():
+    """The issue's three stations with the pipeline's settings (config/config.yaml)."""
+    import yaml
+
+    from ratingflow.clean import clean
+    from ratingflow.model import Priors
+
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    sheet = load_sheet(ROOT / "config" / "stations.tsv", ROOT / "data" / "raw")
+    stations = []
+    for sid in ("simulated_3seg", "green_channel", "mahurangi"):
+        result = clean(sheet[sid], ROOT / "data" / "raw" / sheet[sid].file, cfg["default_uncertainty"])
+        stations.append(StationData.from_clean(sid, result.clean))
+    models = ModelSettings.from_config(cfg["models"])
+    driver = BatchedNUTS(models.structure(models.candidate_list()), SamplerSettings.from_config(cfg["sampler"]),
+                         Priors.from_config(cfg["priors"]))
+    fits = driver.fit(stations, models.candidate_list(), cfg["seed"])
+    out = {}
+    for st, station_fits in zip(stations, fits):
+        chosen, table = compare({k: f.log_likelihood for k, f in station_fits.items()}, models.se_factor)
+        out[st.station_id] = (chosen, table.set_index("model"), station_fits)
+    return out
+
+
+def test_acceptance_model_choice(acceptance):
+    import arviz as az
+
+    chosen, table, _ = acceptance["simulated_3seg"]
+    print(table.drop(columns="reason").to_string())
+    # the 3-segment model is chosen or within 2 SE of the best
+    assert chosen == "seg3" or table.loc["seg3", "elpd_diff"] <= 2 * table.loc["seg3", "dse"]
+    chosen, table, _ = acceptance["green_channel"]
+    assert table.loc["seg2", "elpd_loo"] > table.loc["seg1", "elpd_loo"] + 2 * table.loc["seg1", "dse"]
+    assert chosen != "seg1"
+    chosen, table, _ = acceptance["mahurangi"]
+    best_multi = table.loc[["seg2", "seg3"], "elpd_loo"].max()
+    assert best_multi - table.loc["seg1", "elpd_loo"] > 2 * table.loc["seg1", "dse"] and chosen != "seg1"
+    # the chosen fits converge
+    for sid, (chosen, _, fits) in acceptance.items():
+        post = candidate_posterior(fits[chosen])
+        rhat = az.rhat(az.convert_to_dataset({k: post[k] for k in ("a", "b", "h0", "sigma", "breakpoint") if k in post}))
+        assert max(float(rhat[v].max()) for v in rhat.data_vars) <= 1.01, sid
+        assert fits[chosen].sample_stats["diverging"].sum() == 0, sid
