@@ -216,3 +216,14 @@ def test_acceptance_model_choice(acceptance):
         rhat = az.rhat(az.convert_to_dataset({k: post[k] for k in ("a", "b", "h0", "sigma", "breakpoint") if k in post}))
         assert max(float(rhat[v].max()) for v in rhat.data_vars) <= 1.01, sid
         assert fits[chosen].sample_stats["diverging"].sum() == 0, sid
+
+
+def test_report_states_a_breakpoint_disagreement():
+    from ratingflow.report import breakpoint_disagreements
+
+    params = {"breakpoint_1_median": 2.0, "breakpoint_1_hpdi90_lower": 1.8, "breakpoint_1_hpdi90_upper": 2.2}
+    assert breakpoint_disagreements([1.9], params) == []
+    (flag,) = breakpoint_disagreements([1.128], params)
+    assert "1.128 m" in flag and "1.800-2.200 m" in flag
+    (flag,) = breakpoint_disagreements([1.0], {})
+    assert "has none" in flag

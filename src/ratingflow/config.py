@@ -8,7 +8,7 @@ import hashlib
 import json
 
 #: config sections that change the draws of a fit
-FIT_SECTIONS = ("seed", "priors", "sampler", "default_uncertainty")
+FIT_SECTIONS = ("seed", "priors", "sampler", "models", "default_uncertainty")
 
 
 def fit_settings(config: dict) -> dict:

@@ -90,7 +90,8 @@ def profile_fit(station: StationData, candidate: Candidate, structure: Structure
         "breaks": breaks,
         "b": best["b"],
         "log_q_ref": float(np.dot(basis_ref, best["coef"])),
-        "sigma": float(max(np.sqrt(np.mean(resid**2) - np.mean(station.sd_log**2)) if np.mean(resid**2) > np.mean(station.sd_log**2) else 0.0, _MIN_SIGMA)),
+        # residual spread beyond the gaugings' own uncertainty
+        "sigma": float(max(np.sqrt(max(np.mean(resid**2) - np.mean(station.sd_log**2), 0.0)), _MIN_SIGMA)),
     }
 
 

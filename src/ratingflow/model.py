@@ -18,7 +18,9 @@ One h0 serves all segments (the upper controls' offsets are absorbed in ``a_k``)
 a plain power law a hydrographer can copy. ``beta(x)`` is a smooth function of stage with a
 Gaussian-process prior (Hilbert-space approximation, fixed amplitude and length scale): the
 exponent ``b_1 + beta(H)`` varies with stage as in Hrafnkelsson et al. (2022, Environmetrics).
-``sigma(x)`` is constant, or log-linear in stage (``Structure.varying_sigma``).
+``sigma(x)`` is constant, or log-linear in stage (``Structure.varying_sigma``). With
+``Structure.transition > 0`` each ``max(., 0)`` is a softplus of that width in ln depth: the change of
+control is rounded, which makes the likelihood smooth in the breakpoint.
 
 ``log_q_ref`` (ln Q at the median gauged stage) is sampled instead of ``ln a``: it removes most of the
 a-b correlation. Breakpoints are ordered by construction: each lies in its prior range and above

@@ -47,6 +47,7 @@ def station_row(spec: StationSpec, status_json, prior_json, diagnostics_json, mo
     n_segments = sum(1 for k in diag["parameters"] if k.startswith("b_") and k.endswith("_median")) or 1
     if spec.controls is not None and model["name"] != "gplm" and n_segments != spec.controls:
         flags.append(f"sheet says {spec.controls} control(s); PSIS-LOO chose {model['description']}")
+    flags.extend(breakpoint_disagreements(spec.expected_breakpoints(), diag["parameters"]))
     models = pd.read_csv(models_csv)
     elpd = "; ".join(f"{r.model}: {r.elpd_loo:.1f} (SE {r.se:.1f}, diff {r.elpd_diff:.1f} +- {r.dse:.1f}, "
                      f"weight {r.weight:.2f}, {r.n_pareto_k_high} with Pareto k > 0.7)" for r in models.itertuples())
@@ -71,6 +72,21 @@ def station_row(spec: StationSpec, status_json, prior_json, diagnostics_json, mo
         "prior_check_passed": prior["passed"],
     })
     return row
+
+
+def breakpoint_disagreements(expected: list[float], parameters: dict) -> list[str]:
+    """The hydrographer's breakpoints (sheet) that lie outside the 90 % HPDI of every breakpoint of
+    the chosen model, or that the model has no breakpoint for."""
+    fitted = [(parameters[f"breakpoint_{k}_hpdi90_lower"], parameters[f"breakpoint_{k}_hpdi90_upper"])
+              for k in range(1, 3) if f"breakpoint_{k}_median" in parameters]
+    out = []
+    for stage in expected:
+        if not fitted:
+            out.append(f"sheet expects a breakpoint at {stage:g} m; the model chosen has none")
+        elif not any(lo <= stage <= hi for lo, hi in fitted):
+            bands = ", ".join(f"{lo:.3f}-{hi:.3f} m" for lo, hi in fitted)
+            out.append(f"sheet expects a breakpoint at {stage:g} m; outside the fitted 90 % HPDI ({bands})")
+    return out
 
 
 def run(specs: list[StationSpec], inputs: dict[str, list[str]], out_csv, unassigned_csv=None,

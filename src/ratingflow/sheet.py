@@ -45,6 +45,7 @@ class StationSpec:
     h0_min_m: float | None = None  # prior hint: zero-flow stage range from a survey (m, after offset)
     h0_max_m: float | None = None
     controls: int | None = None  # controls the hydrographer expects (compared with the model chosen)
+    expected_breakpoints_m: str = ""  # the hydrographer's breakpoints [m], ';'-separated: compared, not a prior
     breakpoints_m: str = ""  # prior ranges of the breakpoints, 'lo-hi' [m, after offset], ';'-separated
     exclude: str = ""  # ';'-separated raw line numbers (12, 15-17) or dates (2019-06-10)
     notes: str = ""
@@ -75,6 +76,9 @@ class StationSpec:
                 raise ValueError(f"{token!r} is not a range 'lo-hi' in m")
             ranges.append((float(m.group(1)), float(m.group(2))))
         return tuple(ranges) or None
+
+    def expected_breakpoints(self) -> list[float]:
+        return [float(t) for t in _tokens(self.expected_breakpoints_m)]
 
     def excluded_dates(self) -> set[str]:
         return {t for t in _tokens(self.exclude) if _DATE.match(t)}
@@ -119,6 +123,10 @@ def _check_row(spec: StationSpec, where: str, raw_dir: Path) -> None:
         ranges = spec.breakpoint_ranges() or ()
     except ValueError as err:
         fail("breakpoints_m", str(err))
+    try:
+        spec.expected_breakpoints()
+    except ValueError:
+        fail("expected_breakpoints_m", f"{spec.expected_breakpoints_m!r} is not a ';'-separated list of stages in m")
     if len(ranges) > 2:
         fail("breakpoints_m", f"{len(ranges)} ranges; at most 2 breakpoints (3 segments)")
     for k, (lo, hi) in enumerate(ranges):
