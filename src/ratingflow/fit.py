@@ -164,11 +164,10 @@ class BatchedNUTS:
         padded = [st.padded(size) for st, _ in jobs]
         contexts = [st.context(c, self.structure, self.priors) for st, c in jobs]
         centres = [init_centre(st, c, self.structure) for st, c in jobs]
-        stack = lambda dicts: {k: jnp.asarray(np.stack([d[k] for d in dicts])) for k in dicts[0]}  # noqa: E731
         keys = [(station_keys(seed, st.station_id), c.code) for st, c in jobs]
         init_keys, fit_keys = (jnp.stack([jax.random.fold_in(k[use], code) for k, code in keys]) for use in ("init", "fit"))
         samples, stats, loglik = jax.device_get(
-            self._run(init_keys, fit_keys, stack(centres), stack(padded), stack(contexts)))
+            self._run(init_keys, fit_keys, _stack(centres), _stack(padded), _stack(contexts)))
         results = []
         for i, (st, candidate) in enumerate(jobs):
             post = {k: np.asarray(v[i]) for k, v in samples.items()}
@@ -176,6 +175,11 @@ class BatchedNUTS:
             sstats["tree_depth"] = np.floor(np.log2(sstats["n_steps"] + 1)).astype(np.int64)
             results.append(FitResult(st, candidate, contexts[i], post, sstats, np.asarray(loglik[i][..., : st.n])))
         return results
+
+
+def _stack(dicts: list[dict]) -> dict:
+    """One array per key, stacked over the fits of a bucket."""
+    return {k: jnp.asarray(np.stack([d[k] for d in dicts])) for k in dicts[0]}
 
 
 #: a fixed number per site, for its starting-point jitter key

@@ -43,6 +43,13 @@ def _break_grid(lo: float, hi: float, stage_rel: np.ndarray) -> np.ndarray:
     return mids
 
 
+def _design(x: np.ndarray, gap: float, breaks) -> np.ndarray:
+    """Columns of the segmented power law, linear in (ln Q at x = -gap + 1, b_1, b_2 - b_1, ...)."""
+    log_depth = np.log(x + gap)
+    return np.stack([np.ones_like(x), log_depth] + [np.maximum(log_depth - np.log(bk + gap), 0.0) for bk in breaks],
+                    axis=1)
+
+
 def profile_fit(station: StationData, candidate: Candidate, structure: Structure) -> dict:
     """Best (gap, breakpoints, log_q_ref, exponents, sigma) of the segmented power law on a grid."""
     x, y = station.stage_rel, np.log(station.discharge)
@@ -59,13 +66,11 @@ def profile_fit(station: StationData, candidate: Candidate, structure: Structure
         combos = combos or [tuple(g[0] for g in grids)]
     best = None
     for gap in _gap_grid(station):
-        log_depth = np.log(x + gap)
         for breaks in combos:
-            columns = [np.ones_like(x), log_depth] + [np.maximum(log_depth - np.log(bk + gap), 0.0) for bk in breaks]
-            design = np.stack(columns, axis=1)
+            design = _design(x, gap, breaks)
             wd = design * weights[:, None]
             try:
-                coef = np.linalg.solve(design.T @ wd + 1e-9 * np.eye(len(columns)), wd.T @ y)
+                coef = np.linalg.solve(design.T @ wd + 1e-9 * np.eye(design.shape[1]), wd.T @ y)
             except np.linalg.LinAlgError:
                 continue
             b = np.cumsum(coef[1:])
@@ -81,15 +86,12 @@ def profile_fit(station: StationData, candidate: Candidate, structure: Structure
         log_depth = np.log(x + best["gap"])
         best["coef"] = np.r_[np.median(y) - 1.8 * np.median(log_depth), 1.8, np.zeros(n_breaks)]
     gap, breaks = best["gap"], best["breaks"]
-    x_ref = station.stage_ref
-    basis_ref = [1.0, np.log(x_ref + gap)] + [max(np.log(x_ref + gap) - np.log(bk + gap), 0.0) for bk in breaks]
-    resid = y - np.stack([np.ones_like(x), np.log(x + gap)]
-                         + [np.maximum(np.log(x + gap) - np.log(bk + gap), 0.0) for bk in breaks], 1) @ best["coef"]
+    resid = y - _design(x, gap, breaks) @ best["coef"]
     return {
         "gap": float(gap),
         "breaks": breaks,
         "b": best["b"],
-        "log_q_ref": float(np.dot(basis_ref, best["coef"])),
+        "log_q_ref": float(np.dot(_design(np.array([station.stage_ref]), gap, breaks)[0], best["coef"])),
         # residual spread beyond the gaugings' own uncertainty
         "sigma": float(max(np.sqrt(max(np.mean(resid**2) - np.mean(station.sd_log**2), 0.0)), _MIN_SIGMA)),
     }

@@ -107,6 +107,7 @@ def run(fit_nc, table_csv, png_path, title: str = "") -> None:
     """Pipeline step: the fit figure of one station."""
     from . import status
     from .io import load_idata
+    from .summarise import breakpoint_medians
 
     idata = load_idata(fit_nc)
     if status.skipped(idata):
@@ -121,8 +122,7 @@ def run(fit_nc, table_csv, png_path, title: str = "") -> None:
     median_at_gaugings = np.interp(station.stage, table["stage_m"], table["discharge_median_m3s"])
     residuals = np.log(station.discharge / median_at_gaugings)
     labels = sorted({c.split("_")[1][4:] for c in table.columns if c.startswith("curve_hpdi")}, key=int)
-    breaks = (np.median(idata.posterior["breakpoint"].values.reshape(-1, idata.posterior["breakpoint"].shape[-1]), axis=0)
-              if "breakpoint" in idata.posterior else ())
+    breaks = breakpoint_medians(idata.posterior)
     title = f"{title or station.station_id} — {idata.attrs.get('model_description', '')}"
     plot_fit(station, table, h0, residuals, labels[0], png_path, title, breaks)
 

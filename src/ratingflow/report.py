@@ -44,8 +44,7 @@ def station_row(spec: StationSpec, status_json, prior_json, diagnostics_json, mo
             f"{prior['interval']:.0%} range (< {prior['min_share']:.0%})"
         )
     model = diag["model"]
-    n_segments = sum(1 for k in diag["parameters"] if k.startswith("b_") and k.endswith("_median")) or 1
-    if spec.controls is not None and model["name"] != "gplm" and n_segments != spec.controls:
+    if spec.controls is not None and model["name"] != "gplm" and model["n_segments"] != spec.controls:
         flags.append(f"sheet says {spec.controls} control(s); PSIS-LOO chose {model['description']}")
     flags.extend(breakpoint_disagreements(spec.expected_breakpoints(), diag["parameters"]))
     models = pd.read_csv(models_csv)

@@ -75,12 +75,19 @@ def rating_table(idata: az.InferenceData, seed: int, step: float, below: float, 
         w = idata.posterior["exponent_w"].values.reshape(len(b), -1)
         table["exponent_median"] = np.median(b[:, None] + w @ basis.T, axis=0)
     if "breakpoint" in idata.posterior:
-        medians = np.median(idata.posterior["breakpoint"].values.reshape(-1, candidate.n_segments - 1), axis=0)
-        table["segment"] = 1 + np.searchsorted(medians, grid, side="right")
+        table["segment"] = 1 + np.searchsorted(breakpoint_medians(idata.posterior), grid, side="right")
     table.attrs.update({"station": station, "typical_gauging_sd_log": typical_sd_log, "model": candidate.name,
                         "model_description": candidate.describe(),
                         "equation": "; ".join(equations(idata)["text"])})
     return table
+
+
+def breakpoint_medians(posterior) -> np.ndarray:
+    """Median stage [m] of each breakpoint (empty for one segment)."""
+    if "breakpoint" not in posterior:
+        return np.array([])
+    draws = posterior["breakpoint"].values
+    return np.median(draws.reshape(-1, draws.shape[-1]), axis=0)
 
 
 def equations(idata: az.InferenceData) -> dict:
@@ -89,8 +96,7 @@ def equations(idata: az.InferenceData) -> dict:
     post = idata.posterior
     med = {name: np.median(post[name].values.reshape(-1, *post[name].shape[2:]), axis=0) for name in ("a", "b", "h0")}
     h0 = float(med["h0"])
-    breaks = (np.median(post["breakpoint"].values.reshape(-1, post["breakpoint"].shape[-1]), axis=0)
-              if "breakpoint" in post else np.array([]))
+    breaks = breakpoint_medians(post)
     stage = idata.constant_data["stage"].values
     edges = [h0, *breaks.tolist(), None]
     gplm = idata.attrs.get("model") == "gplm"
@@ -232,6 +238,7 @@ def run(fit_nc, table_csv, table_nc, diagnostics_json, seed: int, table_cfg: dic
                       "discharge_min_m3s": float(q.min()), "discharge_max_m3s": float(q.max())}
     diag["parameters"] = parameter_summary(idata)
     diag["model"] = {"name": idata.attrs.get("model"), "description": idata.attrs.get("model_description"),
+                     "n_segments": int(idata.posterior.sizes["segment"]),
                      "choice": idata.attrs.get("model_choice", ""), "equations": equations(idata)}
     write_summary(table, diag, table_csv, table_nc, diagnostics_json)
     print(json.dumps({k: diag[k] for k in ("rhat_max", "ess_bulk_min", "divergences", "passed")}))
