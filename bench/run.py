@@ -24,6 +24,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from ratingflow.validation import ratingcurve_env
+
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ["clean", "prior_check", "fit", "summarise", "plots", "report"]
 
@@ -44,14 +46,6 @@ def stage_table(work: Path) -> pd.DataFrame:
             rows.append({"stage": stage, "job": tsv.stem, "seconds": float(b["s"].iloc[-1]),
                          "max_rss_mb": float(pd.to_numeric(b["max_rss"], errors="coerce").iloc[-1])})
     return pd.DataFrame(rows)
-
-
-def ratingcurve_env(path: Path) -> Path:
-    python = path / "bin" / "python"
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "ratingcurve==1.1.0"], check=True)
-    return python
 
 
 def main(argv=None) -> int:

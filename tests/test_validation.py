@@ -1,0 +1,101 @@
+"""The validation study, small: 40 simulated stations and 2 real ones, coverage within a binomial
+tolerance. The full study is ``python -m ratingflow.validation`` (README, "Validation")."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ratingflow.data import StationData
+from ratingflow.fit import SamplerSettings
+from ratingflow.model import ModelSettings, Priors
+from ratingflow.validation import (Fitter, crossval, folds, heldout_summary, log_predictive_density, real_stations,
+                                   simulate, simulation_summary, stage_third, wilson, write_report)
+
+ROOT = Path(__file__).resolve().parents[1]
+GAUGINGS = ROOT / "tests" / "data" / "gaugings"
+SEED = 20261125
+
+
+def within_binomial(k: int, n: int, p: float, z: float = 3.0) -> bool:
+    return abs(k / n - p) <= z * np.sqrt(p * (1 - p) / n)
+
+
+def test_wilson_interval():
+    lo, hi = wilson(90, 100)
+    assert lo == pytest.approx(0.8256, abs=1e-3) and hi == pytest.approx(0.9448, abs=1e-3)
+    assert wilson(0, 10)[0] == pytest.approx(0.0, abs=1e-12) and wilson(10, 10)[1] == pytest.approx(1.0)
+
+
+def test_log_predictive_density_of_one_draw_is_the_normal_density():
+    log_curve = np.array([[0.0, 1.0]])
+    sd = np.array([[0.5, 2.0]])
+    y = np.array([0.3, -1.0])
+    expected = -0.5 * ((y - log_curve[0]) / sd[0]) ** 2 - np.log(sd[0]) - 0.5 * np.log(2 * np.pi)
+    np.testing.assert_allclose(log_predictive_density(log_curve, sd, y), expected)
+
+
+def test_folds_are_balanced_reproducible_and_thirds_cover_the_range():
+    st = StationData("x", np.linspace(1, 4, 23), np.ones(23), np.full(23, 0.05))
+    f = folds(st, 5, 1)
+    assert sorted(np.bincount(f)) == [4, 4, 5, 5, 5]
+    np.testing.assert_array_equal(f, folds(st, 5, 1))
+    assert not np.array_equal(f, folds(st, 5, 2))
+    third = stage_third(st)
+    assert third[0] == 0 and third[-1] == 2 and set(third) == {0, 1, 2}
+
+
+def test_real_stations_skip_synthetic_and_repeated_sets():
+    stations, skipped = real_stations(GAUGINGS / "sheet.tsv", GAUGINGS, {"kind": "percent_2sd", "value": 7})
+    ids = {st.station_id for st in stations}
+    assert "simulated_rating" not in ids and len(stations) + len(skipped) == 25
+    assert all("same gaugings as" in why or why == "synthetic" for _, why in skipped)
+
+
+@pytest.fixture(scope="module")
+def small_study():
+    # the synthetic stations have one or two controls; a third segment is left out to keep CI short
+    fitter = Fitter(ModelSettings(candidates=("seg1", "seg2")),
+                    SamplerSettings(num_warmup=500, num_samples=500, dense_mass=True, target_accept=0.95), Priors())
+    sim = simulate(40, SEED, fitter)
+    stations, skipped = real_stations(GAUGINGS / "sheet.tsv", GAUGINGS, {"kind": "percent_2sd", "value": 7})
+    real = [st for st in stations if st.station_id in ("green_channel", "bdrc_krokfors")]
+    heldout, design = crossval(real, 5, SEED, fitter)
+    return sim, heldout, design, skipped
+
+
+def _coverage(sim, check):
+    summary = simulation_summary(sim)
+    print(summary.to_string())
+    row = summary[(summary["stations"] == "all stations")].set_index("check")
+    return int(row.loc[check, "covered"]), int(row.loc[check, "points"])
+
+
+def test_simulated_new_gaugings_covered_within_binomial_tolerance(small_study):
+    k, n = _coverage(small_study[0], "new gauging, 90 % predictive")
+    assert n == 200 and within_binomial(k, n, 0.9), (k, n)
+
+
+@pytest.mark.xfail(strict=True, reason="known miss (issue 8, docs/validation.md): the curve HPDI covers the true "
+                                       "curve less often than nominal (77 % of 200 points at 90 % here)")
+@pytest.mark.parametrize("check, nominal", [("true curve, 90 % HPDI", 0.9), ("true curve, 95 % HPDI", 0.95)])
+def test_simulated_true_curve_covered_within_binomial_tolerance(small_study, check, nominal):
+    k, n = _coverage(small_study[0], check)
+    assert n == 200 and within_binomial(k, n, nominal), (check, k, n)
+
+
+def test_heldout_coverage_within_binomial_tolerance(small_study):
+    _, heldout, design, _ = small_study
+    assert len(heldout) == 36 + 27 and len(design) == 10
+    summary = heldout_summary(heldout, "ratingflow").set_index("stage third")
+    print(summary.to_string())
+    k, n = int(heldout["inside90"].sum()), len(heldout)
+    assert within_binomial(k, n, 0.9), (k, n)
+    assert np.isfinite(summary.loc["all", "mean lpd"])
+
+
+def test_report_is_written(small_study, tmp_path):
+    sim, heldout, _, skipped = small_study
+    text = write_report(tmp_path, sim, heldout, None, skipped, {"seed": SEED}, {"simulation": 1.0})
+    assert "## Verdicts" in text and "true curve, 90 % HPDI" in text
+    assert (tmp_path / "validation" / "coverage.png").stat().st_size > 10_000
+    assert (tmp_path / "validation" / "heldout_coverage.csv").exists()
