@@ -4,7 +4,7 @@ Usage: python ratingcurve_cv.py JOBS.json
 JOBS.json: a list of {"station", "fold", "segments", "train", "test", "stage", "q", "q_sigma"} (SI units,
 indices into the station's gaugings). Prints one JSON line per fold: the held-out gaugings, whether
 each lies inside ratingcurve's 90 % predictive interval, and its log predictive density of ln Q; or
-{"station", "fold", "error"} when ratingcurve cannot fit the fold.
+{"station", "fold", "segments", "error"} when ratingcurve cannot fit the fold.
 
 The predictive distribution of a held-out gauging follows ratingcurve's own likelihood:
 z = (ln Q - m) / s with m, s the mean and SD of the training ln Q; z ~ Normal(a + b . X(h),
@@ -35,7 +35,7 @@ for job in jobs:
         hs = post["hs"].values.reshape(draws, -1)
         sigma = post["sigma"].values.reshape(draws, 1)
     except Exception as err:  # ratingcurve's own failure on this fold: reported, not hidden
-        print(json.dumps({"station": job["station"], "fold": job["fold"],
+        print(json.dumps({"station": job["station"], "fold": job["fold"], "segments": job["segments"],
                           "error": f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"}), flush=True)
         continue
     ho = np.ones(b.shape[1])

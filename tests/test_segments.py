@@ -30,9 +30,9 @@ def test_breakpoints_are_ordered_and_inside_their_ranges():
     np.testing.assert_allclose(b, [0.5, 2.5], atol=1e-3)
 
 
-def _curve(params, stage, candidate, transition=0.0):
+def _curve(params, stage, candidate, transition=0.0, segment_offsets=True):
     """ln Q of the model's curve for fixed unconstrained-free parameter values."""
-    structure = structure_for([candidate], transition=transition)
+    structure = structure_for([candidate], transition=transition, segment_offsets=segment_offsets)
     st = StationData("s", np.linspace(0.0, 4.0, 9), np.ones(9), np.full(9, 0.05))
     context = {k: jnp.asarray(v) for k, v in st.context(candidate, structure).items()}
     model = handlers.substitute(handlers.seed(rating_model, 0), params)
@@ -42,32 +42,45 @@ def _curve(params, stage, candidate, transition=0.0):
 
 
 def test_segments_are_power_laws_joined_continuously():
-    """With a sharp transition, each segment is exactly Q = a_k (H - h0)^b_k, and the curve is
-    continuous at the breakpoints."""
+    """With a sharp transition, each segment is exactly Q = a_k (H - e_k)^b_k with its own offset e_k
+    (e_1 = h0), and the curve is continuous at the breakpoints."""
     params = {"gap": 0.3, "log_q_ref": 2.0, "sigma": 0.05, "b": jnp.array([2.6, 1.5, 2.2]),
-              "break_u": jnp.array([-0.5, 0.8])}
+              "break_u": jnp.array([-0.5, 0.8]), "offset_shift": jnp.array([-0.7, 0.4])}
     stage = np.linspace(0.0, 4.0, 4001)
     out = _curve(params, stage, Candidate("seg3"))
-    breaks, log_a, b = out["breakpoint_rel"], out["log_a"], np.array([2.6, 1.5, 2.2])
+    breaks, log_a, b, e = out["breakpoint_rel"], out["log_a"], np.array([2.6, 1.5, 2.2]), out["offset_rel"]
+    assert e[0] == pytest.approx(-0.3) and e[1] > e[0]  # a shift < 0: the upper control's zero flow lies higher
     segment = np.searchsorted(breaks, stage, side="right")
-    expected = log_a[segment] + b[segment] * np.log(stage + 0.3)
+    expected = log_a[segment] + b[segment] * np.log(stage - e[segment])
     np.testing.assert_allclose(out["log_curve"], expected, atol=2e-5)
     jumps = np.abs(np.diff(out["log_curve"]))
     assert jumps.max() < 0.01  # no step anywhere, breakpoints included
-    # a 2-segment candidate ignores the third exponent and the second breakpoint
+    # one h0 for all segments: the same, with every offset at h0
+    shared = _curve(params, stage, Candidate("seg3"), segment_offsets=False)
+    segment = np.searchsorted(shared["breakpoint_rel"], stage, side="right")
+    np.testing.assert_allclose(shared["log_curve"], shared["log_a"][segment] + b[segment] * np.log(stage + 0.3),
+                               atol=2e-5)
+    assert "offset_shift" not in shared
+    # a 2-segment candidate ignores the third exponent, the second breakpoint and its offset
     two = _curve(params, stage, Candidate("seg2"))
-    other = _curve({**params, "b": jnp.array([2.6, 1.5, 9.0]), "break_u": jnp.array([-0.5, -3.0])}, stage,
-                   Candidate("seg2"))
+    other = _curve({**params, "b": jnp.array([2.6, 1.5, 9.0]), "break_u": jnp.array([-0.5, -3.0]),
+                    "offset_shift": jnp.array([-0.7, 1.5])}, stage, Candidate("seg2"))
     np.testing.assert_allclose(two["log_curve"], other["log_curve"], atol=1e-6)
 
 
 def test_rounded_transition_stays_close_to_the_segments():
-    params = {"gap": 0.3, "log_q_ref": 2.0, "sigma": 0.05, "b": jnp.array([2.6, 1.5]), "break_u": jnp.array([0.0])}
+    params = {"gap": 0.3, "log_q_ref": 2.0, "sigma": 0.05, "b": jnp.array([2.6, 1.5]), "break_u": jnp.array([0.0]),
+              "offset_shift": jnp.array([0.0])}
     stage = np.linspace(0.0, 4.0, 2001)
     sharp = _curve(params, stage, Candidate("seg2"))["log_curve"]
     round_ = _curve(params, stage, Candidate("seg2"), transition=0.05)["log_curve"]
     gap = np.abs(sharp - round_)
     assert 0 < gap.max() <= 0.05 * np.log(2) * 1.1 + 1e-3  # at most width * ln 2 * |b2 - b1| (+ ln a shift)
+    # with its own offset (d = d' e^0.5) the bound is width * ln 2 * |b2 d'/d - b1|
+    moved = {**params, "offset_shift": jnp.array([0.5])}
+    gap = np.abs(_curve(moved, stage, Candidate("seg2"))["log_curve"]
+                 - _curve(moved, stage, Candidate("seg2"), transition=0.05)["log_curve"])
+    assert 0 < gap.max() <= 0.05 * np.log(2) * abs(1.5 * np.exp(-0.5) - 2.6) * 1.1 + 1e-3
 
 
 def two_control_station(rng, n=40):
@@ -107,20 +120,67 @@ def test_two_controls_are_found_and_recovered(two_control):
     assert fits["seg2"].sample_stats["diverging"].sum() == 0
 
 
-def test_equations_reproduce_the_table(two_control):
-    """The equations (posterior medians) give the table's median curve to within a few per cent."""
-    st, _, fits = two_control
+@pytest.fixture(scope="module")
+def offsets_fit():
+    """models.segment_offsets: a riffle (h0 10.0 m, b 2.6) hands over at 10.8 m to a channel control whose
+    zero flow lies at 10.4 m (b 1.5), as in ratingflow.synthetic."""
+    from ratingflow.synthetic import Truth
+
+    truth = Truth("offsets", 2, a=8.0, b=2.6, h0=10.0, sigma=0.02, breakpoint=10.8, b2=1.5, h02=10.4)
+    truth.a2 = truth.a * (truth.breakpoint - truth.h0) ** truth.b / (truth.breakpoint - truth.h02) ** truth.b2
+    rng = np.random.default_rng(11)
+    stage = np.sort(truth.h0 + np.exp(rng.uniform(np.log(0.1), np.log(3.0), 60)))
+    q = truth.discharge(stage) * np.exp(rng.normal(0, 0.04, 60))
+    st = StationData("offsets", stage, q, 0.03 * q)
+    models = ModelSettings(candidates=("seg2",), transition=0.0, segment_offsets=True)
+    driver = BatchedNUTS(models.structure(SEGS[1:2]), SamplerSettings(num_warmup=500, num_samples=500,
+                                                                      target_accept=0.95, dense_mass=True))
+    (fits,) = driver.fit([st], SEGS[1:2], seed=4)
+    return st, truth, fits["seg2"], models
+
+
+def test_segment_offsets_recover_a_channel_control_with_its_own_zero_flow(offsets_fit):
+    """The offset model finds the breakpoint, the channel's offset and both exponents, and its curve band
+    holds the true curve."""
+    st, truth, fit, _ = offsets_fit
+    assert fit.sample_stats["diverging"].sum() == 0
+    post = candidate_posterior(fit)
+    for draws, true in ((post["breakpoint"], truth.breakpoint), (post["offset"][..., 1], truth.h02),
+                        (post["b"][..., 0], truth.b), (post["b"][..., 1], truth.b2)):
+        lo, hi = hpdi(np.asarray(draws, float).reshape(-1), 0.95)
+        assert lo <= true <= hi, (true, lo, hi)
+    # the segment equations Q = a_k (H - offset_k)^b_k, per draw, hold the true curve
+    check = np.linspace(st.stage.min(), st.stage.max(), 9)
+    flat = {k: np.asarray(post[k], float).reshape(-1, *post[k].shape[2:]) for k in ("a", "b", "offset", "breakpoint")}
+    segment = (check[None, :] > flat["breakpoint"]).astype(int)
+    pick = lambda v: np.take_along_axis(v, segment, 1)  # noqa: E731
+    log_curve = np.log(pick(flat["a"])) + pick(flat["b"]) * np.log(np.clip(check - pick(flat["offset"]), 1e-9, None))
+    bands = [hpdi(log_curve[:, j], 0.9) for j in range(len(check))]
+    assert all(lo <= np.log(t) <= hi for (lo, hi), t in zip(bands, truth.discharge(check)))
+
+
+@pytest.mark.parametrize("offsets", [False, True])
+def test_equations_reproduce_the_table(offsets, request):
+    """The equations (posterior medians) give the table's median curve to within a few per cent, with one
+    h0 and with segment offsets (each segment's own offset in its equation)."""
     import arviz as az
 
-    idata = inference_data(fits["seg2"], az.from_dict(prior={"b": np.zeros((1, 10))}), {"seed": 3},
-                           ModelSettings(transition=0.0))
+    if offsets:
+        st, truth, fit, models = request.getfixturevalue("offsets_fit")
+    else:
+        st, truth, fits = request.getfixturevalue("two_control")
+        fit, models = fits["seg2"], ModelSettings(transition=0.0)
+    idata = inference_data(fit, az.from_dict(prior={"b": np.zeros((1, 10))}), {"seed": 3}, models)
     eq = equations(idata)
+    if offsets:
+        assert eq["segments"][1]["offset_m"] == pytest.approx(truth.h02, abs=0.1)
+        assert eq["segments"][0]["offset_m"] == pytest.approx(eq["segments"][0]["stage_from_m"])
     assert len(eq["segments"]) == 2 and eq["segments"][0]["stage_to_m"] == eq["segments"][1]["stage_from_m"]
     table = rating_table(idata, seed=3, step=0.01, below=0.0, above=0.0)
     for seg in eq["segments"]:
         top = seg["stage_to_m"] or np.inf
         rows = table[(table["stage_m"] > seg["stage_from_m"] + 0.05) & (table["stage_m"] < top - 0.05)]
-        q = seg["a"] * (rows["stage_m"] - seg["h0_m"]) ** seg["b"]
+        q = seg["a"] * (rows["stage_m"] - seg["offset_m"]) ** seg["b"]
         np.testing.assert_allclose(q, rows["discharge_median_m3s"], rtol=0.05)
     assert set(table["segment"]) == {1, 2}
 

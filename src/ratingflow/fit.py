@@ -187,9 +187,10 @@ _SITE_CODES = {name: i for i, name in enumerate(INIT_JITTER)}
 
 #: parameters written to the posterior group (those the candidate has), with their units and dims
 POSTERIOR_VARS = {
-    "a": ("m3/s at 1 m above h0: Q = a (H - h0)^b in each segment", ["segment"]),
+    "a": ("m3/s at 1 m above the segment's offset: Q = a (H - offset)^b in each segment", ["segment"]),
     "b": ("1 (each segment's own exponent)", ["segment"]),
     "h0": ("m (stage of zero flow, station datum)", []),
+    "offset": ("m (each segment's stage of zero flow, station datum; the first is h0; segmented models)", ["segment"]),
     "breakpoint": ("m (stage where the next segment takes over, station datum)", ["breakpoint_number"]),
     "sigma": ("1 (SD of ln Q beyond gauging uncertainty, at the reference stage)", []),
     "sigma_slope": ("1 (change of ln sigma across the gauged range)", []),
@@ -197,6 +198,8 @@ POSTERIOR_VARS = {
     "log_q_ref": ("ln(m3/s) at the reference stage", []),
     "log_a": ("ln(m3/s)", ["segment"]),
     "break_u": ("1 (breakpoint position within its prior range, logit scale)", ["breakpoint_number"]),
+    "offset_shift": ("1 (ln of the upper control's depth over the lower one's, at the breakpoint)",
+                     ["breakpoint_number"]),
     "exponent_w": ("1 (weights of the exponent's variation with stage)", ["term"]),
 }
 
@@ -225,6 +228,9 @@ def candidate_posterior(result: FitResult) -> dict[str, np.ndarray]:
     if k > 1:
         out["breakpoint"] = st.stage_offset + post["breakpoint_rel"][..., : k - 1].astype(np.float64)
         out["break_u"] = post["break_u"][..., : k - 1]
+        if "offset_rel" in post:  # models.segment_offsets
+            out["offset"] = st.stage_offset + post["offset_rel"][..., :k].astype(np.float64)
+            out["offset_shift"] = post["offset_shift"][..., : k - 1]
     if c.gplm:
         out["exponent_w"] = post["exponent_w"]
     if "sigma_slope" in post:

@@ -123,6 +123,8 @@ def init_centre(station: StationData, candidate: Candidate, structure: Structure
             u[k] = _logit((bk - start) / max(hi[k] - start, 1e-9))
             previous = bk
         centre["break_u"] = u.astype(np.float32)
+        if structure.segment_offsets:  # the grid shares h0: the upper controls start at the same offset
+            centre["offset_shift"] = np.zeros(structure.n_breaks, np.float32)
     if structure.gplm_terms:
         centre["exponent_w"] = np.zeros(structure.gplm_terms, np.float32)
     if structure.varying_sigma:
@@ -132,4 +134,4 @@ def init_centre(station: StationData, candidate: Candidate, structure: Structure
 
 #: spread of the chains' starting points around the centre (unconstrained units)
 INIT_JITTER = {"gap": 0.3, "log_q_ref": 0.1, "sigma": 0.3, "b": 0.05, "break_u": 0.3, "exponent_w": 0.3,
-               "sigma_slope": 0.2}
+               "sigma_slope": 0.2, "offset_shift": 0.1}

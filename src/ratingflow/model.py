@@ -8,19 +8,25 @@ with ``gap > 0``, and ``l = ln(x + gap) = ln(H - h0)`` is the log depth. Then
 
 with the exponent part
 
-    f(x) = b_1 l + sum_{k=2..K} (b_k - b_{k-1}) max(l - l_k, 0)      segmented power law, K controls
-         + g * beta(x) l                                             generalized power law (bdrc)
+    f(x) = b_1 l + g * beta(x) l                                  power law / generalized power law (bdrc)
+         + sum_{k=2..K} [b_k ln(d_k + z_k) - b_k ln d_k - b_{k-1} ln(d'_k + z_k) + b_{k-1} ln d'_k]
 
-``l_k = ln(B_k - h0)`` is the log depth at breakpoint ``B_k``. Inside segment k this is exactly
-``Q = a_k (H - h0)^b_k`` with the segment's own (absolute) exponent ``b_k``, and discharge is
-continuous at every breakpoint by construction: ``ln a_k = ln a_{k-1} - (b_k - b_{k-1}) l_k``.
-One h0 serves all segments (the upper controls' offsets are absorbed in ``a_k``), so each segment is
-a plain power law a hydrographer can copy. ``beta(x)`` is a smooth function of stage with a
+for a segmented power law with K controls (the sum telescopes). Segment k has its own offset e_k
+(its stage of zero flow) and takes over at breakpoint ``B_{k-1}``: ``z_k = max(H - B_{k-1}, 0)``,
+``d'_k = B_{k-1} - e_{k-1}`` is the depth of the control below at the breakpoint and
+``d_k = B_{k-1} - e_k = d'_k exp(offset_shift_k)`` the new control's. Inside segment k this is
+exactly ``Q = a_k (H - e_k)^b_k`` (e_1 = h0) with the segment's own (absolute) exponent ``b_k``, and
+discharge is continuous at every breakpoint by construction:
+``ln a_k = ln a_{k-1} + b_{k-1} ln d'_k - b_k ln d_k``. This is the BaRatin form of a change of control
+(Le Coz et al. 2014): a channel control taking over from a riffle has its own zero-flow stage. With
+``Structure.segment_offsets`` False, ``offset_shift`` is 0 and every segment shares h0.
+``beta(x)`` is a smooth function of stage with a
 Gaussian-process prior (Hilbert-space approximation, fixed amplitude and length scale): the
 exponent ``b_1 + beta(H)`` varies with stage as in Hrafnkelsson et al. (2022, Environmetrics).
 ``sigma(x)`` is constant, or log-linear in stage (``Structure.varying_sigma``). With
-``Structure.transition > 0`` each ``max(., 0)`` is a softplus of that width in ln depth: the change of
-control is rounded, which makes the likelihood smooth in the breakpoint.
+``Structure.transition > 0`` the change of control is rounded: ``ln(1 + z_k / d'_k)`` is a softplus of
+that width in ln depth of the control below (about that fraction of depth either side of the
+breakpoint), which makes the likelihood smooth in the breakpoint.
 
 ``log_q_ref`` (ln Q at the median gauged stage) is sampled instead of ``ln a``: it removes most of the
 a-b correlation. Breakpoints are ordered by construction: each lies in its prior range and above
@@ -63,6 +69,9 @@ class Priors:
       20 % in discharge.
     * breakpoints: ``break_u_sd`` 1.5 on the logit scale of each breakpoint's position within its
       range, close to uniform but with less mass at the range's ends.
+    * ``offset_shift`` Normal(0, 0.5): ln of the ratio of an upper control's depth to the depth of the
+      control below, at the breakpoint; 95 % range 0.38 to 2.7 (the new control's zero-flow stage lies
+      above or below the old one's).
     * ``sigma_slope`` Normal(0, 1): change of ln sigma across the gauged range (option).
     * generalized power law: the exponent's deviation has a GP prior with SD ``exponent_sd`` 0.3 and
       length scale ``exponent_length`` 0.3 of the gauged range.
@@ -77,6 +86,7 @@ class Priors:
     log_q_ref_sd: float = 4.0
     sigma_scale: float = 0.2
     break_u_sd: float = 1.5
+    offset_log_sd: float = 0.5
     sigma_slope_sd: float = 1.0
     exponent_sd: float = 0.3
     exponent_length: float = 0.3
@@ -98,6 +108,8 @@ class Structure:
     varying_sigma: bool = False
     #: rounding of each change of control, in ln depth (0: a sharp kink)
     transition: float = 0.0
+    #: each upper segment has its own offset (False: one h0 for all segments)
+    segment_offsets: bool = False
 
     @property
     def n_breaks(self) -> int:
@@ -105,12 +117,13 @@ class Structure:
 
     def as_attrs(self) -> dict:
         return {"max_segments": self.max_segments, "gplm_terms": self.gplm_terms,
-                "varying_sigma": int(self.varying_sigma), "transition": self.transition}
+                "varying_sigma": int(self.varying_sigma), "transition": self.transition,
+                "segment_offsets": int(self.segment_offsets)}
 
     @classmethod
     def from_attrs(cls, attrs: dict) -> "Structure":
         return cls(int(attrs["max_segments"]), int(attrs["gplm_terms"]), bool(int(attrs["varying_sigma"])),
-                   float(attrs["transition"]))
+                   float(attrs["transition"]), bool(int(attrs.get("segment_offsets", 0))))
 
 
 def ordered_breakpoints(u, lo, hi):
@@ -167,10 +180,21 @@ def rating_model(stage, discharge_sd_log, context, mask=None, discharge=None, *,
     if structure.n_breaks:
         u = numpyro.sample("break_u", dist.Normal(0.0, priors.break_u_sd).expand([structure.n_breaks]).to_event(1))
         breaks = numpyro.deterministic("breakpoint_rel", ordered_breakpoints(u, context["break_lo"], context["break_hi"]))
-        log_break = jnp.log(breaks + gap)
-        # the change of exponent at each breakpoint; 0 where the candidate has fewer segments
+        # breakpoints beyond the candidate's segments change nothing
         active = jnp.arange(1, structure.max_segments) < context["n_segments"]
-        step = jnp.where(active, b[1:] - b[:-1], 0.0)
+        if structure.segment_offsets:
+            shift = numpyro.sample("offset_shift",
+                                   dist.Normal(0.0, priors.offset_log_sd).expand([structure.n_breaks]).to_event(1))
+            # each control's offset e_k, and the depth d'_k of the control below at its breakpoint
+            offsets, depth_below = [-gap], []
+            for k in range(structure.n_breaks):
+                depth_below.append(breaks[k] - offsets[-1])
+                offsets.append(breaks[k] - depth_below[-1] * jnp.exp(shift[k]))
+            numpyro.deterministic("offset_rel", jnp.stack(offsets))
+        else:
+            # one h0: the change of exponent at log depth l_k of each breakpoint
+            log_break = jnp.log(breaks + gap)
+            step = jnp.where(active, b[1:] - b[:-1], 0.0)
     if structure.gplm_terms:
         w = numpyro.sample("exponent_w", dist.Normal(0.0, 1.0).expand([structure.gplm_terms]).to_event(1))
     if structure.varying_sigma:
@@ -183,13 +207,24 @@ def rating_model(stage, discharge_sd_log, context, mask=None, discharge=None, *,
         if structure.gplm_terms:
             f = f + context["gplm"] * (gp_basis(x, context["span"], structure.gplm_terms, priors) @ w) * log_depth
         for k in range(structure.n_breaks):
-            f = f + step[k] * hinge(log_depth - log_break[k], structure.transition)
+            if structure.segment_offsets:
+                # ln(depth of the control below / its depth at the breakpoint), 0 below the breakpoint
+                rise = hinge(jnp.log(jnp.maximum(x - offsets[k], _TINY_DEPTH)) - jnp.log(depth_below[k]),
+                             structure.transition)
+                change = b[k + 1] * jnp.log1p(jnp.expm1(rise) * jnp.exp(-shift[k])) - b[k] * rise
+                f = f + jnp.where(active[k], change, 0.0)
+            else:
+                f = f + step[k] * hinge(log_depth - log_break[k], structure.transition)
         return f
 
-    # ln a of each segment: Q = a_k (H - h0)^b_k inside segment k (continuity at each breakpoint)
+    # ln a of each segment: Q = a_k (H - e_k)^b_k inside segment k (continuity at each breakpoint)
     log_a = [log_q_ref - exponent_part(context["stage_ref"])]
     for k in range(structure.n_breaks):
-        log_a.append(log_a[-1] - step[k] * log_break[k])
+        if structure.segment_offsets:
+            log_below = jnp.log(depth_below[k])
+            log_a.append(log_a[-1] + b[k] * log_below - b[k + 1] * (log_below + shift[k]))
+        else:
+            log_a.append(log_a[-1] - step[k] * log_break[k])
     numpyro.deterministic("log_a", jnp.stack(log_a))
 
     log_curve = numpyro.deterministic("log_curve", log_a[0] + exponent_part(stage))
@@ -240,13 +275,15 @@ CANDIDATES = {"seg1": (1, False), "seg2": (2, False), "seg3": (3, False), "gplm"
 GPLM_TERMS = 8
 
 
-def structure_for(candidates: list[Candidate], varying_sigma: bool = False, transition: float = 0.0) -> Structure:
+def structure_for(candidates: list[Candidate], varying_sigma: bool = False, transition: float = 0.0,
+                  segment_offsets: bool = False) -> Structure:
     """The smallest structure that serves every candidate."""
     return Structure(
         max_segments=max(c.n_segments for c in candidates),
         gplm_terms=GPLM_TERMS if any(c.gplm for c in candidates) else 0,
         varying_sigma=varying_sigma,
         transition=transition,
+        segment_offsets=segment_offsets,
     )
 
 
@@ -258,6 +295,7 @@ class ModelSettings:
     se_factor: float = 2.0
     varying_sigma: bool = False
     transition: float = 0.05
+    segment_offsets: bool = False
 
     @classmethod
     def from_config(cls, cfg: dict | None) -> "ModelSettings":
@@ -270,4 +308,4 @@ class ModelSettings:
         return [Candidate(n) for n in self.candidates]
 
     def structure(self, candidates: list[Candidate]) -> Structure:
-        return structure_for(candidates, self.varying_sigma, self.transition)
+        return structure_for(candidates, self.varying_sigma, self.transition, self.segment_offsets)

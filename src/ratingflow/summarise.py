@@ -26,7 +26,7 @@ from .model import Priors
 from .predict import flat_draws, predict
 
 #: parameters reported and checked for convergence (those a fit has)
-REPORTED = ("a", "b", "h0", "breakpoint", "sigma", "sigma_slope")
+REPORTED = ("a", "b", "h0", "offset", "breakpoint", "sigma", "sigma_slope")
 
 
 def stage_grid(stage_min: float, stage_max: float, step: float, below: float, above: float) -> np.ndarray:
@@ -91,30 +91,34 @@ def breakpoint_medians(posterior) -> np.ndarray:
 
 
 def equations(idata: az.InferenceData) -> dict:
-    """The chosen curve as readable equations: per segment a, b, h0 and its stage range
-    (posterior medians), in SI units. Hydrographers copy these into their reports."""
+    """The chosen curve as readable equations: per segment a, b, its offset (stage of zero flow) and
+    its stage range (posterior medians), in SI units. Hydrographers copy these into their reports."""
     post = idata.posterior
-    med = {name: np.median(post[name].values.reshape(-1, *post[name].shape[2:]), axis=0) for name in ("a", "b", "h0")}
-    h0 = float(med["h0"])
+    med = {name: np.atleast_1d(np.median(post[name].values.reshape(-1, *post[name].shape[2:]), axis=0))
+           for name in ("a", "b", "h0")}
+    offsets = (np.median(post["offset"].values.reshape(-1, post["offset"].shape[-1]), axis=0)
+               if "offset" in post else np.repeat(med["h0"], len(med["b"])))
     breaks = breakpoint_medians(post)
     stage = idata.constant_data["stage"].values
-    edges = [h0, *breaks.tolist(), None]
+    edges = [float(med["h0"][0]), *breaks.tolist(), None]
     gplm = idata.attrs.get("model") == "gplm"
     segments, text = [], []
-    for k, (a, b) in enumerate(zip(np.atleast_1d(med["a"]), np.atleast_1d(med["b"]))):
-        seg = {"segment": k + 1, "a": float(a), "b": float(b), "h0_m": h0,
+    for k, (a, b, e) in enumerate(zip(med["a"], med["b"], offsets)):
+        seg = {"segment": k + 1, "a": float(a), "b": float(b), "offset_m": float(e),
                "stage_from_m": float(edges[k]), "stage_to_m": None if edges[k + 1] is None else float(edges[k + 1])}
         segments.append(seg)
         upper = f"{seg['stage_to_m']:.3f}" if seg["stage_to_m"] is not None else "above"
         rng = f"{seg['stage_from_m']:.3f} < H <= {upper}" if upper != "above" else f"H > {seg['stage_from_m']:.3f}"
         exponent = f"{b:.4g}" if not gplm else f"({b:.4g} + beta(H))"
-        offset = f"H - {h0:.4f}" if h0 >= 0 else f"H + {-h0:.4f}"
+        offset = f"H - {e:.4f}" if e >= 0 else f"H + {-e:.4f}"
         text.append(f"Q = {a:.6g} * ({offset})^{exponent} for {rng} m")
-    note = ("coefficients are posterior medians in m and m3/s; the gauged range is "
-            f"{stage.min():.3f}-{stage.max():.3f} m")
+    note = ("coefficients are posterior medians in m and m3/s; offset is each segment's stage of zero flow "
+            f"(the first is h0); the gauged range is {stage.min():.3f}-{stage.max():.3f} m")
     transition = float(idata.attrs.get("structure_transition", 0.0))
     if len(breaks) and transition > 0:
-        step = np.abs(np.diff(np.atleast_1d(med["b"])))
+        # at a breakpoint the rounding adds about transition * ln 2 * (b_k d'/d - b_(k-1)) to ln Q
+        below, above = breaks - offsets[:-1], breaks - offsets[1:]
+        step = np.abs(med["b"][1:] * below / above - med["b"][:-1])
         note += (f"; the table rounds each change of control over about +-{100 * transition:.0f} % of depth, so at a "
                  f"breakpoint it differs from the segment equations by up to {100 * transition * np.log(2) * step.max():.1f} %")
     if gplm:

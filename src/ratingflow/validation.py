@@ -264,24 +264,41 @@ def ratingcurve_env(path: Path) -> Path:
 
 
 def run_peer(python: str, stations: list[StationData], design: list[dict], work: Path, log=print) -> pd.DataFrame:
-    """ratingcurve on the same folds, in its own interpreter (``bench/ratingcurve_cv.py``)."""
+    """ratingcurve on the same folds, in its own interpreter (``bench/ratingcurve_cv.py``).
+
+    Each fold's result is appended to ``work/ratingcurve_folds.jsonl`` as it comes, and folds already
+    there (same station, fold and segment count) are not run again: a long run can be resumed."""
     work.mkdir(parents=True, exist_ok=True)
     by_id = {st.station_id: st for st in stations}
+    done_file = work / "ratingcurve_folds.jsonl"
+    records = {}
+    if done_file.exists():
+        for line in done_file.read_text().splitlines():
+            record = json.loads(line)
+            records[(record["station"], record["fold"], record.get("segments"))] = record
     jobs = []
     for d in design:
+        if (d["station"], d["fold"], d["segments"]) in records:
+            continue
         st = by_id[d["station"]]
         jobs.append({**d, "stage": st.stage.tolist(), "q": st.discharge.tolist(), "q_sigma": st.discharge_sd.tolist()})
-    job_file = work / "ratingcurve_jobs.json"
-    job_file.write_text(json.dumps(jobs))
-    script = Path(__file__).resolve().parents[2] / "bench" / "ratingcurve_cv.py"
-    start = time.perf_counter()
-    out = subprocess.run([python, str(script), str(job_file)], capture_output=True, text=True)
-    if out.returncode:
-        raise RuntimeError(f"ratingcurve run failed:\n{out.stderr[-3000:]}")
-    log(f"ratingcurve: {len(jobs)} folds in {time.perf_counter() - start:.0f} s")
+    if jobs:
+        job_file = work / "ratingcurve_jobs.json"
+        job_file.write_text(json.dumps(jobs))
+        script = Path(__file__).resolve().parents[2] / "bench" / "ratingcurve_cv.py"
+        start = time.perf_counter()
+        with done_file.open("a") as sink:
+            out = subprocess.run([python, str(script), str(job_file)], stdout=sink, stderr=subprocess.PIPE, text=True)
+        if out.returncode:
+            raise RuntimeError(f"ratingcurve run failed:\n{out.stderr[-3000:]}")
+        log(f"ratingcurve: {len(jobs)} folds in {time.perf_counter() - start:.0f} s")
+        for line in done_file.read_text().splitlines():
+            record = json.loads(line)
+            records[(record["station"], record["fold"], record.get("segments"))] = record
+    wanted = [records[(d["station"], d["fold"], d["segments"])] for d in design
+              if (d["station"], d["fold"], d["segments"]) in records]
     rows, failures = [], []
-    for line in out.stdout.splitlines():
-        record = json.loads(line)
+    for record in wanted:
         if "error" in record:
             failures.append(record)
             continue
@@ -396,9 +413,11 @@ def write_report(out: Path, sim_rows, heldout_ours, heldout_peer, skipped, setti
         "",
         f"## 1. Simulation ({sim_rows['station'].nunique()} synthetic stations)",
         "",
-        "Stations from `ratingflow.synthetic` (one or two controls; two-control stations have a section "
-        "control with its own offset, so the fitted shared-h0 segmented model is not the true one; gauging "
-        "uncertainty 2-8 % stated per gauging plus a residual of 1-5 %). Five stages per station at 10, 30, "
+        "Stations from `ratingflow.synthetic` (one or two controls; in two-control stations the channel "
+        "control has its own offset, "
+        + ("as in the fitted model with segment offsets" if settings.get("segment offsets") else
+           "so the fitted shared-h0 segmented model is not the true one")
+        + "; gauging uncertainty 2-8 % stated per gauging plus a residual of 1-5 %). Five stages per station at 10, 30, "
         "50, 70 and 90 % of the gauged range. 95 % Wilson intervals.",
         "",
         _table(sim),
@@ -438,8 +457,8 @@ def write_report(out: Path, sim_rows, heldout_ours, heldout_peer, skipped, setti
             "Its predictive band for a held-out gauging uses its own likelihood: ratingcurve standardizes "
             "ln Q (z = (ln Q - mean) / sd) and adds the gauging's ln(1 + q_sigma / q) to its residual spread "
             "*on the standardized scale*, so in ln Q the gauging part is multiplied by the sd of ln Q over the "
-            "station (often 1-2): its bands widen where gaugings state their uncertainty, and for stations "
-            "without q_sigma they carry no gauging uncertainty at all.",
+            "station (often 1-2): its bands widen with the gaugings' uncertainty more than ours do. Stations "
+            "whose files state no uncertainty get the config's default, as q_sigma, as for ratingflow.",
             "",
             f"Folds ratingcurve could not fit: {len(failures)}"
             + ("" if not failures else " (" + "; ".join(f"{f['station']} fold {f['fold']}: {f['error']}" for f in failures[:10]) + ")")
@@ -465,6 +484,9 @@ def main(argv=None) -> None:
     parser.add_argument("--real", type=int, default=0, help="use only the first N real stations (0: all)")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--candidates", default="", help="candidate models, comma-separated (default: the config's)")
+    parser.add_argument("--segment-offsets", choices=("true", "false"), default="",
+                        help="override the config's models.segment_offsets")
+    parser.add_argument("--transition", type=float, default=None, help="override the config's models.transition")
     parser.add_argument("--ratingcurve-venv", default=str(root / "bench" / ".venv-ratingcurve"),
                         help="virtual environment with ratingcurve==1.1.0 (created when missing)")
     parser.add_argument("--skip-ratingcurve", action="store_true", help="no peer comparison")
@@ -485,6 +507,10 @@ def main(argv=None) -> None:
     models_cfg = dict(cfg["models"])
     if args.candidates:
         models_cfg["candidates"] = args.candidates.split(",")
+    if args.segment_offsets:
+        models_cfg["segment_offsets"] = args.segment_offsets == "true"
+    if args.transition is not None:
+        models_cfg["transition"] = args.transition
     fitter = Fitter(ModelSettings.from_config(models_cfg), SamplerSettings.from_config(sampler),
                     Priors.from_config(cfg.get("priors")))
     seed = int(cfg["seed"])
@@ -525,6 +551,7 @@ def main(argv=None) -> None:
         peer.to_csv(peer_csv, index=False)
         (data / "ratingcurve_failures.json").write_text(json.dumps(peer.attrs["failures"]))
     settings = {"seed": seed, "candidates": "/".join(fitter.models.candidates),
+                "segment offsets": fitter.models.segment_offsets, "transition": fitter.models.transition,
                 "chains x (warm-up + draws)": f"{sampler['num_chains']} x ({sampler['num_warmup']} + {sampler['num_samples']})",
                 "folds": args.folds}
     report = write_report(Path(args.out), sim_rows, heldout, peer, skipped, settings, timings)
