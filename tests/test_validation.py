@@ -9,7 +9,7 @@ from ratingflow.data import StationData
 from ratingflow.fit import SamplerSettings
 from ratingflow.model import ModelSettings, Priors
 from ratingflow.validation import (Fitter, crossval, folds, heldout_summary, log_predictive_density, real_stations,
-                                   simulate, simulation_summary, stage_third, wilson, write_report)
+                                   run_peer, simulate, simulation_summary, stage_third, wilson, write_report)
 
 ROOT = Path(__file__).resolve().parents[1]
 GAUGINGS = ROOT / "tests" / "data" / "gaugings"
@@ -49,6 +49,40 @@ def test_real_stations_skip_synthetic_and_repeated_sets():
     ids = {st.station_id for st in stations}
     assert "simulated_rating" not in ids and len(stations) + len(skipped) == 25
     assert all("same gaugings as" in why or why == "synthetic" for _, why in skipped)
+
+
+FAKE_PEER = """
+import json, sys
+jobs = json.load(open(sys.argv[1]))
+with open(sys.argv[1] + ".calls", "a") as calls:
+    calls.write(str(len(jobs)) + "\\n")
+for job in jobs:
+    if job["station"] == "bad":
+        print(json.dumps({"station": "bad", "fold": job["fold"], "segments": job["segments"], "error": "SamplingError: x"}))
+        continue
+    print(json.dumps({"station": job["station"], "fold": job["fold"], "segments": job["segments"], "test": job["test"],
+                      "inside90": [True] * len(job["test"]), "lpd": [0.5] * len(job["test"])}))
+"""
+
+
+def test_peer_run_resumes_and_reports_failures(tmp_path):
+    """Folds already in ratingcurve_folds.jsonl are not run again; a changed segment count is; failures are
+    kept apart. A stand-in script takes ratingcurve's place."""
+    import sys
+
+    script = tmp_path / "peer.py"
+    script.write_text(FAKE_PEER)
+    stations = [StationData(sid, np.linspace(1, 3, 10), np.arange(1.0, 11.0), np.full(10, 0.1)) for sid in ("a", "bad")]
+    design = [{"station": sid, "fold": f, "segments": 1, "train": list(range(5, 10)) if f == 0 else list(range(5)),
+               "test": list(range(5)) if f == 0 else list(range(5, 10))} for sid in ("a", "bad") for f in (0, 1)]
+    first = run_peer(sys.executable, stations, design, tmp_path, log=lambda *_: None, script=script)
+    assert len(first) == 10 and first.attrs["failures"][0]["station"] == "bad" and len(first.attrs["failures"]) == 2
+    again = run_peer(sys.executable, stations, design, tmp_path, log=lambda *_: None, script=script)
+    assert again.equals(first)
+    design[0]["segments"] = 2  # our choice changed on that fold: only it runs again
+    third = run_peer(sys.executable, stations, design, tmp_path, log=lambda *_: None, script=script)
+    calls = (tmp_path / "ratingcurve_jobs.json.calls").read_text().split()
+    assert calls == ["4", "1"] and sorted(third["segments"].unique()) == [1, 2] and len(third) == 10
 
 
 @pytest.fixture(scope="module")

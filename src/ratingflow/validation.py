@@ -263,7 +263,11 @@ def ratingcurve_env(path: Path) -> Path:
     return python
 
 
-def run_peer(python: str, stations: list[StationData], design: list[dict], work: Path, log=print) -> pd.DataFrame:
+PEER_SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "ratingcurve_cv.py"
+
+
+def run_peer(python: str, stations: list[StationData], design: list[dict], work: Path, log=print,
+             script: Path = PEER_SCRIPT) -> pd.DataFrame:
     """ratingcurve on the same folds, in its own interpreter (``bench/ratingcurve_cv.py``).
 
     Each fold's result is appended to ``work/ratingcurve_folds.jsonl`` as it comes, and folds already
@@ -285,7 +289,6 @@ def run_peer(python: str, stations: list[StationData], design: list[dict], work:
     if jobs:
         job_file = work / "ratingcurve_jobs.json"
         job_file.write_text(json.dumps(jobs))
-        script = Path(__file__).resolve().parents[2] / "bench" / "ratingcurve_cv.py"
         start = time.perf_counter()
         with done_file.open("a") as sink:
             out = subprocess.run([python, str(script), str(job_file)], stdout=sink, stderr=subprocess.PIPE, text=True)
