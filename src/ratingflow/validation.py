@@ -275,11 +275,12 @@ def run_peer(python: str, stations: list[StationData], design: list[dict], work:
     work.mkdir(parents=True, exist_ok=True)
     by_id = {st.station_id: st for st in stations}
     done_file = work / "ratingcurve_folds.jsonl"
-    records = {}
-    if done_file.exists():
-        for line in done_file.read_text().splitlines():
-            record = json.loads(line)
-            records[(record["station"], record["fold"], record.get("segments"))] = record
+
+    def done() -> dict:
+        records = [json.loads(line) for line in done_file.read_text().splitlines()] if done_file.exists() else []
+        return {(r["station"], r["fold"], r["segments"]): r for r in records}
+
+    records = done()
     jobs = []
     for d in design:
         if (d["station"], d["fold"], d["segments"]) in records:
@@ -295,9 +296,7 @@ def run_peer(python: str, stations: list[StationData], design: list[dict], work:
         if out.returncode:
             raise RuntimeError(f"ratingcurve run failed:\n{out.stderr[-3000:]}")
         log(f"ratingcurve: {len(jobs)} folds in {time.perf_counter() - start:.0f} s")
-        for line in done_file.read_text().splitlines():
-            record = json.loads(line)
-            records[(record["station"], record["fold"], record.get("segments"))] = record
+        records = done()
     wanted = [records[(d["station"], d["fold"], d["segments"])] for d in design
               if (d["station"], d["fold"], d["segments"]) in records]
     rows, failures = [], []
