@@ -8,8 +8,9 @@ import pytest
 from ratingflow.data import StationData
 from ratingflow.fit import SamplerSettings
 from ratingflow.model import ModelSettings, Priors
-from ratingflow.validation import (Fitter, crossval, folds, heldout_summary, log_predictive_density, real_stations,
-                                   run_peer, simulate, simulation_summary, stage_third, wilson, write_report)
+from ratingflow.validation import (Fitter, crossval, folds, heldout_summary, log_predictive_density, paired_lpd,
+                                   real_stations, run_peer, side_by_side, simulate, simulation_summary, stage_third,
+                                   wilson, write_report)
 
 ROOT = Path(__file__).resolve().parents[1]
 GAUGINGS = ROOT / "tests" / "data" / "gaugings"
@@ -83,6 +84,20 @@ def test_peer_run_resumes_and_reports_failures(tmp_path):
     third = run_peer(sys.executable, stations, design, tmp_path, log=lambda *_: None, script=script)
     calls = (tmp_path / "ratingcurve_jobs.json.calls").read_text().split()
     assert calls == ["4", "1"] and sorted(third["segments"].unique()) == [1, 2] and len(third) == 10
+
+
+def test_paired_lpd_and_side_by_side_use_the_gaugings_both_predicted():
+    import pandas as pd
+
+    ours = pd.DataFrame({"station": ["a"] * 4, "fold": [0, 0, 1, 1], "gauging": [0, 1, 2, 3], "segments": [1, 1, 2, 2],
+                         "inside90": [True, True, False, True], "lpd": [1.0, 2.0, 0.0, 1.0]})
+    peer = ours.iloc[:3].assign(lpd=[0.5, 1.0, 0.5], inside90=[True, False, True])  # the peer failed gauging 3
+    paired = paired_lpd(ours, peer)
+    assert paired["gaugings"] == 3 and paired["mean"] == pytest.approx((0.5 + 1.0 - 0.5) / 3)
+    assert paired["se"] == pytest.approx(np.std([0.5, 1.0, -0.5], ddof=1) / np.sqrt(3))
+    table = side_by_side(ours, peer).set_index("station")
+    assert table.loc["a", "segments"] == "1/2" and table.loc["a", "coverage90"] == 0.75
+    assert table.loc["a", "coverage90_ratingcurve"] == pytest.approx(2 / 3)
 
 
 @pytest.fixture(scope="module")

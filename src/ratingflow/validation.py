@@ -254,6 +254,27 @@ def heldout_summary(rows: pd.DataFrame, label: str) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def paired_lpd(ours: pd.DataFrame, peer: pd.DataFrame) -> dict:
+    """Mean difference of log predictive density (ours - peer) over the gaugings both predicted, with
+    its standard error (as for PSIS-LOO differences: sqrt(n) x SD of the pointwise differences)."""
+    both = ours.merge(peer, on=["station", "fold", "gauging"], suffixes=("", "_peer"))
+    diff = both["lpd"] - both["lpd_peer"]
+    return {"gaugings": len(diff), "mean": float(diff.mean()), "se": float(diff.std(ddof=1) / np.sqrt(len(diff))),
+            "sum": float(diff.sum()), "sum_se": float(diff.std(ddof=1) * np.sqrt(len(diff)))}
+
+
+def side_by_side(ours: pd.DataFrame, peer: pd.DataFrame | None) -> pd.DataFrame:
+    """Per station: held-out gaugings, 90 % coverage and mean lpd of both methods."""
+    agg = {"gaugings": ("inside90", "size"), "coverage90": ("inside90", "mean"), "mean_lpd": ("lpd", "mean")}
+    table = ours.groupby("station").agg(**agg)
+    if peer is not None and len(peer):
+        other = peer.groupby("station").agg(**agg).drop(columns="gaugings")
+        table = table.join(other.add_suffix("_ratingcurve"))
+        segments = ours.groupby("station")["segments"].agg(lambda s: "/".join(str(v) for v in sorted(set(s))))
+        table.insert(1, "segments", segments)
+    return table.reset_index()
+
+
 def ratingcurve_env(path: Path) -> Path:
     """The python of a virtual environment with ratingcurve==1.1.0 (PyPI), created when missing."""
     python = path / "bin" / "python"
@@ -390,9 +411,12 @@ def write_report(out: Path, sim_rows, heldout_ours, heldout_peer, skipped, setti
     if heldout_peer is not None and len(heldout_peer):
         peer = held[held["method"] == "ratingcurve 1.1.0"].set_index("stage third")
         same = held[held["method"] == "ratingflow (gaugings ratingcurve fitted)"].set_index("stage third")
+        paired = paired_lpd(heldout_ours, heldout_peer)
         verdicts.append(f"- Log predictive density per held-out gauging: ratingflow {same.loc['all', 'mean lpd']:.3f}, "
                         f"ratingcurve {peer.loc['all', 'mean lpd']:.3f} (target: at least ratingcurve's): "
-                        + ("**met**" if same.loc["all", "mean lpd"] >= peer.loc["all", "mean lpd"] else "**missed**"))
+                        + ("**met**" if same.loc["all", "mean lpd"] >= peer.loc["all", "mean lpd"] else "**missed**")
+                        + f"; paired difference {paired['mean']:+.3f} ± {paired['se']:.3f} (SE) per gauging, "
+                        f"{paired['sum']:+.1f} ± {paired['sum_se']:.1f} summed over {paired['gaugings']} gaugings")
     models = sim_rows.groupby(["controls", "model"])["station"].nunique().unstack(fill_value=0)
     text = [
         "# Validation: are the bands right?",
@@ -443,10 +467,11 @@ def write_report(out: Path, sim_rows, heldout_ours, heldout_peer, skipped, setti
         "",
         "Left out: " + ("; ".join(f"{sid} ({why})" for sid, why in skipped) or "none") + ".",
         "",
-        "Per station (ratingflow):",
+        "Per station" + (" (ratingflow, and ratingcurve with the same folds and segment counts; `segments`: "
+                         "the counts our model choice picked over the folds):" if heldout_peer is not None
+                         else " (ratingflow):"),
         "",
-        _table(heldout_ours.groupby("station").agg(gaugings=("inside90", "size"), coverage90=("inside90", "mean"),
-                                                      mean_lpd=("lpd", "mean")).reset_index()),
+        _table(side_by_side(heldout_ours, heldout_peer)),
         "",
     ]
     if heldout_peer is not None:
