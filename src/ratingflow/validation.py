@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -418,6 +419,7 @@ def write_report(out: Path, sim_rows, heldout_ours, heldout_peer, skipped, setti
                         + f"; paired difference {paired['mean']:+.3f} ± {paired['se']:.3f} (SE) per gauging, "
                         f"{paired['sum']:+.1f} ± {paired['sum_se']:.1f} summed over {paired['gaugings']} gaugings")
     models = sim_rows.groupby(["controls", "model"])["station"].nunique().unstack(fill_value=0)
+    findings = os.path.relpath(Path(__file__).resolve().parents[2] / "docs" / "validation_findings.md", out.resolve())
     text = [
         "# Validation: are the bands right?",
         "",
@@ -432,7 +434,7 @@ def write_report(out: Path, sim_rows, heldout_ours, heldout_peer, skipped, setti
         "",
         *verdicts,
         "",
-        "Why targets are missed, and what is known about it: [validation_findings.md](validation_findings.md) "
+        f"Why targets are missed, and what is known about it: [validation_findings.md]({findings}) "
         "(written by hand, not by this command).",
         "",
         "![coverage](validation/coverage.png)",
