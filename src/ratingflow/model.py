@@ -156,6 +156,15 @@ def gp_basis(x, span, terms: int, priors: Priors):
     return phi * jnp.sqrt(spectral)
 
 
+def residual_sd(sigma, slope, stage, context, exp=jnp.exp):
+    """SD of ln Q beyond the gaugings' own uncertainty at ``stage`` (relative, m): ``sigma``, or with a
+    ``slope`` (varying sigma) log-linear in stage, ``sigma`` at the reference stage. ``exp``: ``np.exp``
+    for float64 NumPy draws."""
+    if slope is None:
+        return sigma
+    return sigma * exp(slope * (stage - context["stage_ref"]) / context["span"])
+
+
 def rating_model(stage, discharge_sd_log, context, mask=None, discharge=None, *, structure: Structure = Structure(),
                  priors: Priors = Priors()):
     """The rating model.
@@ -228,9 +237,7 @@ def rating_model(stage, discharge_sd_log, context, mask=None, discharge=None, *,
     numpyro.deterministic("log_a", jnp.stack(log_a))
 
     log_curve = numpyro.deterministic("log_curve", log_a[0] + exponent_part(stage))
-    spread = sigma
-    if structure.varying_sigma:
-        spread = sigma * jnp.exp(slope * (stage - context["stage_ref"]) / context["span"])
+    spread = residual_sd(sigma, slope if structure.varying_sigma else None, stage, context)
     sd = jnp.sqrt(spread**2 + discharge_sd_log**2)
     log_q = None if discharge is None else jnp.log(discharge)
     likelihood = dist.Normal(log_curve, sd)

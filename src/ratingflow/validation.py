@@ -35,7 +35,7 @@ from .choice import compare
 from .data import StationData
 from .fit import BatchedNUTS, SamplerSettings, candidate_context, candidate_posterior
 from .keys import station_keys
-from .model import ModelSettings, Priors
+from .model import ModelSettings, Priors, residual_sd
 from .predict import SAMPLED_SITES, predict
 
 #: where on the gauged stage range the simulation checks the curve
@@ -89,11 +89,9 @@ class Fitter:
         st = fit.station
         curve, gauging = predict(key, samples, np.asarray(stage) - st.stage_offset, candidate_context(fit), sd_log,
                                  structure, self.priors)
-        spread = samples["sigma"][:, None].astype(np.float64)
-        if "sigma_slope" in samples:
-            ctx = fit.context
-            spread = spread * np.exp(samples["sigma_slope"][:, None] * (np.asarray(stage) - st.stage_offset
-                                                                        - ctx["stage_ref"]) / ctx["span"])
+        slope = samples["sigma_slope"][:, None] if "sigma_slope" in samples else None
+        spread = residual_sd(samples["sigma"][:, None].astype(np.float64), slope, np.asarray(stage) - st.stage_offset,
+                             fit.context, exp=np.exp)
         sd = np.sqrt(spread**2 + np.asarray(sd_log) ** 2)
         tiny = np.finfo(float).tiny
         return np.log(np.maximum(curve, tiny)), np.log(np.maximum(gauging, tiny)), sd
@@ -298,14 +296,17 @@ def run_peer(python: str, stations: list[StationData], design: list[dict], work:
     by_id = {st.station_id: st for st in stations}
     done_file = work / "ratingcurve_folds.jsonl"
 
+    def key(r: dict) -> tuple:
+        return r["station"], r["fold"], r["segments"]
+
     def done() -> dict:
         records = [json.loads(line) for line in done_file.read_text().splitlines()] if done_file.exists() else []
-        return {(r["station"], r["fold"], r["segments"]): r for r in records}
+        return {key(r): r for r in records}
 
     records = done()
     jobs = []
     for d in design:
-        if (d["station"], d["fold"], d["segments"]) in records:
+        if key(d) in records:
             continue
         st = by_id[d["station"]]
         jobs.append({**d, "stage": st.stage.tolist(), "q": st.discharge.tolist(), "q_sigma": st.discharge_sd.tolist()})
@@ -319,8 +320,7 @@ def run_peer(python: str, stations: list[StationData], design: list[dict], work:
             raise RuntimeError(f"ratingcurve run failed:\n{out.stderr[-3000:]}")
         log(f"ratingcurve: {len(jobs)} folds in {time.perf_counter() - start:.0f} s")
         records = done()
-    wanted = [records[(d["station"], d["fold"], d["segments"])] for d in design
-              if (d["station"], d["fold"], d["segments"]) in records]
+    wanted = [records[key(d)] for d in design if key(d) in records]
     rows, failures = [], []
     for record in wanted:
         if "error" in record:
