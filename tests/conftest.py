@@ -11,6 +11,18 @@ JAX_CACHE = Path(os.environ.get("RATINGFLOW_TEST_JAX_CACHE", ROOT / ".cache" / "
 configure_jax(threads=0, cache_dir=str(JAX_CACHE))
 
 
+#: test groups, by folder: package (no NUTS, fast), slow (NUTS fits), workflow (Snakemake runs)
+GROUPS = ("package", "slow", "workflow")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark each test with its group (its folder under tests/), so that ``-m slow`` etc. select a group."""
+    for item in items:
+        group = Path(str(item.fspath)).relative_to(Path(__file__).parent).parts[0]
+        if group in GROUPS:
+            item.add_marker(getattr(pytest.mark, group))
+
+
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT

@@ -8,6 +8,7 @@ candidate's elpd, SE, weight, Pareto-k warnings and convergence are kept in the 
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import arviz as az
 import numpy as np
@@ -63,3 +64,64 @@ def compare(log_likelihoods: dict[str, np.ndarray], se_factor: float = 2.0) -> t
                   f"{row['elpd_diff']:.2f} <= {se_factor:g} x {row['dse']:.2f}")
     out.loc[out["chosen"], "reason"] = reason
     return chosen, out
+
+
+@dataclass
+class Choice:
+    """One station's candidates: every fit, the comparison table and the one chosen."""
+
+    chosen: str
+    table: pd.DataFrame
+    fits: dict
+
+    @property
+    def fit(self):
+        return self.fits[self.chosen]
+
+
+def candidate_table(fits: dict, table: pd.DataFrame) -> pd.DataFrame:
+    """The comparison table with each candidate's convergence and breakpoints (median, 90 % HPDI)."""
+    from numpyro.diagnostics import hpdi
+
+    from .model import Candidate
+    from .posterior import candidate_posterior, convergence
+
+    table = table.copy()
+    for name, fit in fits.items():
+        posterior = candidate_posterior(fit)
+        conv = convergence(posterior, fit.sample_stats)
+        row = table["model"] == name
+        table.loc[row, ["rhat_max", "ess_bulk_min", "divergences"]] = (
+            conv["rhat_max"], conv["ess_bulk_min"], conv["divergences"])
+        for k in range(fit.candidate.n_segments - 1):
+            draws = posterior["breakpoint"][..., k].reshape(-1)
+            lo, hi = hpdi(draws, 0.9)
+            table.loc[row, [f"breakpoint_{k + 1}_median_m", f"breakpoint_{k + 1}_hpdi90_lower_m",
+                            f"breakpoint_{k + 1}_hpdi90_upper_m"]] = (float(np.median(draws)), float(lo), float(hi))
+    table.insert(1, "description", [Candidate(name).describe() for name in table["model"]])
+    return table
+
+
+def fit_and_choose(driver, stations: list, candidates: list, seed: int, se_factor: float = 2.0,
+                   chunk: int | None = None) -> list[Choice]:
+    """Fit every candidate of every station with ``driver`` (a :class:`ratingflow.sampler.BatchedNUTS`)
+    and choose one per station by PSIS-LOO. The one fit-and-choose of the pipeline, the coverage
+    study and the tests.
+
+    ``chunk`` bounds the stations per driver call (memory); stations are sent grouped by shape bucket
+    so that each call compiles one program. A station's draws do not depend on the chunking.
+    """
+    from .data import bucket_size
+
+    groups: dict[int, list[int]] = {}
+    for i, st in enumerate(stations):
+        groups.setdefault(bucket_size(st.n), []).append(i)
+    out: list = [None] * len(stations)
+    for members in groups.values():
+        step = chunk or len(members)
+        for start in range(0, len(members), step):
+            part = members[start:start + step]
+            for i, fits in zip(part, driver.fit([stations[i] for i in part], candidates, seed)):
+                chosen, table = compare({name: fit.log_likelihood for name, fit in fits.items()}, se_factor)
+                out[i] = Choice(chosen, candidate_table(fits, table), fits)
+    return out

@@ -25,3 +25,11 @@ def load_json(path) -> dict:
 def save_json(data: dict, path) -> None:
     with open(path, "w") as fh:
         json.dump(data, fh, indent=2)
+
+
+def station_files(directory, stations, suffix: str) -> list[str]:
+    """``directory/{station}{suffix}`` for each station: the files a batch job writes into its folder."""
+    import os
+
+    os.makedirs(directory, exist_ok=True)
+    return [os.path.join(str(directory), f"{station}{suffix}") for station in stations]

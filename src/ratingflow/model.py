@@ -95,9 +95,6 @@ class Priors:
     def from_config(cls, cfg: dict | None) -> "Priors":
         return cls(**(cfg or {}))
 
-    def as_dict(self) -> dict:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
 class Structure:

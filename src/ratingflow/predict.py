@@ -6,6 +6,7 @@ structure serves every station and grid length.
 """
 from __future__ import annotations
 
+import math
 from functools import partial
 
 import jax
@@ -70,3 +71,13 @@ def flat_draws(posterior, names=SAMPLED_SITES, limit: int | None = None) -> dict
             values = posterior[name].values
             out[name] = values.reshape((-1,) + values.shape[2:])[:limit]
     return out
+
+
+def stage_grid(stage_min: float, stage_max: float, step: float, below: float, above: float) -> np.ndarray:
+    """Regular grid on multiples of ``step`` from ``below`` x range under the lowest gauging to
+    ``above`` x range over the highest."""
+    span = stage_max - stage_min
+    lo = math.floor(round((stage_min - below * span) / step, 6))
+    hi = math.ceil(round((stage_max + above * span) / step, 6))
+    decimals = max(0, -math.floor(math.log10(step)) + 1)
+    return np.round(np.arange(lo, hi + 1) * step, decimals)

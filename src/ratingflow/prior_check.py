@@ -15,10 +15,13 @@ import jax.numpy as jnp
 import numpy as np
 from numpyro.infer import Predictive
 
+from . import status
 from .data import StationData, bucket_size
-from .io import save_idata, save_json
+from .figures import plot_prior
+from .io import load_json, save_idata, save_json
 from .keys import station_keys
 from .model import ModelSettings, Priors, rating_model
+from .predict import flat_draws, predict, stage_grid
 
 PRIOR_SITES = ("gap", "b", "log_q_ref", "sigma", "log_a")
 
@@ -86,12 +89,6 @@ def run(clean_csv, status_json, nc_path, json_path, png_path, station_id: str, s
         priors: Priors = Priors(), models: ModelSettings = ModelSettings(), station_prior: dict | None = None) -> dict:
     """Pipeline step: prior check of one station from its clean gaugings."""
     import pandas as pd
-
-    from . import status
-    from .io import load_json
-    from .plots import plot_prior
-    from .predict import flat_draws, predict
-    from .summarise import stage_grid
 
     reason = status.skip_reason(load_json(status_json))
     if reason:

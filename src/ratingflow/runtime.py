@@ -64,3 +64,11 @@ def logged(path: str | None):
             sys.stdout.flush(), sys.stderr.flush()
             os.dup2(saved[0], 1), os.dup2(saved[1], 2)
             os.close(saved[0]), os.close(saved[1])
+
+
+def progress(message: str) -> None:
+    """One timestamped line (UTC) in the job's log, flushed at once so that a running job can be watched."""
+    from datetime import datetime, timezone
+
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    print(f"{stamp} {message}", flush=True)

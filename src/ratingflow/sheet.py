@@ -51,10 +51,6 @@ class StationSpec:
     notes: str = ""
 
     @property
-    def units(self) -> dict[str, str]:
-        return {"stage": self.stage_unit, "discharge": self.discharge_unit}
-
-    @property
     def code(self) -> str:
         return self.station_code or self.station_id
 

@@ -12,7 +12,6 @@ with a flag for stages outside the gauged range (extrapolation).
 from __future__ import annotations
 
 import json
-import math
 
 import arviz as az
 import numpy as np
@@ -23,31 +22,18 @@ from numpyro.diagnostics import hpdi
 from .keys import station_keys
 from .io import load_idata, save_json
 from .model import Priors
-from .predict import flat_draws, predict
-
-#: parameters reported and checked for convergence (those a fit has)
-REPORTED = ("a", "b", "h0", "offset", "breakpoint", "sigma", "sigma_slope")
+from .posterior import breakpoint_medians, convergence, model_of, parameter_summary, prob_label
+from .predict import flat_draws, predict, stage_grid
 
 
-def stage_grid(stage_min: float, stage_max: float, step: float, below: float, above: float) -> np.ndarray:
-    """Regular grid on multiples of ``step`` from ``below`` x range under the lowest gauging to
-    ``above`` x range over the highest."""
-    span = stage_max - stage_min
-    lo = math.floor(round((stage_min - below * span) / step, 6))
-    hi = math.ceil(round((stage_max + above * span) / step, 6))
-    decimals = max(0, -math.floor(math.log10(step)) + 1)
-    return np.round(np.arange(lo, hi + 1) * step, decimals)
 
 
-def _prob_label(prob: float) -> str:
-    return f"{round(prob * 100):d}"
+
 
 
 def rating_table(idata: az.InferenceData, seed: int, step: float, below: float, above: float,
                  probs=(0.9, 0.95), priors: Priors = Priors()) -> pd.DataFrame:
     """The station's rating table (SI units); see the module docstring."""
-    from .fit import model_of
-
     const = idata.constant_data
     station = idata.attrs.get("station") or idata.posterior.attrs["station"]
     stage = const["stage"].values
@@ -63,7 +49,7 @@ def rating_table(idata: az.InferenceData, seed: int, step: float, below: float, 
     for kind, draws in (("curve", curve), ("gauging", gauging)):
         for prob in probs:
             lo, hi = hpdi(draws, prob, axis=0)
-            label = _prob_label(prob)
+            label = prob_label(prob)
             table[f"{kind}_hpdi{label}_lower_m3s"] = lo
             table[f"{kind}_hpdi{label}_upper_m3s"] = hi
     table["extrapolated"] = (grid < stage.min() - 1e-9) | (grid > stage.max() + 1e-9)
@@ -82,12 +68,6 @@ def rating_table(idata: az.InferenceData, seed: int, step: float, below: float, 
     return table
 
 
-def breakpoint_medians(posterior) -> np.ndarray:
-    """Median stage [m] of each breakpoint (empty for one segment)."""
-    if "breakpoint" not in posterior:
-        return np.array([])
-    draws = posterior["breakpoint"].values
-    return np.median(draws.reshape(-1, draws.shape[-1]), axis=0)
 
 
 def equations(idata: az.InferenceData) -> dict:
@@ -142,41 +122,8 @@ def table_dataset(table: pd.DataFrame) -> xr.Dataset:
     return ds
 
 
-def parameter_summary(idata: az.InferenceData, prob: float = 0.9) -> dict:
-    """Median and HPDI of each reported parameter (the report reads these, not the draws);
-    per-segment and per-breakpoint values are numbered from 1 (``b_1``, ``breakpoint_1``)."""
-    out = {}
-    label = _prob_label(prob)
-    for name in REPORTED:
-        if name not in idata.posterior:
-            continue
-        values = idata.posterior[name].values.astype(np.float64)
-        values = values.reshape(values.shape[0] * values.shape[1], -1)
-        for j in range(values.shape[1]):
-            key = name if values.shape[1] == 1 and idata.posterior[name].ndim == 2 else f"{name}_{j + 1}"
-            lo, hi = hpdi(values[:, j], prob)
-            out[f"{key}_median"] = float(np.median(values[:, j]))
-            out[f"{key}_hpdi{label}_lower"] = float(lo)
-            out[f"{key}_hpdi{label}_upper"] = float(hi)
-    return out
 
 
-def convergence(posterior: dict, sample_stats: dict) -> dict:
-    """R-hat, bulk and tail ESS (worst over the reported parameters) and divergences of raw draws
-    (chain, draw, ...)."""
-    data = az.convert_to_dataset({k: v for k, v in posterior.items() if k in REPORTED})
-    rhat, ess_bulk, ess_tail = az.rhat(data), az.ess(data, method="bulk"), az.ess(data, method="tail")
-    names = list(data.data_vars)
-    per = {v: {"rhat": float(np.max(rhat[v].values)), "ess_bulk": float(np.min(ess_bulk[v].values)),
-               "ess_tail": float(np.min(ess_tail[v].values))} for v in names}
-    return {
-        # NaN (a parameter that never moved) propagates and fails the check
-        "rhat_max": float(np.max([p["rhat"] for p in per.values()])),
-        "ess_bulk_min": float(np.min([p["ess_bulk"] for p in per.values()])),
-        "ess_tail_min": float(np.min([p["ess_tail"] for p in per.values()])),
-        "divergences": int(np.sum(sample_stats["diverging"])),
-        "per_parameter": per,
-    }
 
 
 def diagnostics(idata: az.InferenceData, thresholds: dict) -> dict:

@@ -1,27 +1,20 @@
-for batch, members in BATCHES.items():
-
-    rule:
-        name:
-            f"clean_{batch}"
-        input:
-            raw_files(members),
-        output:
-            clean=per_station("results/clean/{station}.csv", members),
-            rejected=per_station("results/clean/{station}.rejected.csv", members),
-            status=per_station("results/clean/{station}.status.json", members),
-        params:
-            specs=[SHEET[s] for s in members],
-            paths=[f"{config['raw_dir']}/{SHEET[s].file}" for s in members],
-            settings=clean_settings(),
-        threads: stage_threads("clean")
-        resources:
-            **stage_resources("clean"),
-        log:
-            f"logs/clean/{batch}.log",
-        benchmark:
-            f"benchmarks/clean/{batch}.tsv"
-        script:
-            "../scripts/clean.py"
+# raw gaugings -> SI gaugings, rejected rows with reasons, and a status per station
+rule clean:
+    input:
+        get_raw_files,
+    output:
+        batch_folder("clean"),
+    params:
+        stations=members,
+        specs=get_specs,
+        paths=get_raw_paths,
+        settings=clean_settings(),
+    log:
+        "logs/clean/{batch}.log",
+    benchmark:
+        "benchmarks/clean/{batch}.tsv"
+    script:
+        "../scripts/clean.py"
 
 
 # rows of long-format files (sheet column station_column) that belong to no station in the sheet

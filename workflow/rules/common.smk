@@ -1,4 +1,6 @@
 # Config and station sheet: read, validated against the schemas, and cut into batches of stations.
+# Every stage is one rule with the wildcard {batch}; its inputs and params come from the functions below.
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -16,15 +18,21 @@ validate(_sheet, schema="../schemas/stations.schema.yaml")
 SHEET = load_sheet(config["stations"], config["raw_dir"])
 STATIONS = list(SHEET)
 CONFIG_HASH = config_hash(config)
-# one job per batch and stage (see ratingflow.batches)
+# batch id -> its stations (see ratingflow.batches); a station's files never depend on its batch
 BATCHES = assign(SHEET, config["raw_dir"], int(config.get("batch_size", 25)))
 
-# No job has a station wildcard: every batch rule names its stations' files explicitly from the
-# sheet, so no job can exist for an id that is not in the sheet.
+
+wildcard_constraints:
+    batch="|".join(re.escape(b) for b in BATCHES) or "no-batches",
 
 
-def per_station(pattern, members):
-    return [pattern.format(station=s) for s in members]
+def batch_folder(folder):
+    """Where a batch job writes its stations' files; rule publish links them to results/{folder}/."""
+    return directory(f"results/batches/{{batch}}/{folder}")
+
+
+def members(wildcards):
+    return BATCHES[wildcards.batch]
 
 
 def existing_raw_files(specs):
@@ -33,8 +41,31 @@ def existing_raw_files(specs):
     return sorted(str(p) for p in paths if p.exists())
 
 
-def raw_files(members):
-    return existing_raw_files(SHEET[s] for s in members)
+def get_raw_files(wildcards):
+    return existing_raw_files(SHEET[s] for s in members(wildcards))
+
+
+def get_specs(wildcards):
+    return [SHEET[s] for s in members(wildcards)]
+
+
+def get_raw_paths(wildcards):
+    return [f"{config['raw_dir']}/{SHEET[s].file}" for s in members(wildcards)]
+
+
+def get_titles(wildcards):
+    return [f"{s}: {SHEET[s].name}" for s in members(wildcards)]
+
+
+def get_station_priors(wildcards):
+    """Each station's prior hints from the sheet: surveyed zero-flow range and breakpoint ranges [m]."""
+    out = []
+    for station in members(wildcards):
+        spec = SHEET[station]
+        h0 = None if spec.h0_min_m is None else [spec.h0_min_m, spec.h0_max_m]
+        breaks = spec.breakpoint_ranges()
+        out.append({"h0_range": h0, "break_ranges": None if breaks is None else [list(r) for r in breaks]})
+    return out
 
 
 def clean_settings():
@@ -46,31 +77,14 @@ def jax_params():
     return {"device": config["jax"]["device"], "cache": config["jax"].get("compilation_cache", "")}
 
 
-def station_priors(members):
-    """Each station's prior hints from the sheet: surveyed zero-flow range and breakpoint ranges [m]."""
-    out = []
-    for station in members:
-        spec = SHEET[station]
-        h0 = None if spec.h0_min_m is None else [spec.h0_min_m, spec.h0_max_m]
-        breaks = spec.breakpoint_ranges()
-        out.append({"h0_range": h0, "break_ranges": None if breaks is None else [list(r) for r in breaks]})
-    return out
-
-
 def long_format_files():
     """Existing raw files that hold several stations (sheet column station_column)."""
     return existing_raw_files(s for s in SHEET.values() if s.station_column)
 
 
-def stage_threads(stage):
-    """Threads per job of a stage: from the profile's resources file (see profiles/), default 1."""
-    return int(config.get("resources", {}).get(stage, {}).get("threads", 1))
+def per_station(pattern):
+    return [pattern.format(station=s) for s in STATIONS]
 
 
-def stage_resources(stage):
-    """Resources per job of a stage, from the profile's resources file (``resources: {stage: {...}}``);
-    memory and run time grow with the attempt, so that a retried job asks for more."""
-    spec = dict(config.get("resources", {}).get(stage, {}))
-    spec.pop("threads", None)
-    mem_mb, runtime = int(spec.pop("mem_mb", 2000)), int(spec.pop("runtime", 30))
-    return {"mem_mb": lambda wc, attempt: mem_mb * attempt, "runtime": lambda wc, attempt: runtime * attempt, **spec}
+def all_batches(pattern):
+    return [str(pattern).format(batch=b) for b in BATCHES]

@@ -1,16 +1,42 @@
+# whole-run steps over the published per-station files: changes, the stations table, the archive
+
+
+def published():
+    return all_batches(rules.publish.output[0])
+
+
+rule changes:
+    input:
+        published(),
+    output:
+        report("results/changes.csv", caption="../report/changes.rst", category="Stations"),
+    params:
+        stations=STATIONS,
+        tables=per_station("results/tables/{station}.csv"),
+        clean=per_station("results/clean/{station}.csv"),
+        history="results/history",
+    log:
+        "logs/changes.log",
+    benchmark:
+        "benchmarks/report/changes.tsv"
+    script:
+        "../scripts/changes.py"
+
+
 rule report:
     input:
-        status=expand("results/clean/{station}.status.json", station=STATIONS),
-        prior=expand("results/prior/{station}.json", station=STATIONS),
-        diagnostics=expand("results/diagnostics/{station}.json", station=STATIONS),
-        models=expand("results/fit/{station}.models.csv", station=STATIONS),
-        unassigned="results/clean/unassigned_rows.csv",
-        changes="results/changes.csv",
+        published(),
+        unassigned=rules.unassigned_rows.output[0],
+        changes=rules.changes.output[0],
     output:
         stations=report("results/stations.csv", caption="../report/stations.rst", category="Stations"),
         models=report("results/models.csv", caption="../report/models.rst", category="Stations"),
     params:
-        specs=[SHEET[s] for s in STATIONS],
+        specs=list(SHEET.values()),
+        status=per_station("results/clean/{station}.status.json"),
+        prior=per_station("results/prior/{station}.json"),
+        diagnostics=per_station("results/diagnostics/{station}.json"),
+        models=per_station("results/fit/{station}.models.csv"),
     log:
         "logs/report.log",
     benchmark:
@@ -22,7 +48,7 @@ rule report:
 # strict: true in the config -> the run fails at the end when any station is not ok
 rule strict_gate:
     input:
-        "results/stations.csv",
+        rules.report.output.stations,
     output:
         "results/strict.ok",
     log:
@@ -31,34 +57,16 @@ rule strict_gate:
         "../scripts/strict_gate.py"
 
 
-# what changed since the previous run: each station's new table against its latest archived one
-rule changes:
-    input:
-        tables=expand("results/tables/{station}.csv", station=STATIONS),
-        clean=expand("results/clean/{station}.csv", station=STATIONS),
-    output:
-        report("results/changes.csv", caption="../report/changes.rst", category="Stations"),
-    params:
-        stations=STATIONS,
-        history="results/history",
-    log:
-        "logs/changes.log",
-    benchmark:
-        "benchmarks/report/changes.tsv"
-    script:
-        "../scripts/changes.py"
-
-
 # after the report: keep every new rating table (and its gaugings) in results/history/{station}/{stamp}/
 rule archive:
     input:
-        report="results/stations.csv",
-        tables=expand("results/tables/{station}.csv", station=STATIONS),
-        clean=expand("results/clean/{station}.csv", station=STATIONS),
+        rules.report.output.stations,
     output:
         "results/history/last_archive.txt",
     params:
         stations=STATIONS,
+        tables=per_station("results/tables/{station}.csv"),
+        clean=per_station("results/clean/{station}.csv"),
         history="results/history",
     log:
         "logs/archive.log",

@@ -2,15 +2,18 @@ from ratingflow.runtime import configure_jax, logged
 
 with logged(snakemake.log[0]):
     configure_jax(snakemake.threads, snakemake.params.jax["cache"], snakemake.params.jax["device"])
-    from ratingflow.fit import SamplerSettings, run_batch
+    from ratingflow.fit import run_batch
+    from ratingflow.io import station_files
     from ratingflow.model import ModelSettings, Priors
+    from ratingflow.sampler import SamplerSettings
 
+    stations, out = snakemake.params.stations, snakemake.output[0]
     run_batch(
-        snakemake.params.stations,
-        list(snakemake.input.clean),
-        list(snakemake.input.prior),
-        list(snakemake.output.fit),
-        list(snakemake.output.models),
+        stations,
+        station_files(snakemake.input.clean, stations, ".csv"),
+        station_files(snakemake.input.prior, stations, ".nc"),
+        station_files(out, stations, ".nc"),
+        station_files(out, stations, ".models.csv"),
         snakemake.params.seed,
         SamplerSettings.from_config(snakemake.params.sampler),
         Priors.from_config(snakemake.params.priors),

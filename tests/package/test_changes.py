@@ -9,7 +9,7 @@ import pandas as pd
 
 from ratingflow.changes import latest_snapshot, run_archive, run_changes
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def rating(path: Path, a: float, extra: int = 0):

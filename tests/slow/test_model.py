@@ -3,7 +3,8 @@ import pytest
 from numpyro.diagnostics import hpdi
 
 from ratingflow.data import StationData, bucket_size
-from ratingflow.fit import BatchedNUTS, SamplerSettings, candidate_posterior
+from ratingflow.posterior import candidate_posterior
+from ratingflow.sampler import BatchedNUTS, SamplerSettings
 from ratingflow.keys import station_keys, station_seed
 from ratingflow.model import Candidate, structure_for
 

@@ -10,12 +10,13 @@ from numpyro.diagnostics import hpdi
 
 from ratingflow.choice import compare
 from ratingflow.data import StationData
-from ratingflow.fit import BatchedNUTS, SamplerSettings, candidate_posterior, inference_data
+from ratingflow.posterior import candidate_posterior, inference_data
+from ratingflow.sampler import BatchedNUTS, SamplerSettings
 from ratingflow.model import Candidate, ModelSettings, ordered_breakpoints, rating_model, structure_for
 from ratingflow.sheet import SheetError, load_sheet
 from ratingflow.summarise import equations, rating_table
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SEGS = [Candidate("seg1"), Candidate("seg2"), Candidate("seg3")]
 
 

@@ -6,7 +6,7 @@ import pytest
 from ratingflow.clean import clean
 from ratingflow.sheet import load_sheet
 
-DATA = __import__("pathlib").Path(__file__).parent / "data" / "gaugings"
+DATA = __import__("pathlib").Path(__file__).parents[1] / "data" / "gaugings"
 SHEET = load_sheet(DATA / "sheet.tsv", DATA)
 EXPECT = pd.read_csv(DATA / "sheet.tsv", sep="\t", dtype=str, keep_default_na=False).set_index("station_id")
 DEFAULT = {"kind": "percent_2sd", "value": 7}

@@ -10,7 +10,7 @@ import yaml
 from ratingflow.clean import CleaningError, clean, run
 from ratingflow.sheet import SheetError, load_sheet
 
-BAD = Path(__file__).parent / "data" / "bad"
+BAD = Path(__file__).parents[1] / "data" / "bad"
 CORPUS = yaml.safe_load((BAD / "cases.yaml").read_text())
 CASES = CORPUS["cases"]
 OUTCOME_KEYS = {"id", "error", "sheet_error", "status", "clean", "rejected", "checks", "extra_rows"}

@@ -4,9 +4,11 @@ import pytest
 from numpyro.diagnostics import hpdi
 
 from ratingflow.data import StationData
-from ratingflow.fit import FitResult, inference_data
+from ratingflow.posterior import inference_data
+from ratingflow.sampler import FitResult
 from ratingflow.model import Candidate, structure_for
-from ratingflow.summarise import diagnostics, rating_table, stage_grid, table_dataset
+from ratingflow.predict import stage_grid
+from ratingflow.summarise import diagnostics, rating_table, table_dataset
 
 THRESHOLDS = {"rhat_max": 1.01, "ess_bulk_min": 400, "ess_tail_min": 400, "max_divergences": 0, "bfmi_min": 0.3}
 

@@ -111,24 +111,74 @@ def test_snakemake_report(project):
     assert (project.dir / "report.html").stat().st_size > 10_000
 
 
-def test_changed_raw_file_reruns_only_that_station(project):
+def planned(run) -> set[tuple[str, str]]:
+    """(rule, batch) of every job a dry run plans; batch is '' for whole-run rules."""
+    jobs, rule = set(), None
+    for line in (run.stdout + run.stderr).splitlines():
+        if line.startswith(("rule ", "localrule ")):
+            if rule:
+                jobs.add((rule, ""))
+            rule = line.split()[1].rstrip(":")
+        elif rule and line.strip().startswith("wildcards: batch="):
+            jobs.add((rule, line.split("batch=")[1].split(",")[0].strip()))
+            rule = None
+        elif rule and not line.strip():
+            jobs.add((rule, ""))
+            rule = None
+    return jobs
+
+
+def batches_of(project) -> dict[str, list[str]]:
     from ratingflow.batches import assign
     from ratingflow.sheet import load_sheet
 
-    batches = assign(load_sheet(project.dir / "config" / "stations.tsv", project.dir / "data" / "raw"),
-                     project.dir / "data" / "raw", 1)
-    (krokfors_batch,) = [b for b, members in batches.items() if members == ["krokfors"]]
+    return assign(load_sheet(project.dir / "config" / "stations.tsv", project.dir / "data" / "raw"),
+                  project.dir / "data" / "raw", 1)
+
+
+BATCH_STAGES = ("clean", "prior_check", "fit", "summarise", "plots", "publish")
+WHOLE_RUN = {("changes", ""), ("report", ""), ("archive", ""), ("all", "")}
+
+
+def test_changed_raw_file_reruns_only_that_station(project):
+    (krokfors_batch,) = [b for b, members in batches_of(project).items() if members == ["krokfors"]]
     raw = project.dir / "data" / "raw" / "bdrc" / "krokfors.csv"
-    raw.write_text(raw.read_text() + "9.9,21.0\n")
-    dry = snakemake(project, "-n")
+    before = raw.read_text()
+    raw.write_text(before + "9.9,21.0\n")
+    try:
+        dry = snakemake(project, "-n")
+    finally:
+        raw.write_text(before)
     assert dry.returncode == 0
-    jobs = {line.split()[1].rstrip(":") for line in (dry.stdout + dry.stderr).splitlines()
-            if line.startswith(("rule ", "localrule "))}
-    stages = ("clean", "prior_check", "fit", "summarise", "plots")
-    assert jobs == {f"{stage}_{krokfors_batch}" for stage in stages} | {"changes", "report", "archive", "all"}
+    assert planned(dry) == {(stage, krokfors_batch) for stage in BATCH_STAGES} | WHOLE_RUN
 
 
-SCRIPT = Path(__file__).parent / "slurm" / "run_test.sh"
+def test_stages_are_rules_that_the_command_line_can_name(project, tmp_path):
+    """--until, --forcerun, --set-threads and --set-resources take a stage's name (one rule per stage)."""
+    batches = set(batches_of(project))
+    fresh = Project(project.root, make_project(tmp_path / "fresh", STATIONS, JAX_CACHE))
+    until = snakemake(fresh, "-n", "--until", "fit")
+    assert until.returncode == 0, until.stderr[-3000:]
+    fresh_batches = set(batches_of(fresh))
+    assert planned(until) == {(s, b) for s in ("clean", "prior_check", "fit") for b in fresh_batches}
+
+    forced = snakemake(project, "-n", "--forcerun", "fit")
+    assert forced.returncode == 0, forced.stderr[-3000:]
+    assert planned(forced) == {(s, b) for s in BATCH_STAGES[2:] for b in batches} | WHOLE_RUN
+
+    def fit_jobs(*args):
+        run = snakemake(project, "-n", "--cores", "4", "--forcerun", "fit", *args)
+        assert run.returncode == 0, run.stderr[-3000:]
+        blocks = (run.stdout + run.stderr).split("\n\n")
+        return [b for b in blocks if b.lstrip().startswith(("rule fit:", "[")) and "rule fit:" in b]
+
+    default = fit_jobs()
+    assert len(default) == len(batches) and all("threads: 2" in b and "mem_mb=4000" in b for b in default)
+    changed = fit_jobs("--set-threads", "fit=3", "--set-resources", "fit:mem_mb=3000")
+    assert len(changed) == len(batches) and all("threads: 3" in b and "mem_mb=3000" in b for b in changed)
+
+
+SCRIPT = Path(__file__).parents[1] / "slurm" / "run_test.sh"
 
 
 @pytest.mark.skipif(os.environ.get("RATINGFLOW_SLURM_TEST") != "1" and os.environ.get("CI") != "true",

@@ -1,0 +1,104 @@
+"""Drawing the figures (no pipeline I/O): prior curves over the gaugings, and the fitted rating with its
+bands and residuals. Used by the prior-check and plots stages.
+
+Hydrometric convention: discharge on the x axis, stage on the y axis.
+"""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker as ticker  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from .data import StationData  # noqa: E402
+
+GAUGING_STYLE = dict(fmt="o", ms=3.5, color="k", ecolor="0.45", elinewidth=0.8, capsize=0, zorder=5)
+
+
+def _error_bars(station: StationData):
+    return 2.0 * station.discharge_sd  # about 95 %
+
+
+def plot_prior(station: StationData, grid: np.ndarray, curves: np.ndarray, verdict: dict, path) -> None:
+    """``curves``: prior discharge draws on ``grid`` (draws, G)."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    lo, hi = np.quantile(curves, [0.005, 0.995], axis=0)
+    ax.fill_betweenx(grid, np.maximum(lo, 1e-12), hi, color="tab:orange", alpha=0.2, label="prior 99 % of curves")
+    for draw in curves[:40]:
+        ax.plot(np.maximum(draw, 1e-12), grid, color="tab:orange", lw=0.5, alpha=0.6)
+    ax.errorbar(station.discharge, station.stage, xerr=_error_bars(station), label="gaugings (±2 SD)", **GAUGING_STYLE)
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_locator(ticker.NullLocator())  # minor ticks of many decades cost more than the plot
+    q = station.discharge
+    ax.set_xlim(q.min() / 1e3, q.max() * 1e3)
+    ax.set_xlabel("discharge (m³/s)")
+    ax.set_ylabel("stage (m)")
+    state = "passed" if verdict["passed"] else "FLAGGED"
+    ax.set_title(
+        f"{station.station_id}: prior check {state} — {verdict['share_inside']:.0%} of gaugings "
+        f"inside the prior predictive {verdict['interval']:.0%} range",
+        fontsize=9,
+    )
+    ax.legend(fontsize=8, loc="lower right")
+    fig.subplots_adjust(left=0.12, right=0.97, bottom=0.12, top=0.9)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_fit(station: StationData, table: pd.DataFrame, h0_median: float, residuals: np.ndarray, prob_label: str,
+             path, title: str = "", breakpoints=()) -> None:
+    """Rating on linear and log axes with both bands, and residuals against stage.
+
+    ``residuals``: ln(observed / median curve) at each gauging; ``breakpoints``: median stages
+    where a new control takes over (dotted lines).
+    """
+    stage = table["stage_m"].to_numpy()
+    median = table["discharge_median_m3s"].to_numpy()
+    inside = ~table["extrapolated"].to_numpy(bool)
+    curve_lo, curve_hi = (table[f"curve_hpdi{prob_label}_{b}_m3s"].to_numpy() for b in ("lower", "upper"))
+    gaug_lo, gaug_hi = (table[f"gauging_hpdi{prob_label}_{b}_m3s"].to_numpy() for b in ("lower", "upper"))
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.8))
+    for ax, log in zip(axes[:2], (False, True)):
+        y = stage - h0_median if log else stage
+        keep = y > 0 if log else np.ones_like(y, bool)
+        ax.fill_betweenx(y[keep], gaug_lo[keep], gaug_hi[keep], color="tab:blue", alpha=0.15,
+                         label=f"new gauging, {prob_label} % HPDI")
+        ax.fill_betweenx(y[keep], curve_lo[keep], curve_hi[keep], color="tab:blue", alpha=0.35,
+                         label=f"curve, {prob_label} % HPDI")
+        ax.plot(np.where(inside, median, np.nan)[keep], y[keep], color="tab:blue", lw=1.5, label="median curve")
+        ax.plot(np.where(inside, np.nan, median)[keep], y[keep], color="tab:blue", lw=1.2, ls="--",
+                label="median, extrapolated")
+        ys = station.stage - h0_median if log else station.stage
+        ax.errorbar(station.discharge, ys, xerr=_error_bars(station), label="gaugings (±2 SD)", **GAUGING_STYLE)
+        ax.set_xlabel("discharge (m³/s)")
+        if log:
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+            ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+            ax.xaxis.set_minor_locator(ticker.LogLocator(subs=(2, 5)))
+            ax.set_ylabel("stage above median h0 (m)")
+            ax.set_title("log axes", fontsize=10)
+        else:
+            ax.set_ylabel("stage (m)")
+            ax.set_title("linear axes", fontsize=10)
+            ax.set_xlim(left=0)
+    for k, stage_b in enumerate(breakpoints):
+        for ax, y in ((axes[0], stage_b), (axes[1], stage_b - h0_median), (axes[2], stage_b)):
+            ax.axhline(y, color="tab:red", lw=0.8, ls=":", label="breakpoint (median)" if k == 0 and ax is axes[0] else None)
+    axes[0].legend(fontsize=8, loc="lower right")
+    ax = axes[2]
+    ax.axvline(0, color="0.3", lw=0.8)
+    ax.errorbar(100 * residuals, station.stage, xerr=200 * station.sd_log, **GAUGING_STYLE)
+    ax.set_xlabel("residual ln(Q / median curve) × 100 (≈ %)")
+    ax.set_ylabel("stage (m)")
+    ax.set_title("residuals against stage", fontsize=10)
+    fig.suptitle(title or station.station_id, fontsize=11)
+    # fixed margins: tight_layout costs more than the rest of the figure
+    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.11, top=0.88, wspace=0.22)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

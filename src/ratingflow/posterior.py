@@ -1,0 +1,190 @@
+"""The posterior layout: raw draws of a fit in, ArviZ InferenceData out (and back), and the summaries
+every later stage reads from it (convergence, parameter medians, breakpoints).
+
+Stages import this module; it imports no stage.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import arviz as az
+import numpy as np
+from numpyro.diagnostics import hpdi
+
+from .model import Candidate, ModelSettings, Structure
+
+if TYPE_CHECKING:
+    from .sampler import FitResult
+
+#: parameters reported and checked for convergence (those a fit has)
+REPORTED = ("a", "b", "h0", "offset", "breakpoint", "sigma", "sigma_slope")
+
+#: parameters written to the posterior group (those the candidate has), with their units and dims
+POSTERIOR_VARS = {
+    "a": ("m3/s at 1 m above the segment's offset: Q = a (H - offset)^b in each segment", ["segment"]),
+    "b": ("1 (each segment's own exponent)", ["segment"]),
+    "h0": ("m (stage of zero flow, station datum)", []),
+    "offset": ("m (each segment's stage of zero flow, station datum; the first is h0; segmented models)", ["segment"]),
+    "breakpoint": ("m (stage where the next segment takes over, station datum)", ["breakpoint_number"]),
+    "sigma": ("1 (SD of ln Q beyond gauging uncertainty, at the reference stage)", []),
+    "sigma_slope": ("1 (change of ln sigma across the gauged range)", []),
+    "gap": ("m (lowest gauged stage minus h0)", []),
+    "log_q_ref": ("ln(m3/s) at the reference stage", []),
+    "log_a": ("ln(m3/s)", ["segment"]),
+    "break_u": ("1 (breakpoint position within its prior range, logit scale)", ["breakpoint_number"]),
+    "offset_shift": ("1 (ln of the upper control's depth over the lower one's, at the breakpoint)",
+                     ["breakpoint_number"]),
+    "exponent_w": ("1 (weights of the exponent's variation with stage)", ["term"]),
+}
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("ratingflow", "numpyro", "jax", "jaxlib", "arviz", "xarray", "pandas"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def candidate_posterior(result: FitResult) -> dict[str, np.ndarray]:
+    """The candidate's own parameters (chain, draw, ...): inactive segments and sites dropped."""
+    st, c = result.station, result.candidate
+    post, k = result.posterior, c.n_segments
+    out = {name: post[name] for name in ("gap", "log_q_ref", "sigma")}
+    out["b"] = post["b"][..., :k]
+    out["log_a"] = post["log_a"][..., :k]
+    out["a"] = np.exp(out["log_a"].astype(np.float64))
+    out["h0"] = st.stage_offset - post["gap"].astype(np.float64)
+    if k > 1:
+        out["breakpoint"] = st.stage_offset + post["breakpoint_rel"][..., : k - 1].astype(np.float64)
+        out["break_u"] = post["break_u"][..., : k - 1]
+        if "offset_rel" in post:  # models.segment_offsets
+            out["offset"] = st.stage_offset + post["offset_rel"][..., :k].astype(np.float64)
+            out["offset_shift"] = post["offset_shift"][..., : k - 1]
+    if c.gplm:
+        out["exponent_w"] = post["exponent_w"]
+    if "sigma_slope" in post:
+        out["sigma_slope"] = post["sigma_slope"]
+    return out
+
+
+def candidate_context(result: FitResult) -> dict[str, np.ndarray]:
+    """The context a curve of this candidate needs (breakpoint ranges cut to its breakpoints)."""
+    ctx = dict(result.context)
+    k = result.candidate.n_segments - 1
+    ctx["break_lo"], ctx["break_hi"] = ctx["break_lo"][:k], ctx["break_hi"][:k]
+    return ctx
+
+
+def inference_data(result: FitResult, prior, attrs: dict, models: ModelSettings = ModelSettings()):
+    """ArviZ InferenceData of one fit: posterior, sample_stats, log_likelihood, observed and
+    constant data (with the model's context), plus the prior groups from the prior check."""
+    st, candidate = result.station, result.candidate
+    posterior = candidate_posterior(result)
+    n = st.n
+    coords = {"gauging": np.arange(n), "segment": np.arange(1, candidate.n_segments + 1),
+              "breakpoint_number": np.arange(1, candidate.n_segments)}
+    if "exponent_w" in posterior:
+        coords["term"] = np.arange(1, posterior["exponent_w"].shape[-1] + 1)
+    idata = az.from_dict(
+        posterior=posterior,
+        sample_stats=result.sample_stats,
+        log_likelihood={"log_discharge": result.log_likelihood},
+        observed_data={"log_discharge": np.log(st.discharge)},
+        constant_data={
+            "stage": st.stage,
+            "discharge": st.discharge,
+            "discharge_sd": st.discharge_sd,
+            "discharge_sd_log": st.sd_log,
+        },
+        coords=coords,
+        dims={"log_discharge": ["gauging"], "stage": ["gauging"], "discharge": ["gauging"],
+              "discharge_sd": ["gauging"], "discharge_sd_log": ["gauging"],
+              **{name: dims for name, (_, dims) in POSTERIOR_VARS.items() if dims}},
+    )
+    # scalars (from_dict would give them a dimension of length 1)
+    idata.constant_data["stage_offset"] = ((), np.float64(st.stage_offset), {"units": "m", "meaning": "lowest gauged stage: the model's stage origin"})
+    idata.constant_data["stage_ref"] = ((), np.float64(st.stage_offset + st.stage_ref), {"units": "m", "meaning": "stage where log_q_ref applies"})
+    for key, value in candidate_context(result).items():
+        value = np.asarray(value)
+        idata.constant_data[f"context_{key}"] = (("breakpoint_number",) if value.ndim else (), value,
+                                                 {"meaning": "model context, relative stage (see ratingflow.model)"})
+    for group in ("prior", "prior_predictive"):
+        if group in prior.groups():
+            idata.add_groups({group: prior[group]})
+    for name in posterior:
+        idata.posterior[name].attrs["units"] = POSTERIOR_VARS[name][0]
+    idata.constant_data["stage"].attrs["units"] = "m"
+    idata.constant_data["discharge"].attrs["units"] = "m3/s"
+    idata.constant_data["discharge_sd"].attrs["units"] = "m3/s (1 SD)"
+    idata.observed_data["log_discharge"].attrs["units"] = "ln(m3/s)"
+    full = {"station": st.station_id, "stage_units": "m", "discharge_units": "m3/s", "model": candidate.name,
+            "model_description": candidate.describe(),
+            **{f"structure_{k}": v for k, v in models.structure([candidate]).as_attrs().items()}, **attrs}
+    full.update({f"version_{k}": v for k, v in package_versions().items()})
+    idata.attrs.update(full)
+    idata.posterior.attrs.update(full)
+    return idata
+
+
+def model_of(idata) -> tuple[Candidate, Structure, dict]:
+    """The candidate, its structure and the context of a fit read back from netCDF."""
+    attrs = idata.attrs
+    structure = Structure.from_attrs({k[len("structure_"):]: v for k, v in attrs.items() if k.startswith("structure_")})
+    const = idata.constant_data
+    context = {name[len("context_"):]: const[name].values for name in const.data_vars if name.startswith("context_")}
+    return Candidate(attrs["model"]), structure, context
+
+
+def breakpoint_medians(posterior) -> np.ndarray:
+    """Median stage [m] of each breakpoint (empty for one segment)."""
+    if "breakpoint" not in posterior:
+        return np.array([])
+    draws = posterior["breakpoint"].values
+    return np.median(draws.reshape(-1, draws.shape[-1]), axis=0)
+
+
+def parameter_summary(idata: az.InferenceData, prob: float = 0.9) -> dict:
+    """Median and HPDI of each reported parameter (the report reads these, not the draws);
+    per-segment and per-breakpoint values are numbered from 1 (``b_1``, ``breakpoint_1``)."""
+    out = {}
+    label = prob_label(prob)
+    for name in REPORTED:
+        if name not in idata.posterior:
+            continue
+        values = idata.posterior[name].values.astype(np.float64)
+        values = values.reshape(values.shape[0] * values.shape[1], -1)
+        for j in range(values.shape[1]):
+            key = name if values.shape[1] == 1 and idata.posterior[name].ndim == 2 else f"{name}_{j + 1}"
+            lo, hi = hpdi(values[:, j], prob)
+            out[f"{key}_median"] = float(np.median(values[:, j]))
+            out[f"{key}_hpdi{label}_lower"] = float(lo)
+            out[f"{key}_hpdi{label}_upper"] = float(hi)
+    return out
+
+
+def convergence(posterior: dict, sample_stats: dict) -> dict:
+    """R-hat, bulk and tail ESS (worst over the reported parameters) and divergences of raw draws
+    (chain, draw, ...)."""
+    data = az.convert_to_dataset({k: v for k, v in posterior.items() if k in REPORTED})
+    rhat, ess_bulk, ess_tail = az.rhat(data), az.ess(data, method="bulk"), az.ess(data, method="tail")
+    names = list(data.data_vars)
+    per = {v: {"rhat": float(np.max(rhat[v].values)), "ess_bulk": float(np.min(ess_bulk[v].values)),
+               "ess_tail": float(np.min(ess_tail[v].values))} for v in names}
+    return {
+        # NaN (a parameter that never moved) propagates and fails the check
+        "rhat_max": float(np.max([p["rhat"] for p in per.values()])),
+        "ess_bulk_min": float(np.min([p["ess_bulk"] for p in per.values()])),
+        "ess_tail_min": float(np.min([p["ess_tail"] for p in per.values()])),
+        "divergences": int(np.sum(sample_stats["diverging"])),
+        "per_parameter": per,
+    }
+
+
+def prob_label(prob: float) -> str:
+    """'90' for 0.9: the label of an HPDI probability in column and key names."""
+    return f"{round(prob * 100):d}"
