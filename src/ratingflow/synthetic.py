@@ -7,6 +7,9 @@ Gaugings (15-200) cover 2-3 orders of magnitude of discharge; each has a stated 
 uncertainty of 2-8 % (1 SD, in the file) and scatter of that size plus a residual sigma.
 A quarter of the stations are written in ft and cfs, some with a datum hundreds of metres below.
 
+The one generator of the project: the benchmark, the coverage study and the tests draw from it
+(:func:`draw_station`, :func:`two_controls`, :func:`gaugings`).
+
 ``python -m ratingflow.synthetic N OUT [--seed S]`` writes OUT/data/raw/*.csv,
 OUT/config/stations.tsv and OUT/truth.csv.
 """
@@ -19,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .data import StationData
 from .units import FOOT
 
 SHEET_COLUMNS = ["station_id", "name", "file", "stage_column", "stage_unit", "discharge_column", "discharge_unit",
@@ -50,6 +54,28 @@ class Truth:
         return np.where(stage < self.breakpoint, low, high)
 
 
+def two_controls(station_id: str, a: float, b: float, h0: float, sigma: float, breakpoint: float, b2: float,
+                 h02: float | None = None) -> Truth:
+    """A two-control truth with discharge continuous at the breakpoint; ``h02`` None: both controls
+    share h0 (the default segmented model's form)."""
+    h02 = h0 if h02 is None else h02
+    a2 = a * (breakpoint - h0) ** b / (breakpoint - h02) ** b2
+    return Truth(station_id, 2, a, b, h0, sigma, breakpoint, a2, b2, h02)
+
+
+def station_data(truth: Truth, table: pd.DataFrame) -> StationData:
+    """The model's view of gaugings drawn by :func:`gaugings` (SI units)."""
+    return StationData(truth.station_id, table["stage"].to_numpy(float), table["q"].to_numpy(float),
+                       table["q_sigma"].to_numpy(float))
+
+
+def draw_station(rng: np.random.Generator, station_id: str, n: int, two_control_share: float = 0.3):
+    """(StationData, Truth): a truth from :func:`draw_truth` and n gaugings of it."""
+    truth = draw_truth(rng, station_id, two_control_share)
+    truth.n = n
+    return station_data(truth, gaugings(rng, truth, n)), truth
+
+
 def draw_truth(rng: np.random.Generator, station_id: str, two_control_share: float = 0.3) -> Truth:
     controls = 2 if rng.random() < two_control_share else 1
     datum = rng.choice([0.0, 0.0, 0.0, float(rng.uniform(100, 500))])
@@ -62,8 +88,7 @@ def draw_truth(rng: np.random.Generator, station_id: str, two_control_share: flo
     breakpoint = h0 + float(rng.uniform(0.3, 1.0))
     b2 = float(rng.uniform(1.3, 1.9))
     h02 = h0 + float(rng.uniform(0.0, 0.6)) * (breakpoint - h0)
-    a2 = a * (breakpoint - h0) ** b1 / (breakpoint - h02) ** b2
-    return Truth(station_id, 2, a, b1, h0, sigma, breakpoint, a2, b2, h02)
+    return two_controls(station_id, a, b1, h0, sigma, breakpoint, b2, h02)
 
 
 def gaugings(rng: np.random.Generator, truth: Truth, n: int) -> pd.DataFrame:

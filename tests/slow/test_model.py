@@ -1,36 +1,31 @@
+"""The one-control model fitted with NUTS: calibration, convergence, batch independence, vectorised chains,
+and draws that agree in distribution under another XLA code generation (another processor).
+
+Every statistical assertion states its false-failure probability (see tests/stats.py)."""
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from numpyro.diagnostics import hpdi
 
-from ratingflow.data import StationData, bucket_size
+from ratingflow import synthetic
+from ratingflow.data import bucket_size
+from ratingflow.model import Candidate, structure_for
 from ratingflow.posterior import candidate_posterior
 from ratingflow.sampler import BatchedNUTS, SamplerSettings
-from ratingflow.keys import station_keys, station_seed
-from ratingflow.model import Candidate, structure_for
+from stats import binomial_tail, medians_agree
 
 PARAMETERS = ("a", "b", "h0", "sigma")
 SEG1 = [Candidate("seg1")]
-
-from synthetic import synthetic_station
-
 SETTINGS = SamplerSettings(num_chains=4, num_warmup=500, num_samples=500)
+N_STATIONS = 10
 
 
 @pytest.fixture(scope="module")
 def driver():
     return BatchedNUTS(structure_for(SEG1), SETTINGS)
-
-
-@pytest.fixture(scope="module")
-def recovery(driver):
-    rng = np.random.default_rng(7)
-    stations, truths = [], []
-    for i in range(10):
-        # the datum of some stations lies hundreds of metres below the water (float32 precision)
-        st, truth = synthetic_station(rng, f"syn{i}", n=int(rng.integers(20, 60)), datum=400.0 * (i % 3 == 0))
-        stations.append(st)
-        truths.append(truth)
-    return stations, truths, fit_seg1(driver, stations, 11)
 
 
 def fit_seg1(driver, stations, seed):
@@ -44,39 +39,48 @@ def fit_seg1(driver, stations, seed):
     return out
 
 
+@pytest.fixture(scope="module")
+def recovery(driver):
+    """Ten one-control stations from the project's generator (some with the datum hundreds of metres down)."""
+    rng = np.random.default_rng(7)
+    pairs = [synthetic.draw_station(rng, f"syn{i}", int(rng.integers(20, 60)), two_control_share=0.0)
+             for i in range(N_STATIONS)]
+    stations, truths = zip(*pairs)
+    return list(stations), list(truths), fit_seg1(driver, list(stations), 11)
+
+
 def test_recovers_known_parameters(recovery):
-    """Each parameter of 10 synthetic stations against its 90 % HPDI. Expect about 9 of 10 inside;
-    fewer than 7 for any parameter (p < 0.013 for a calibrated posterior) means a biased model."""
+    """Each true parameter against its station's 99 % HPDI. A calibrated posterior holds it with
+    probability 0.99, so 7 or fewer of 10 inside has probability 1.1e-4 per parameter and 4.5e-4 for
+    the four (false failure); a biased model or a wrong likelihood fails it."""
     stations, truths, results = recovery
     inside = {p: 0 for p in PARAMETERS}
     for truth, res in zip(truths, results):
         for p in PARAMETERS:
-            lo, hi = hpdi(res.posterior[p].reshape(-1).astype(float), 0.9)
-            inside[p] += int(lo <= truth[p] <= hi)
-    print("inside 90 % HPDI of 10 stations:", inside)
-    assert all(n >= 7 for n in inside.values()), inside
-    assert sum(inside.values()) >= 33, inside
+            lo, hi = hpdi(res.posterior[p].reshape(-1).astype(float), 0.99)
+            inside[p] += int(lo <= getattr(truth, p) <= hi)
+    print("inside 99 % HPDI of 10 stations:", inside)
+    assert len(PARAMETERS) * binomial_tail(7, N_STATIONS, 0.99) < 1e-3
+    assert all(n >= 8 for n in inside.values()), inside
 
 
-def test_fits_converge_without_divergences(recovery):
+def test_fits_converge(recovery):
+    """Well-posed one-control stations sample cleanly: R-hat of b and h0 below 1.05 and at most 0.1 % of
+    the transitions divergent (with 4 x 500 draws R-hat of a converged chain stays below 1.02; a divergence
+    here is a sign of a geometry problem, not chance)."""
     import arviz as az
 
-    for _, _, res in [recovery]:
-        for r in res:
-            assert r.sample_stats["diverging"].sum() == 0, r.station.station_id
-            rhat = az.rhat({"b": r.posterior["b"], "h0": r.posterior["h0"]})
-            assert float(rhat["b"]) < 1.02 and float(rhat["h0"]) < 1.02
-
-
-def test_h0_lies_below_lowest_gauging(recovery):
-    stations, _, results = recovery
-    for st, res in zip(stations, results):
-        assert np.all(res.posterior["h0"] < st.stage.min())
+    _, _, results = recovery
+    divergent = sum(int(r.sample_stats["diverging"].sum()) for r in results)
+    assert divergent <= 0.001 * N_STATIONS * SETTINGS.num_chains * SETTINGS.num_samples, divergent
+    for r in results:
+        rhat = az.rhat({"b": r.posterior["b"], "h0": r.posterior["h0"]})
+        assert float(rhat["b"]) < 1.05 and float(rhat["h0"]) < 1.05, r.station.station_id
 
 
 def test_same_seed_same_draws_and_batch_does_not_matter(driver, recovery):
-    """A station fitted alone gives the same draws, bit for bit, as in a batch of stations of
-    several sizes (each bucket is sampled separately)."""
+    """A station fitted alone gives the same draws, bit for bit, as in a batch of stations of several
+    sizes (each bucket is sampled separately). Same process, same machine: deterministic."""
     stations, _, results = recovery
     small = min(range(len(stations)), key=lambda i: stations[i].n)
     assert bucket_size(stations[small].n) < bucket_size(max(st.n for st in stations))
@@ -85,37 +89,53 @@ def test_same_seed_same_draws_and_batch_does_not_matter(driver, recovery):
         np.testing.assert_array_equal(again.posterior[name], results[small].posterior[name])
 
 
-def test_station_keys_are_stable_and_distinct():
-    assert station_seed(1, "a") == station_seed(1, "a")
-    assert station_seed(1, "a") != station_seed(1, "b")
-    assert station_seed(1, "a") != station_seed(2, "a")
-    # a fixed value: the key must not depend on Python's salted hash() or the platform
-    assert station_seed(20261125, "green_channel") == int.from_bytes(
-        __import__("hashlib").sha256(b"20261125:green_channel").digest()[:4], "little"
-    )
-    keys = station_keys(1, "a")
-    assert len({tuple(np.asarray(k).tolist()) for k in keys.values()}) == len(keys)
-
-
-def test_buckets_and_padding():
-    assert [bucket_size(n) for n in (1, 16, 17, 100, 129)] == [16, 16, 32, 128, 256]
-    st = StationData("s", np.array([400.0, 401.0, 402.5]), np.array([1.0, 5.0, 20.0]), np.array([0.1, 0.2, 1.0]))
-    p = st.padded(16)
-    assert p["mask"].sum() == 3 and p["stage"].shape == (16,)
-    np.testing.assert_allclose(p["stage"][:3], [0.0, 1.0, 2.5])
-    assert st.stage_ref == pytest.approx(1.0)
-    with pytest.raises(ValueError, match="at least 3"):
-        StationData("s", np.array([1.0, 2.0]), np.ones(2), np.ones(2))
-
-
 def test_all_chains_in_one_vectorised_step_as_on_a_gpu(recovery):
-    """chains_per_step=0 (the GPU setting: every chain of the batch in one vectorised kernel) samples
-    the same posterior; tested here on the CPU."""
-    stations, truths, results = recovery
+    """chains_per_step=0 (the GPU setting: every chain of the batch in one vectorised kernel) samples the
+    same posterior, tested here on the CPU: its draws are another realisation, so medians agree within
+    4.5 combined MCSE (false failure 6.8e-6 per comparison, 4e-5 for the six)."""
+    stations, _, results = recovery
     wide = BatchedNUTS(structure_for(SEG1), SamplerSettings(num_chains=4, num_warmup=500, num_samples=500,
                                                             chains_per_step=0))
     for st, res, again in zip(stations[:3], results[:3], fit_seg1(wide, stations[:3], 11)):
-        assert again.sample_stats["diverging"].sum() == 0
         for name in ("b", "h0"):
-            a, b = res.posterior[name].ravel(), again.posterior[name].ravel()
-            assert abs(np.median(a) - np.median(b)) < 0.2 * (np.std(a) + np.std(b)), (st.station_id, name)
+            ok, ratio = medians_agree(res.posterior[name], again.posterior[name])
+            assert ok, (st.station_id, name, ratio)
+
+
+FIT_ONE = """
+import json, sys
+import numpy as np
+from ratingflow.runtime import configure_jax
+configure_jax(1, "")
+from ratingflow import synthetic
+from ratingflow.model import Candidate, structure_for
+from ratingflow.posterior import candidate_posterior
+from ratingflow.sampler import BatchedNUTS, SamplerSettings
+st, _ = synthetic.draw_station(np.random.default_rng(3), "xla", 40, two_control_share=0.0)
+driver = BatchedNUTS(structure_for([Candidate("seg1")]), SamplerSettings(num_chains=4, num_warmup=500, num_samples=500))
+post = candidate_posterior(driver.fit([st], [Candidate("seg1")], 5)[0]["seg1"])
+np.savez(sys.argv[1], b=post["b"][..., 0], h0=post["h0"], sigma=post["sigma"])
+"""
+
+#: another XLA CPU code generation: no instructions beyond SSE4.2 and fast math, as on another processor
+OTHER_PROCESSOR = "--xla_cpu_max_isa=SSE4_2 --xla_cpu_enable_fast_math=true"
+
+
+def test_draws_agree_in_distribution_under_another_code_generation(tmp_path):
+    """README's reproducibility statement: bit for bit only on the same processor type and package versions;
+    elsewhere statistically equivalent. The same fit under two XLA CPU settings (the default, and the
+    instruction set and arithmetic of an older processor) gives medians that agree within 4.5 combined MCSE
+    (false failure 6.8e-6 per parameter, 2e-5 for the three)."""
+    draws = {}
+    for label, flags in (("default", ""), ("other", OTHER_PROCESSOR)):
+        env = {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu"}
+        out = tmp_path / f"{label}.npz"
+        run = subprocess.run([sys.executable, "-c", FIT_ONE, str(out)], env=env, capture_output=True, text=True,
+                             timeout=600)
+        assert run.returncode == 0, run.stderr[-3000:]
+        draws[label] = np.load(out)
+    identical = all(np.array_equal(draws["default"][k], draws["other"][k]) for k in ("b", "h0", "sigma"))
+    print("bit-identical under the other code generation:", identical)
+    for name in ("b", "h0", "sigma"):
+        ok, ratio = medians_agree(draws["default"][name], draws["other"][name])
+        assert ok, (name, ratio)

@@ -1,0 +1,115 @@
+"""The segmented power law as a function (no fitting), the model-choice rule, sheet breakpoint ranges."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from numpyro import handlers
+
+from ratingflow.choice import compare
+from ratingflow.data import StationData
+from ratingflow.model import Candidate, ordered_breakpoints, rating_model, structure_for
+from ratingflow.sheet import SheetError, load_sheet
+
+
+
+def test_breakpoints_are_ordered_and_inside_their_ranges():
+    rng = np.random.default_rng(0)
+    lo, hi = jnp.array([0.2, 0.2]), jnp.array([3.0, 3.0])
+    for _ in range(200):
+        b = np.asarray(ordered_breakpoints(jnp.asarray(rng.normal(0, 4, 2)), lo, hi))
+        assert 0.2 <= b[0] <= b[1] <= 3.0
+    # sheet ranges that do not overlap: each breakpoint stays in its own
+    b = np.asarray(ordered_breakpoints(jnp.array([-9.0, 9.0]), jnp.array([0.5, 2.0]), jnp.array([1.0, 2.5])))
+    np.testing.assert_allclose(b, [0.5, 2.5], atol=1e-3)
+
+
+def _curve(params, stage, candidate, transition=0.0, segment_offsets=True):
+    """ln Q of the model's curve for fixed unconstrained-free parameter values."""
+    structure = structure_for([candidate], transition=transition, segment_offsets=segment_offsets)
+    st = StationData("s", np.linspace(0.0, 4.0, 9), np.ones(9), np.full(9, 0.05))
+    context = {k: jnp.asarray(v) for k, v in st.context(candidate, structure).items()}
+    model = handlers.substitute(handlers.seed(rating_model, 0), params)
+    trace = handlers.trace(model).get_trace(jnp.asarray(stage, jnp.float32), jnp.zeros(len(stage)), context,
+                                            structure=structure)
+    return {k: np.asarray(v["value"], np.float64) for k, v in trace.items()}
+
+
+def test_segments_are_power_laws_joined_continuously():
+    """With a sharp transition, each segment is exactly Q = a_k (H - e_k)^b_k with its own offset e_k
+    (e_1 = h0), and the curve is continuous at the breakpoints."""
+    params = {"gap": 0.3, "log_q_ref": 2.0, "sigma": 0.05, "b": jnp.array([2.6, 1.5, 2.2]),
+              "break_u": jnp.array([-0.5, 0.8]), "offset_shift": jnp.array([-0.7, 0.4])}
+    stage = np.linspace(0.0, 4.0, 4001)
+    out = _curve(params, stage, Candidate("seg3"))
+    breaks, log_a, b, e = out["breakpoint_rel"], out["log_a"], np.array([2.6, 1.5, 2.2]), out["offset_rel"]
+    assert e[0] == pytest.approx(-0.3) and e[1] > e[0]  # a shift < 0: the upper control's zero flow lies higher
+    segment = np.searchsorted(breaks, stage, side="right")
+    expected = log_a[segment] + b[segment] * np.log(stage - e[segment])
+    np.testing.assert_allclose(out["log_curve"], expected, atol=2e-5)
+    jumps = np.abs(np.diff(out["log_curve"]))
+    assert jumps.max() < 0.01  # no step anywhere, breakpoints included
+    # one h0 for all segments: the same, with every offset at h0
+    shared = _curve(params, stage, Candidate("seg3"), segment_offsets=False)
+    segment = np.searchsorted(shared["breakpoint_rel"], stage, side="right")
+    np.testing.assert_allclose(shared["log_curve"], shared["log_a"][segment] + b[segment] * np.log(stage + 0.3),
+                               atol=2e-5)
+    assert "offset_shift" not in shared
+    # a 2-segment candidate ignores the third exponent, the second breakpoint and its offset
+    two = _curve(params, stage, Candidate("seg2"))
+    other = _curve({**params, "b": jnp.array([2.6, 1.5, 9.0]), "break_u": jnp.array([-0.5, -3.0]),
+                    "offset_shift": jnp.array([-0.7, 1.5])}, stage, Candidate("seg2"))
+    np.testing.assert_allclose(two["log_curve"], other["log_curve"], atol=1e-6)
+
+
+def test_rounded_transition_stays_close_to_the_segments():
+    params = {"gap": 0.3, "log_q_ref": 2.0, "sigma": 0.05, "b": jnp.array([2.6, 1.5]), "break_u": jnp.array([0.0]),
+              "offset_shift": jnp.array([0.0])}
+    stage = np.linspace(0.0, 4.0, 2001)
+    sharp = _curve(params, stage, Candidate("seg2"))["log_curve"]
+    round_ = _curve(params, stage, Candidate("seg2"), transition=0.05)["log_curve"]
+    gap = np.abs(sharp - round_)
+    assert 0 < gap.max() <= 0.05 * np.log(2) * 1.1 + 1e-3  # at most width * ln 2 * |b2 - b1| (+ ln a shift)
+    # with its own offset (d = d' e^0.5) the bound is width * ln 2 * |b2 d'/d - b1|
+    moved = {**params, "offset_shift": jnp.array([0.5])}
+    gap = np.abs(_curve(moved, stage, Candidate("seg2"))["log_curve"]
+                 - _curve(moved, stage, Candidate("seg2"), transition=0.05)["log_curve"])
+    assert 0 < gap.max() <= 0.05 * np.log(2) * abs(1.5 * np.exp(-0.5) - 2.6) * 1.1 + 1e-3
+
+
+def test_choice_takes_the_simplest_within_two_se():
+    rng = np.random.default_rng(0)
+    base = rng.normal(-1.0, 0.3, (4, 500, 40))
+    same = {"seg1": base, "seg2": base + rng.normal(0, 0.01, base.shape)}
+    chosen, table = compare(same, se_factor=2.0)
+    assert chosen == "seg1" and table["chosen"].sum() == 1
+    better = {"seg1": base, "seg2": base + 0.5}  # 40 gaugings x 0.5: far beyond 2 SE
+    chosen, table = compare(better, se_factor=2.0)
+    assert chosen == "seg2" and table.loc[table["chosen"], "reason"].item() == "best elpd"
+    assert {"elpd_loo", "se", "elpd_diff", "dse", "weight", "n_pareto_k_high"} <= set(table.columns)
+
+
+def test_sheet_breakpoint_ranges(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "x.csv").write_text("h,q\n1,2\n")
+    head = "station_id\tname\tfile\tstage_column\tstage_unit\tdischarge_column\tdischarge_unit\tbreakpoints_m\tcontrols\n"
+    sheet = tmp_path / "s.tsv"
+    sheet.write_text(head + "a\tA\tx.csv\th\tm\tq\tm3/s\t0.5-0.8;1.2-1.6\t3\n")
+    spec = load_sheet(sheet, raw)["a"]
+    assert spec.breakpoint_ranges() == ((0.5, 0.8), (1.2, 1.6)) and spec.controls == 3
+    for bad, message in (("0.8-0.5", "empty"), ("a-b", "not a range"), ("1.2-1.6;0.5-0.8", "increasing"),
+                         ("0.1-0.2;0.3-0.4;0.5-0.6", "at most 2")):
+        sheet.write_text(head + f"a\tA\tx.csv\th\tm\tq\tm3/s\t{bad}\t\n")
+        with pytest.raises(SheetError, match=rf"row 2 .*'breakpoints_m'.*{message}"):
+            load_sheet(sheet, raw)
+
+
+def test_report_states_a_breakpoint_disagreement():
+    from ratingflow.report import breakpoint_disagreements
+
+    params = {"breakpoint_1_median": 2.0, "breakpoint_1_hpdi90_lower": 1.8, "breakpoint_1_hpdi90_upper": 2.2}
+    assert breakpoint_disagreements([1.9], params) == []
+    (flag,) = breakpoint_disagreements([1.128], params)
+    assert "1.128 m" in flag and "1.800-2.200 m" in flag
+    (flag,) = breakpoint_disagreements([1.0], {})
+    assert "has none" in flag
