@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from ratingflow.validation import ratingcurve_env
+from ratingcurve_env import ratingcurve_env  # bench/ratingcurve_env.py (bench/ is on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ["clean", "prior_check", "fit", "summarise", "plots", "report"]

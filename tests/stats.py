@@ -9,6 +9,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.stats import binom, norm
+
+#: false-failure probability of each statistical assertion
+ALPHA = 1e-3
+Z_ALPHA = float(norm.isf(ALPHA / 2))  # 3.29
 
 
 def normal_two_sided(z: float) -> float:
@@ -40,3 +45,31 @@ def medians_agree(a, b, z: float = 4.5) -> tuple[bool, float]:
     se = math.hypot(median_mcse(a), median_mcse(b))
     ratio = abs(float(np.median(a)) - float(np.median(b))) / se
     return ratio <= z, ratio
+
+
+def station_coverage_limits(p: float, stations: int) -> tuple[float, float]:
+    """Interval the station-mean coverage lies in with probability at least 1 - ALPHA when the bands are right.
+
+    The points of one station share its posterior, so they are not independent; the station is the unit.
+    Each station's mean coverage has mean ``p`` and variance at most p(1-p) (its points all covered or all
+    missed together); stations are independent, so the mean over them has variance at most
+    p(1-p) / stations (a conservative design effect). The interval is the wider of
+    - the normal approximation with that variance, p ± z sqrt(p(1-p) / stations), z = 3.29 (two-sided 1e-3);
+    - the exact two-sided 1e-3 binomial interval of the extreme case (station coverages 0 or 1, so the
+      number of fully covered stations is Binomial(stations, p)), where the normal approximation is poor.
+    """
+    half = Z_ALPHA * np.sqrt(p * (1 - p) / stations)
+    exact_lo = binom.ppf(ALPHA / 2, stations, p) / stations
+    exact_hi = binom.isf(ALPHA / 2, stations, p) / stations
+    return min(p - half, exact_lo), max(p + half, exact_hi)
+
+
+def station_mean_coverage(rows, column: str) -> tuple[float, int]:
+    per_station = rows.groupby("station")[column].mean()
+    return float(per_station.mean()), len(per_station)
+
+
+def within_clustered_tolerance(rows, column: str, p: float) -> bool:
+    coverage, stations = station_mean_coverage(rows, column)
+    lo, hi = station_coverage_limits(p, stations)
+    return lo <= coverage <= hi

@@ -39,7 +39,7 @@ their prior (and dropped from its outputs). So one compiled program serves every
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp

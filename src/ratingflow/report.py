@@ -1,7 +1,6 @@
 """Report: one row per station with data counts, parameters, diagnostics, verdicts and flags."""
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from . import status as station_status

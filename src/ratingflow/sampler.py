@@ -22,7 +22,7 @@ from numpyro.infer.util import initialize_model, log_likelihood
 from .data import StationData, bucket_size
 from .initial import INIT_JITTER, init_centre
 from .keys import station_keys
-from .model import Candidate, ModelSettings, Priors, Structure, rating_model
+from .model import Candidate, Priors, Structure, rating_model
 
 @dataclass(frozen=True)
 class SamplerSettings:

@@ -1,0 +1,251 @@
+"""The coverage study itself: simulated truth and held-out real gaugings.
+
+1. Simulation: synthetic stations (:mod:`ratingflow.synthetic`: one and two controls, gauging noise
+   2-8 %) fitted with model choice as in the pipeline. At five stages per station (10, 30, 50, 70 and
+   90 % of the gauged stage range): is the true curve inside the 50 / 90 / 95 % curve HPDI, is a fresh
+   synthetic gauging inside the 90 % predictive band, and the bias of the median curve.
+2. Held-out gaugings: real stations, K-fold cross-validation (folds drawn per station from the seed).
+   Coverage of the held-out gaugings by the 90 % predictive band (a gauging with its own stated
+   uncertainty), by stage third of the station's gauged range, and the log predictive density of ln Q
+   per held-out gauging.
+
+Binomial intervals are Wilson score intervals. They treat points as independent; points of one station
+are not quite (they share its posterior), so the intervals are somewhat too narrow.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from numpyro.diagnostics import hpdi
+
+from ..choice import fit_and_choose
+from ..data import StationData
+from ..keys import station_keys, station_seed
+from ..model import ModelSettings, Priors, residual_sd
+from ..posterior import candidate_context, candidate_posterior
+from ..predict import SAMPLED_SITES, predict
+from ..sampler import BatchedNUTS, SamplerSettings
+
+#: where on the gauged stage range the simulation checks the curve
+STAGE_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)
+CURVE_PROBS = (0.5, 0.9, 0.95)
+#: stations fitted per driver call (bounds memory; stations are still grouped by shape bucket)
+CHUNK = 40
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson score interval of a binomial proportion k / n."""
+    if n == 0:
+        return float("nan"), float("nan")
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(centre - half), float(centre + half)
+
+
+class Fitter:
+    """Fits stations with every candidate and keeps the one PSIS-LOO chooses, as the pipeline does."""
+
+    def __init__(self, models: ModelSettings, settings: SamplerSettings, priors: Priors):
+        self.models, self.priors = models, priors
+        self.candidates = models.candidate_list()
+        self.driver = BatchedNUTS(models.structure(self.candidates), settings, priors)
+
+    def fit(self, stations: list[StationData], seed: int) -> list[tuple[str, object]]:
+        """(chosen name, its fit) per station, chosen as in the pipeline (:func:`ratingflow.choice.fit_and_choose`)."""
+        choices = fit_and_choose(self.driver, stations, self.candidates, seed, self.models.se_factor, chunk=CHUNK)
+        return [(c.chosen, c.fit) for c in choices]
+
+    def predictive(self, fit, stage: np.ndarray, sd_log: np.ndarray, key):
+        """Draws of ln Q of the curve and of a new gauging with uncertainty ``sd_log`` at ``stage``
+        (absolute, m), each (draws, len(stage)); and each draw's SD of a gauging's ln Q."""
+        post = candidate_posterior(fit)
+        samples = {k: v.reshape((-1,) + v.shape[2:]) for k, v in post.items() if k in SAMPLED_SITES}
+        structure = self.models.structure([fit.candidate])
+        st = fit.station
+        curve, gauging = predict(key, samples, np.asarray(stage) - st.stage_offset, candidate_context(fit), sd_log,
+                                 structure, self.priors)
+        slope = samples["sigma_slope"][:, None] if "sigma_slope" in samples else None
+        spread = residual_sd(samples["sigma"][:, None].astype(np.float64), slope, np.asarray(stage) - st.stage_offset,
+                             fit.context, exp=np.exp)
+        sd = np.sqrt(spread**2 + np.asarray(sd_log) ** 2)
+        tiny = np.finfo(float).tiny
+        return np.log(np.maximum(curve, tiny)), np.log(np.maximum(gauging, tiny)), sd
+
+
+def log_predictive_density(log_curve: np.ndarray, sd: np.ndarray, log_q: np.ndarray) -> np.ndarray:
+    """ln of the posterior-mean Normal density of the observed ln Q, per point."""
+    z = (log_q[None, :] - log_curve) / sd
+    log_p = -0.5 * z**2 - np.log(sd) - 0.5 * np.log(2 * np.pi)
+    top = log_p.max(axis=0)
+    return top + np.log(np.mean(np.exp(log_p - top), axis=0))
+
+
+# --------------------------------------------------------------------------------------------- simulation
+
+def simulate(n: int, seed: int, fitter: Fitter, log=print) -> pd.DataFrame:
+    """One row per (station, check stage) with the truth, the bands and the fresh gauging."""
+    from .. import synthetic
+
+    rng = np.random.default_rng(seed)
+    stations, truths = [], []
+    for i in range(n):
+        truth = synthetic.draw_truth(rng, f"sim{i:04d}")
+        table = synthetic.gaugings(rng, truth, int(rng.integers(15, 201)))
+        stations.append(StationData(truth.station_id, table["stage"].to_numpy(), table["q"].to_numpy(),
+                                    table["q_sigma"].to_numpy()))
+        truths.append(truth)
+    start = time.perf_counter()
+    fits = fitter.fit(stations, seed)
+    log(f"simulation: {n} stations fitted in {time.perf_counter() - start:.0f} s")
+    rows = []
+    for st, truth, (chosen, fit) in zip(stations, truths, fits):
+        lo, hi = st.stage.min(), st.stage.max()
+        stage = lo + np.array(STAGE_FRACTIONS) * (hi - lo)
+        rel_sd = rng.uniform(0.02, 0.08, len(stage))
+        sd_new = np.sqrt(np.log1p(rel_sd**2))
+        true_q = truth.discharge(stage)
+        fresh = true_q * np.exp(rng.normal(0.0, np.sqrt(truth.sigma**2 + sd_new**2)))
+        log_curve, log_gauging, _ = fitter.predictive(fit, stage, sd_new, station_keys(seed, st.station_id)["predict"])
+        for j, fraction in enumerate(STAGE_FRACTIONS):
+            row = {"station": st.station_id, "controls": truth.controls, "n": st.n, "model": chosen,
+                   "fraction": fraction, "stage_m": stage[j], "true_q": true_q[j],
+                   "median_q": float(np.exp(np.median(log_curve[:, j]))),
+                   "log_bias": float(np.median(log_curve[:, j]) - np.log(true_q[j]))}
+            for prob in CURVE_PROBS:
+                a, b = hpdi(log_curve[:, j], prob)
+                row[f"curve{round(prob * 100)}"] = bool(a <= np.log(true_q[j]) <= b)
+            a, b = hpdi(log_gauging[:, j], 0.9)
+            row["fresh90"] = bool(a <= np.log(fresh[j]) <= b)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def simulation_summary(rows: pd.DataFrame) -> pd.DataFrame:
+    out = []
+    groups = [("all stations", rows), ("one control", rows[rows["controls"] == 1]),
+              ("two controls", rows[rows["controls"] == 2])]
+    for label, part in groups:
+        for column, nominal in [(f"curve{round(p * 100)}", p) for p in CURVE_PROBS] + [("fresh90", 0.9)]:
+            k, n = int(part[column].sum()), len(part)
+            lo, hi = wilson(k, n)
+            what = "new gauging, 90 % predictive" if column == "fresh90" else f"true curve, {column[5:]} % HPDI"
+            out.append({"stations": label, "check": what, "nominal": nominal, "covered": k, "points": n,
+                        "coverage": k / n if n else np.nan, "ci_low": lo, "ci_high": hi})
+    return pd.DataFrame(out)
+
+
+def bias_summary(rows: pd.DataFrame) -> pd.DataFrame:
+    out = []
+    for fraction, part in rows.groupby("fraction"):
+        x = part["log_bias"].to_numpy()
+        se = x.std(ddof=1) / np.sqrt(len(x))
+        out.append({"stage (share of gauged range)": fraction, "points": len(x),
+                    "median bias, %": 100 * np.expm1(x.mean()), "95 % CI low, %": 100 * np.expm1(x.mean() - 1.96 * se),
+                    "95 % CI high, %": 100 * np.expm1(x.mean() + 1.96 * se)})
+    return pd.DataFrame(out)
+
+
+# ----------------------------------------------------------------------------------------- held-out
+
+def real_stations(sheet_path, raw_dir, default_uncertainty: dict, exclude=("simulated_rating",)):
+    """Cleaned real stations from a sheet; a station whose gaugings repeat an earlier one's is left out."""
+    from ..clean import clean
+    from ..sheet import load_sheet
+
+    sheet = load_sheet(sheet_path, raw_dir)
+    stations, seen, skipped = [], {}, []
+    for sid, spec in sheet.items():
+        if sid in exclude:
+            skipped.append((sid, "synthetic"))
+            continue
+        result = clean(spec, Path(raw_dir) / spec.file, default_uncertainty)
+        st = StationData.from_clean(sid, result.clean)
+        key = tuple(np.round(np.sort(st.stage * 1e6 + st.discharge), 3))
+        if key in seen:
+            skipped.append((sid, f"same gaugings as {seen[key]}"))
+            continue
+        seen[key] = sid
+        stations.append(st)
+    return stations, skipped
+
+
+def folds(station: StationData, k: int, seed: int) -> np.ndarray:
+    """Fold number of each gauging: a random, balanced assignment from the seed and station id."""
+    rng = np.random.default_rng(station_seed(seed, station.station_id))
+    return rng.permutation(np.arange(station.n) % k)
+
+
+def stage_third(station: StationData) -> np.ndarray:
+    lo, hi = station.stage.min(), station.stage.max()
+    return np.minimum((3 * (station.stage - lo) / max(hi - lo, 1e-12)).astype(int), 2)
+
+
+def subset(station: StationData, keep: np.ndarray, suffix: str) -> StationData:
+    return StationData(f"{station.station_id}{suffix}", station.stage[keep], station.discharge[keep],
+                       station.discharge_sd[keep], station.h0_range)
+
+
+def crossval(stations: list[StationData], k: int, seed: int, fitter: Fitter, log=print):
+    """Rows per held-out gauging (ours) and the fold design (for the peer)."""
+    train, tests, design = [], [], []
+    for st in stations:
+        fold = folds(st, k, seed)
+        third = stage_third(st)
+        for f in range(k):
+            held = fold == f
+            train.append(subset(st, ~held, f"-fold{f}"))
+            tests.append((st, f, np.flatnonzero(held), third[held], np.flatnonzero(~held)))
+    start = time.perf_counter()
+    fits = fitter.fit(train, seed)
+    log(f"held-out: {len(train)} folds of {len(stations)} stations fitted in {time.perf_counter() - start:.0f} s")
+    rows = []
+    for (st, f, idx, thirds, kept), tr, (chosen, fit) in zip(tests, train, fits):
+        stage, q, sd = st.stage[idx], st.discharge[idx], st.sd_log[idx]
+        log_curve, log_gauging, sd_draws = fitter.predictive(fit, stage, sd, station_keys(seed, tr.station_id)["predict"])
+        lo, hi = np.quantile(log_gauging, [0.05, 0.95], axis=0)
+        lpd = log_predictive_density(log_curve, sd_draws, np.log(q))
+        for j in range(len(idx)):
+            rows.append({"station": st.station_id, "fold": f, "gauging": int(idx[j]), "third": int(thirds[j]),
+                         "model": chosen, "segments": fit.candidate.n_segments, "inside90": bool(lo[j] <= np.log(q[j]) <= hi[j]),
+                         "lpd": float(lpd[j])})
+        design.append({"station": st.station_id, "fold": f, "segments": fit.candidate.n_segments,
+                       "train": [int(i) for i in kept], "test": [int(i) for i in idx]})
+    return pd.DataFrame(rows), design
+
+
+THIRDS = {0: "low", 1: "middle", 2: "high"}
+
+
+def heldout_summary(rows: pd.DataFrame, label: str) -> pd.DataFrame:
+    out = []
+    for third, part in [(THIRDS[t], rows[rows["third"] == t]) for t in range(3)] + [("all", rows)]:
+        k, n = int(part["inside90"].sum()), len(part)
+        lo, hi = wilson(k, n)
+        out.append({"method": label, "stage third": third, "held-out gaugings": n, "coverage90": k / n if n else np.nan,
+                    "ci_low": lo, "ci_high": hi, "mean lpd": part["lpd"].mean()})
+    return pd.DataFrame(out)
+
+
+def paired_lpd(ours: pd.DataFrame, peer: pd.DataFrame) -> dict:
+    """Mean difference of log predictive density (ours - peer) over the gaugings both predicted, with
+    its standard error (as for PSIS-LOO differences: sqrt(n) x SD of the pointwise differences)."""
+    both = ours.merge(peer, on=["station", "fold", "gauging"], suffixes=("", "_peer"))
+    diff = both["lpd"] - both["lpd_peer"]
+    return {"gaugings": len(diff), "mean": float(diff.mean()), "se": float(diff.std(ddof=1) / np.sqrt(len(diff))),
+            "sum": float(diff.sum()), "sum_se": float(diff.std(ddof=1) * np.sqrt(len(diff)))}
+
+
+def side_by_side(ours: pd.DataFrame, peer: pd.DataFrame | None) -> pd.DataFrame:
+    """Per station: held-out gaugings, 90 % coverage and mean lpd of both methods."""
+    agg = {"gaugings": ("inside90", "size"), "coverage90": ("inside90", "mean"), "mean_lpd": ("lpd", "mean")}
+    table = ours.groupby("station").agg(**agg)
+    if peer is not None and len(peer):
+        other = peer.groupby("station").agg(**agg).drop(columns="gaugings")
+        table = table.join(other.add_suffix("_ratingcurve"))
+        segments = ours.groupby("station")["segments"].agg(lambda s: "/".join(str(v) for v in sorted(set(s))))
+        table.insert(1, "segments", segments)
+    return table.reset_index()

@@ -1,0 +1,65 @@
+"""Module boundaries: each pipeline stage is one module that imports no other stage, helpers live lower,
+the package has no import cycle, and pyflakes finds no unused import or undefined name."""
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[2] / "src" / "ratingflow"
+#: one module per stage of the workflow (workflow/rules/<stage>.smk calls ratingflow.<stage>)
+STAGES = {"clean", "prior_check", "fit", "summarise", "plots", "publish", "report", "changes"}
+
+
+def imports() -> dict[str, set[str]]:
+    """Module (dotted, below ratingflow) -> the ratingflow modules it imports, at any depth of the file."""
+    graph = {}
+    for path in PACKAGE.rglob("*.py"):
+        rel = path.relative_to(PACKAGE).with_suffix("")
+        name = ".".join(p for p in rel.parts if p != "__init__") or "__init__"
+        package = name.split(".")[:-1] if path.name != "__init__.py" else name.split(".")
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package[: len(package) - node.level + 1]
+                    target = ".".join([*base, node.module] if node.module else base)
+                    if node.module is None:
+                        found |= {".".join([*base, a.name]) for a in node.names}
+                    else:
+                        found.add(target)
+                elif node.module and node.module.startswith("ratingflow."):
+                    found.add(node.module[len("ratingflow."):])
+            elif isinstance(node, ast.Import):
+                found |= {a.name[len("ratingflow."):] for a in node.names if a.name.startswith("ratingflow.")}
+        graph[name] = {m for m in found if m and m != name}
+    return graph
+
+
+def test_stages_do_not_import_each_other():
+    graph = imports()
+    assert STAGES <= set(graph), STAGES - set(graph)
+    for stage in STAGES:
+        assert not graph[stage] & STAGES, (stage, graph[stage] & STAGES)
+
+
+def test_no_import_cycles():
+    graph = imports()
+    state: dict[str, int] = {}
+
+    def visit(node, path):
+        state[node] = 1
+        for nxt in graph.get(node, ()):
+            if state.get(nxt) == 1:
+                raise AssertionError("import cycle: " + " -> ".join([*path, node, nxt]))
+            if nxt not in state:
+                visit(nxt, [*path, node])
+        state[node] = 2
+
+    for node in graph:
+        if node not in state:
+            visit(node, [])
+
+
+def test_pyflakes_is_clean():
+    run = subprocess.run([sys.executable, "-m", "pyflakes", str(PACKAGE)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
