@@ -27,7 +27,7 @@ import yaml
 from ratingcurve_env import ratingcurve_env  # bench/ratingcurve_env.py (bench/ is on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ["clean", "prior_check", "fit", "summarise", "plots", "report"]
+STAGES = ["clean", "prior_check", "fit", "summarise", "report"]
 
 
 def snakemake(work: Path, cores: int, *extra) -> tuple[float, subprocess.CompletedProcess]:

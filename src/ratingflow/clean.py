@@ -345,6 +345,9 @@ def run_batch(specs, raw_paths, clean_paths, rejected_paths, status_paths, setti
         run(*args, settings)
 
 
+UNASSIGNED_COLUMNS = ["file", "line", "station_code", "text"]
+
+
 def unassigned_rows(specs: list[StationSpec], raw_dir) -> pd.DataFrame:
     """Rows of long-format files whose station code belongs to no station in the sheet.
 
@@ -367,8 +370,11 @@ def unassigned_rows(specs: list[StationSpec], raw_dir) -> pd.DataFrame:
         if column not in raw.columns:
             continue
         left = raw[~raw[column].str.strip().isin(codes)]
-        frames.append(pd.DataFrame({"file": file, "line": left["line"], "station_code": left[column].str.strip(),
-                                    "text": left.drop(columns="line").astype(str).agg(",".join, axis=1)}))
+        if left.empty:  # the normal case: every row of the export belongs to a station of the sheet
+            continue
+        text = [",".join(map(str, row)) for row in left.drop(columns="line").itertuples(index=False)]
+        frames.append(pd.DataFrame({"file": file, "line": left["line"].to_numpy(),
+                                    "station_code": left[column].str.strip().to_numpy(), "text": text}))
     if not frames:
-        return pd.DataFrame(columns=["file", "line", "station_code", "text"])
+        return pd.DataFrame(columns=UNASSIGNED_COLUMNS)
     return pd.concat(frames, ignore_index=True)

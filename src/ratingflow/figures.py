@@ -1,5 +1,5 @@
 """Drawing the figures (no pipeline I/O): prior curves over the gaugings, and the fitted rating with its
-bands and residuals. Used by the prior-check and plots stages.
+bands and residuals. Used by the prior-check and summarise stages.
 
 Hydrometric convention: discharge on the x axis, stage on the y axis.
 """
@@ -102,3 +102,20 @@ def plot_fit(station: StationData, table: pd.DataFrame, h0_median: float, residu
     fig.subplots_adjust(left=0.05, right=0.99, bottom=0.11, top=0.88, wspace=0.22)
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def plot_rating(idata, table: pd.DataFrame, png_path, title: str = "") -> None:
+    """The fit figure of one station from its InferenceData and rating table."""
+    from .posterior import breakpoint_medians
+
+    const = idata.constant_data
+    station = StationData(
+        idata.attrs["station"], const["stage"].values, const["discharge"].values, const["discharge_sd"].values
+    )
+    h0 = float(idata.posterior["h0"].median())
+    median_at_gaugings = np.interp(station.stage, table["stage_m"], table["discharge_median_m3s"])
+    residuals = np.log(station.discharge / median_at_gaugings)
+    labels = sorted({c.split("_")[1][4:] for c in table.columns if c.startswith("curve_hpdi")}, key=int)
+    breaks = breakpoint_medians(idata.posterior)
+    title = f"{title or station.station_id} — {idata.attrs.get('model_description', '')}"
+    plot_fit(station, table, h0, residuals, labels[0], png_path, title, breaks)

@@ -1,9 +1,9 @@
-"""Publish a batch's outputs at the per-station paths README.md lists.
+"""Publish the batches' outputs at the per-station paths README.md lists.
 
 Each stage runs one job per batch (a Snakemake wildcard) and writes its stations' files into a folder of
 the batch, ``results/batches/{batch}/{folder}/``. This step links every file of those folders to
 ``results/{folder}/`` (a hard link where the file system allows it, else a copy), replacing the file
-there atomically, and writes a manifest of what it published.
+there atomically, leaves a file that is already that link as it is, and writes a manifest.
 """
 from __future__ import annotations
 
@@ -15,6 +15,11 @@ import pandas as pd
 
 
 def _place(source: Path, target: Path) -> str:
+    try:
+        if os.path.samefile(source, target):
+            return "already linked"
+    except OSError:
+        pass
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.publishing")
     tmp.unlink(missing_ok=True)

@@ -1,4 +1,5 @@
-"""Summarise a fit: the rating table with HPDI bands, and convergence diagnostics.
+"""Pipeline stage ``summarise``: the rating table with HPDI bands, convergence diagnostics and the rating
+figure (drawn by :mod:`ratingflow.figures`) of each station.
 
 The table gives, on a regular stage grid, the median discharge and ``numpyro.diagnostics.hpdi``
 bounds for
@@ -19,11 +20,14 @@ import pandas as pd
 import xarray as xr
 from numpyro.diagnostics import hpdi
 
+from . import status
+from .figures import plot_rating
 from .keys import station_keys
 from .io import load_idata, save_json
 from .model import Priors
 from .posterior import breakpoint_medians, convergence, model_of, parameter_summary, prob_label
 from .predict import flat_draws, predict, stage_grid
+from .runtime import progress
 
 
 
@@ -166,14 +170,13 @@ def write_summary(table: pd.DataFrame, diag: dict, csv_path, nc_path, json_path)
     save_json(diag, json_path)
 
 
-def run(fit_nc, table_csv, table_nc, diagnostics_json, seed: int, table_cfg: dict, thresholds: dict,
-        priors: Priors = Priors()) -> None:
-    """Pipeline step: rating table and diagnostics of one station."""
-    from . import status
-
+def run(fit_nc, table_csv, table_nc, diagnostics_json, png_path, seed: int, table_cfg: dict, thresholds: dict,
+        priors: Priors = Priors(), title: str = "") -> None:
+    """Pipeline step: rating table, diagnostics and figure of one station."""
     idata = load_idata(fit_nc)
     reason = status.skipped(idata)
     if reason:
+        status.placeholder_png(png_path, idata.attrs.get("station", ""), reason)
         pd.DataFrame(columns=["stage_m", "discharge_median_m3s", "extrapolated"]).to_csv(table_csv, index=False)
         xr.Dataset(attrs={"station": idata.attrs.get("station", ""), "skipped": reason}).to_netcdf(table_nc, engine="netcdf4")
         save_json({"station": idata.attrs.get("station"), "skipped": reason, "passed": False,
@@ -192,12 +195,15 @@ def run(fit_nc, table_csv, table_nc, diagnostics_json, seed: int, table_cfg: dic
                      "n_segments": int(idata.posterior.sizes["segment"]),
                      "choice": idata.attrs.get("model_choice", ""), "equations": equations(idata)}
     write_summary(table, diag, table_csv, table_nc, diagnostics_json)
-    print(json.dumps({k: diag[k] for k in ("rhat_max", "ess_bulk_min", "divergences", "passed")}))
+    plot_rating(idata, table, png_path, title)
+    progress(f"station {idata.attrs.get('station')}: "
+             + json.dumps({k: diag[k] for k in ("rhat_max", "ess_bulk_min", "divergences", "passed")}))
 
 
 def run_batch(fit_paths, outputs: dict, seed: int, table_cfg: dict, thresholds: dict,
-              priors: Priors = Priors()) -> None:
-    """Pipeline step for a batch of stations (one process, see :mod:`ratingflow.batches`)."""
+              priors: Priors = Priors(), titles=None) -> None:
+    """Pipeline step for a batch of stations (one process, see :mod:`ratingflow.batches`); ``outputs`` maps
+    table, nc, diagnostics and plot to per-station paths."""
     for i, fit_nc in enumerate(fit_paths):
-        run(fit_nc, outputs["table"][i], outputs["nc"][i], outputs["diagnostics"][i], seed, table_cfg, thresholds,
-            priors)
+        run(fit_nc, outputs["table"][i], outputs["nc"][i], outputs["diagnostics"][i], outputs["plot"][i], seed,
+            table_cfg, thresholds, priors, titles[i] if titles else "")

@@ -108,3 +108,17 @@ def test_rows_of_unknown_stations_in_a_long_file_are_listed(tmp_path):
 
     table = unassigned_rows(list(load_sheet(sheet, BAD).values()), BAD)
     assert table.to_dict("records") == [{"file": "long_format.csv", "line": 8, "station_code": "C", "text": "C,1,1"}]
+
+
+def test_long_file_whose_every_row_belongs_to_a_sheet_station(tmp_path):
+    """Issue 18, case 8: a service's one export with all its stations in the sheet left no row over, and
+    building the empty table crashed (ValueError: Buffer has wrong number of dimensions)."""
+    from ratingflow.clean import UNASSIGNED_COLUMNS, unassigned_rows
+
+    others = [{"station_id": sid, "file": "long_format.csv", "station_column": "site"} for sid in ("B", "C")]
+    sheet = write_sheet(tmp_path, {"id": "A", "file": "long_format.csv", "station_column": "site", "extra_rows": others})
+    table = unassigned_rows(list(load_sheet(sheet, BAD).values()), BAD)
+    assert table.empty and list(table.columns) == UNASSIGNED_COLUMNS
+    out = tmp_path / "unassigned.csv"
+    table.to_csv(out, index=False)
+    assert pd.read_csv(out).empty

@@ -136,8 +136,8 @@ def batches_of(project) -> dict[str, list[str]]:
                   project.dir / "data" / "raw", 1)
 
 
-BATCH_STAGES = ("clean", "prior_check", "fit", "summarise", "plots", "publish")
-WHOLE_RUN = {("changes", ""), ("report", ""), ("archive", ""), ("all", "")}
+BATCH_STAGES = ("clean", "prior_check", "fit", "summarise")
+WHOLE_RUN = {("publish", ""), ("changes", ""), ("report", ""), ("archive", ""), ("all", "")}
 
 
 def test_changed_raw_file_reruns_only_that_station(project):

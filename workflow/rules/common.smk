@@ -4,17 +4,19 @@ import re
 from pathlib import Path
 
 import pandas as pd
+import yaml
 from snakemake.utils import validate
 
 from ratingflow.batches import assign
 from ratingflow.config import config_hash
-from ratingflow.sheet import load_sheet
+from ratingflow.sheet import check_schema, load_sheet
 
 
 validate(config, schema="../schemas/config.schema.yaml")
 
-_sheet = pd.read_csv(config["stations"], sep="\t", dtype=str, keep_default_na=False)
-validate(_sheet, schema="../schemas/stations.schema.yaml")
+# the sheet's schema, checked column by column: errors name the file, the sheet line, the column and the value
+check_schema(pd.read_csv(config["stations"], sep="\t", dtype=str, keep_default_na=False),
+             yaml.safe_load((Path(workflow.basedir) / "schemas" / "stations.schema.yaml").read_text()), config["stations"])
 SHEET = load_sheet(config["stations"], config["raw_dir"])
 STATIONS = list(SHEET)
 CONFIG_HASH = config_hash(config)

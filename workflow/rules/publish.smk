@@ -1,23 +1,25 @@
-# a batch's files at the per-station paths README.md lists: results/{clean,prior,fit,tables,diagnostics,plots}/
+# every batch's files at the per-station paths README.md lists: results/{clean,prior,fit,tables,diagnostics,plots}/
+# One cheap local job for the whole run (a file already linked is left as it is), not one per batch:
+# a job costs Snakemake milliseconds to plan, which add up at 10 000 stations.
 localrules:
     publish,
 
 
 rule publish:
     input:
-        rules.clean.output[0],
-        rules.prior_check.output[0],
-        rules.fit.output[0],
-        rules.summarise.output.tables,
-        rules.summarise.output.diagnostics,
-        rules.plots.output[0],
+        all_batches(rules.clean.output[0]),
+        all_batches(rules.prior_check.output[0]),
+        all_batches(rules.fit.output[0]),
+        all_batches(rules.summarise.output.tables),
+        all_batches(rules.summarise.output.diagnostics),
+        all_batches(rules.summarise.output.plots),
     output:
-        "results/batches/{batch}/published.tsv",
+        "results/published.tsv",
     params:
         results="results",
     log:
-        "logs/publish/{batch}.log",
+        "logs/publish.log",
     benchmark:
-        "benchmarks/publish/{batch}.tsv"
+        "benchmarks/report/publish.tsv"
     script:
         "../scripts/publish.py"

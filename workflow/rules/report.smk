@@ -1,13 +1,9 @@
 # whole-run steps over the published per-station files: changes, the stations table, the archive
 
 
-def published():
-    return all_batches(rules.publish.output[0])
-
-
 rule changes:
     input:
-        published(),
+        rules.publish.output[0],
     output:
         report("results/changes.csv", caption="../report/changes.rst", category="Stations"),
     params:
@@ -25,7 +21,7 @@ rule changes:
 
 rule report:
     input:
-        published(),
+        rules.publish.output[0],
         unassigned=rules.unassigned_rows.output[0],
         changes=rules.changes.output[0],
     output:

@@ -1,12 +1,15 @@
-# rating tables with HPDI bands, and convergence diagnostics
+# rating tables with HPDI bands, convergence diagnostics and the rating figure of each station
 rule summarise:
     input:
         fit=rules.fit.output[0],
     output:
         tables=batch_folder("tables"),
         diagnostics=batch_folder("diagnostics"),
+        plots=report(batch_folder("plots"), patterns=["{station}.png"], caption="../report/plot.rst",
+                     category="Rating curves"),
     params:
         stations=members,
+        titles=get_titles,
         seed=config["seed"],
         table=config["table"],
         thresholds=config["diagnostics"],

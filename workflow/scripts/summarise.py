@@ -6,13 +6,15 @@ with logged(snakemake.log[0]):
     from ratingflow.model import Priors
     from ratingflow.summarise import run_batch
 
-    stations, tables, diagnostics = snakemake.params.stations, snakemake.output.tables, snakemake.output.diagnostics
+    stations, out = snakemake.params.stations, snakemake.output
     run_batch(
         station_files(snakemake.input.fit, stations, ".nc"),
-        {"table": station_files(tables, stations, ".csv"), "nc": station_files(tables, stations, ".nc"),
-         "diagnostics": station_files(diagnostics, stations, ".json")},
+        {"table": station_files(out.tables, stations, ".csv"), "nc": station_files(out.tables, stations, ".nc"),
+         "diagnostics": station_files(out.diagnostics, stations, ".json"),
+         "plot": station_files(out.plots, stations, ".png")},
         snakemake.params.seed,
         snakemake.params.table,
         snakemake.params.thresholds,
         Priors.from_config(snakemake.params.priors),
+        snakemake.params.titles,
     )
