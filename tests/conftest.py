@@ -33,3 +33,23 @@ def sheet(root):
     from ratingflow.sheet import load_sheet
 
     return load_sheet(root / "config" / "stations.tsv", root / "data" / "raw")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Headless Chromium (Debian's package `chromium`), installed here when missing: the test set-up may
+    install it as root (as in CI); elsewhere a test that needs it is skipped with the reason."""
+    import shutil
+    import subprocess
+
+    found = shutil.which("chromium")
+    if not found and os.geteuid() == 0 and shutil.which("apt-get"):
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, timeout=600)
+        subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], env=env, capture_output=True, timeout=1200)
+        found = shutil.which("chromium")
+    if not found:
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium could not be installed (apt-get install chromium)")
+        pytest.skip("needs Debian's chromium package (apt-get install chromium, as root)")
+    return found

@@ -25,6 +25,14 @@ def raw_row_count(spec: StationSpec, raw_dir) -> int:
     """Data rows of the station in its raw file (0 when the file is missing or unreadable)."""
     path = Path(raw_dir) / spec.file
     try:
+        if path.suffix.lower() in (".xlsx", ".xlsm") and not spec.station_column:
+            import openpyxl
+
+            book = openpyxl.load_workbook(path, read_only=True)
+            sheet = book[spec.worksheet] if spec.worksheet in book.sheetnames else book.worksheets[0]
+            rows = max((sheet.max_row or 1) - 1, 0)
+            book.close()
+            return rows
         if not spec.station_column:
             # one station per file: its lines but the header (only the bucket depends on it, and a
             # byte count is far faster than parsing when the workflow loads 10 000 files)
@@ -35,7 +43,7 @@ def raw_row_count(spec: StationSpec, raw_dir) -> int:
             header = [h.strip().lstrip("\ufeff") for h in next(reader, [])]
             col = header.index(spec.station_column)
             return sum(1 for row in reader if len(row) > col and row[col].strip() == spec.code)
-    except (OSError, ValueError, csv.Error):
+    except (OSError, ValueError, KeyError, csv.Error):
         return 0
 
 

@@ -17,7 +17,9 @@ import numpy as np
 import pandas as pd
 
 from .io import save_json
+from .plausibility import unit_flags
 from .robust import suspect_gaugings
+from .runtime import progress
 from .sheet import StationSpec
 from .units import discharge_to_m3s, stage_to_m, uncertainty_to_sd_m3s, usgs_quality_percent
 
@@ -28,6 +30,8 @@ _BRACKET_OFFSET = re.compile(r"\s*\[UTC([+-]\d{2}:?\d{2})\]\s*$")
 _HAS_OFFSET = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$")
 #: a station needs at least this many valid gaugings to be fitted
 MIN_GAUGINGS = 3
+#: gaugings dated before this are rejected (config earliest_gauging_date)
+EARLIEST_DATE = "1850-01-01"
 
 CLEAN_COLUMNS = ["line", "datetime", "stage_m", "discharge_m3s", "discharge_sd_m3s", "uncertainty_source",
                  "robust_z", "suspect"]
@@ -41,6 +45,8 @@ REASONS = {
     "discharge_not_positive": "discharge <= 0",
     "invalid_uncertainty": "invalid uncertainty",
     "unparseable_datetime": "unparseable date-time",
+    "date_in_future": "dated in the future",
+    "date_before_earliest": "dated before the earliest plausible date",
     "outside_validity_window": "outside the validity window",
     "excluded_by_sheet": "excluded by the sheet",
     "exact_duplicate": "exact duplicate of an earlier row",
@@ -62,11 +68,62 @@ def _fail(spec: StationSpec, path, message: str):
     raise CleaningError(f"station {spec.station_id}, file {path}: {message}")
 
 
-def read_raw(spec: StationSpec, path: str | Path) -> pd.DataFrame:
-    """The station's raw rows as text, with their line numbers in the file."""
-    path = Path(path)
-    if not path.exists():
-        _fail(spec, path, "file not found")
+#: file endings read as Excel workbooks (openpyxl)
+EXCEL = (".xlsx", ".xlsm")
+#: day 0 of Excel's serial dates (1900 system, with its leap-year bug folded in)
+EXCEL_EPOCH = pd.Timestamp("1899-12-30")
+
+
+def _excel_text(value) -> str:
+    """A cell as the text a CSV export would hold ('' for an empty cell)."""
+    if value is None:
+        return ""
+    if hasattr(value, "isoformat"):
+        return value.isoformat(sep=" ") if hasattr(value, "hour") else value.isoformat()
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return str(value)
+
+
+def _read_excel(spec: StationSpec, path: Path) -> tuple[list[str], list[list[str]], list[int]]:
+    """Header, rows as text and their spreadsheet row numbers (the header's row is 1). Date cells become ISO
+    text; in the sheet's datetime column, numbers are Excel serial dates."""
+    import openpyxl
+
+    try:
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as err:  # openpyxl raises many kinds for a file that is not a workbook
+        _fail(spec, path, f"not a readable Excel workbook ({type(err).__name__}: {err})")
+    try:
+        if spec.worksheet and spec.worksheet not in book.sheetnames:
+            _fail(spec, path, f"no worksheet {spec.worksheet!r} (sheet column 'worksheet'); worksheets are "
+                              f"{', '.join(map(repr, book.sheetnames))}")
+        sheet = book[spec.worksheet] if spec.worksheet else book.worksheets[0]
+        cells = list(sheet.iter_rows(values_only=True))
+    finally:
+        book.close()
+    if not cells:
+        _fail(spec, path, "the worksheet is empty (no header)")
+    header = [_excel_text(h).strip() for h in cells[0]]
+    while header and header[-1] == "":
+        header.pop()
+    when = header.index(spec.datetime_column) if spec.datetime_column in header else None
+    rows, lines = [], []
+    for number, record in enumerate(cells[1:], start=2):
+        values = list(record[: len(header)]) + [None] * max(0, len(header) - len(record))
+        if any(v not in (None, "") for v in record[len(header):]):
+            _fail(spec, path, f"row {number}: values beyond the last named column")
+        if when is not None and isinstance(values[when], (int, float)) and not isinstance(values[when], bool):
+            values[when] = (EXCEL_EPOCH + pd.to_timedelta(float(values[when]), unit="D")).round("s").isoformat(sep=" ")
+        rows.append([_excel_text(v) for v in values])
+        lines.append(number)
+    while rows and not any(rows[-1]):  # a worksheet's used range often ends in empty rows
+        rows.pop(), lines.pop()
+    return header, rows, lines
+
+
+def _read_csv(spec: StationSpec, path: Path) -> tuple[list[str], list[list[str]], list[int]]:
+    """Header, rows as text and their line numbers in the file (the header is line 1)."""
     data = path.read_bytes()
     try:
         data.decode(spec.encoding)
@@ -90,7 +147,7 @@ def read_raw(spec: StationSpec, path: str | Path) -> pd.DataFrame:
         _fail(spec, path, "the file is empty (no header)")
     except csv.Error as err:
         _fail(spec, path, f"row 1: {err}")
-    header = _unique([h.strip() for h in header])
+    header = [h.strip() for h in header]
     rows, lines, previous = [], [], reader.line_num
     try:
         for record in reader:
@@ -103,6 +160,18 @@ def read_raw(spec: StationSpec, path: str | Path) -> pd.DataFrame:
             rows.append(record + [""] * (len(header) - len(record)))
     except csv.Error as err:
         _fail(spec, path, f"row {previous + 1}: {err}")
+    return header, rows, lines
+
+
+def read_raw(spec: StationSpec, path: str | Path) -> pd.DataFrame:
+    """The station's raw rows as text, with their line numbers in the file (CSV) or their row numbers in
+    the worksheet (Excel)."""
+    path = Path(path)
+    if not path.exists():
+        _fail(spec, path, "file not found")
+    reader = _read_excel if path.suffix.lower() in EXCEL else _read_csv
+    header, rows, lines = reader(spec, path)
+    header = _unique(header)
     raw = pd.DataFrame(rows, columns=header, dtype=object).astype(str) if rows else pd.DataFrame(
         {h: pd.Series([], dtype=object) for h in header})
     needed = {
@@ -201,8 +270,21 @@ def _in_window(when: pd.Series, spec: StationSpec) -> np.ndarray:
     return ok
 
 
+def _date_checks(when: pd.Series, earliest: str, now: pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
+    """(in the future, before ``earliest``) for the ISO strings :func:`_datetimes` wrote ('' where none).
+    A naive time counts as UTC; "future" allows one day, so that a local time late today is not refused."""
+    when = pd.Series(when, dtype=object).reset_index(drop=True)
+    parsed = pd.to_datetime(when.where(when != ""), utc=True, format="mixed")
+    limit = (now if now.tzinfo else now.tz_localize("UTC")) + pd.Timedelta(days=1)
+    first = pd.Timestamp(earliest)
+    first = first if first.tzinfo else first.tz_localize("UTC")
+    known = parsed.notna().to_numpy()
+    return known & (parsed > limit).to_numpy(), known & (parsed < first).to_numpy()
+
+
 def clean(spec: StationSpec, path: str | Path, default_uncertainty: dict, suspect_z: float = 4.0,
-          usgs_quality: dict | None = None) -> CleanResult:
+          usgs_quality: dict | None = None, earliest: str = EARLIEST_DATE,
+          now: pd.Timestamp | None = None) -> CleanResult:
     """Clean one station's raw file.
 
     Args:
@@ -211,6 +293,8 @@ def clean(spec: StationSpec, path: str | Path, default_uncertainty: dict, suspec
         default_uncertainty: ``{"kind": <relative kind>, "value": x}`` for gaugings that state none.
         suspect_z: robust standardized residual above which a gauging is flagged as suspect.
         usgs_quality: per cent (2 SD) per USGS quality rating, if not the defaults.
+        earliest: gaugings dated before this are rejected (and those more than a day after ``now``).
+        now: the present (default: the clock), for tests.
 
     Raises:
         CleaningError: the file cannot be read as the sheet says (names station, file, row, column).
@@ -260,6 +344,11 @@ def clean(spec: StationSpec, path: str | Path, default_uncertainty: dict, suspec
     if spec.datetime_column:
         when, problem = _datetimes(raw[spec.datetime_column], spec.timezone)
         flag(live & (problem != ""), "unparseable_datetime", f"column {spec.datetime_column!r}")
+        now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
+        future, early = _date_checks(when, earliest, now)
+        flag(live & future, "date_in_future", f"column {spec.datetime_column!r}, after {now:%Y-%m-%d}")
+        flag(live & early, "date_before_earliest", f"column {spec.datetime_column!r}, before {earliest} (config "
+                                                   "earliest_gauging_date)")
         if spec.valid_from or spec.valid_to:
             flag(live & (problem == "") & ~_in_window(when, spec), "outside_validity_window",
                  f"{spec.valid_from or '...'} to {spec.valid_to or '...'}")
@@ -310,6 +399,7 @@ def clean(spec: StationSpec, path: str | Path, default_uncertainty: dict, suspec
         rejected_by_reason=rejected["reason_code"].value_counts().to_dict(),
         suspect_lines=good.loc[good["suspect"], "line"].astype(int).tolist(),
         default_uncertainty_rows=int((~use_file).sum()),
+        warnings=unit_flags(spec.stage_unit, spec.discharge_unit, good["stage_m"].to_numpy(), q),
     )
     return CleanResult(good[CLEAN_COLUMNS], rejected, status)
 
@@ -318,7 +408,7 @@ def _status(spec: StationSpec, path, status: str, message: str, **counts) -> dic
     """The station's status record (results/clean/{station}.status.json)."""
     return {"station": spec.station_id, "file": str(path), "status": status, "message": message,
             "raw_rows": 0, "clean_rows": 0, "rejected_rows": 0, "rejected_by_reason": {}, "suspect_lines": [],
-            "default_uncertainty_rows": 0, **counts}
+            "default_uncertainty_rows": 0, "warnings": [], **counts}
 
 
 def run(spec: StationSpec, raw_path, clean_path, rejected_path, status_path, settings: dict) -> dict:
@@ -326,7 +416,7 @@ def run(spec: StationSpec, raw_path, clean_path, rejected_path, status_path, set
     tables), so that the other stations go on; the report fails the run in strict mode."""
     try:
         result = clean(spec, raw_path, settings["default_uncertainty"], settings.get("suspect_z", 4.0),
-                       settings.get("usgs_quality_percent"))
+                       settings.get("usgs_quality_percent"), settings.get("earliest_gauging_date", EARLIEST_DATE))
     except CleaningError as err:
         result = CleanResult(pd.DataFrame(columns=CLEAN_COLUMNS), pd.DataFrame(columns=["line", "reason_code", "reason"]),
                              _status(spec, raw_path, "error", str(err)))
@@ -334,8 +424,9 @@ def run(spec: StationSpec, raw_path, clean_path, rejected_path, status_path, set
     result.rejected.to_csv(rejected_path, index=False)
     save_json(result.status, status_path)
     s = result.status
-    print(f"station {spec.station_id}: {s['status']} {s['message']} — {s['clean_rows']} gaugings kept, "
-          f"{s['rejected_rows']} rejected, {len(s['suspect_lines'])} suspect, from {raw_path}")
+    progress(f"station {spec.station_id}: {s['status']} {s['message']} — {s['clean_rows']} gaugings kept, "
+             f"{s['rejected_rows']} rejected, {len(s['suspect_lines'])} suspect, from {raw_path}"
+             + "".join(f"; {w}" for w in s["warnings"]))
     return s
 
 

@@ -37,13 +37,14 @@ def plot_prior(station: StationData, grid: np.ndarray, curves: np.ndarray, verdi
     ax.set_xlabel("discharge (m³/s)")
     ax.set_ylabel("stage (m)")
     state = "passed" if verdict["passed"] else "FLAGGED"
+    # two lines: one line of this length was clipped at the figure's width
     ax.set_title(
-        f"{station.station_id}: prior check {state} — {verdict['share_inside']:.0%} of gaugings "
+        f"{station.station_id}: prior check {state}\n{verdict['share_inside']:.0%} of gaugings "
         f"inside the prior predictive {verdict['interval']:.0%} range",
         fontsize=9,
     )
     ax.legend(fontsize=8, loc="lower right")
-    fig.subplots_adjust(left=0.12, right=0.97, bottom=0.12, top=0.9)
+    fig.subplots_adjust(left=0.12, right=0.97, bottom=0.12, top=0.87)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

@@ -22,6 +22,7 @@ from .io import load_json, save_idata, save_json
 from .keys import station_keys
 from .model import ModelSettings, Priors, rating_model
 from .predict import flat_draws, predict, stage_grid
+from .runtime import progress
 
 PRIOR_SITES = ("gap", "b", "log_q_ref", "sigma", "log_a")
 
@@ -111,7 +112,7 @@ def run(clean_csv, status_json, nc_path, json_path, png_path, station_id: str, s
                         grid - station.stage_offset, station.context(candidate, structure, priors),
                         station.typical_sd_log, structure, priors)
     plot_prior(station, grid, curves, verdict, png_path)
-    print(json.dumps(verdict))
+    progress(f"station {station_id}: " + json.dumps(verdict))
     return verdict
 
 

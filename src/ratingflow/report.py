@@ -30,13 +30,14 @@ def station_row(spec: StationSpec, status_json, prior_json, diagnostics_json, mo
         "suspect_gaugings": len(status["suspect_lines"]),
         "suspect_lines": " ".join(map(str, status["suspect_lines"])),
     }
+    warnings = list(status.get("warnings", []))
     reason = station_status.skip_reason(status)
     if reason:
-        row["flags"] = reason
+        row["flags"] = "; ".join([reason, *warnings])
         return row
     prior = load_json(prior_json)
     diag = load_json(diagnostics_json)
-    flags = list(diag["failures"])
+    flags = [*warnings, *diag["failures"], *diag.get("plausibility", [])]
     if not prior["passed"]:
         flags.append(
             f"prior check: {prior['share_inside']:.0%} of gaugings inside the prior predictive "

@@ -41,6 +41,7 @@ class StationSpec:
     encoding: str = "utf-8"
     station_column: str = ""  # long format: the column naming the station
     station_code: str = ""  # ... and this station's value in it (default: station_id)
+    worksheet: str = ""  # Excel files (.xlsx): the worksheet holding the gaugings (default: the first)
     valid_from: str = ""  # use gaugings from this date-time on (inclusive)
     valid_to: str = ""  # ... up to this date-time (inclusive)
     datum_offset_m: float = 0.0  # added to every stage after conversion to m

@@ -25,6 +25,7 @@ from .figures import plot_rating
 from .keys import station_keys
 from .io import load_idata, save_json
 from .model import Priors
+from .plausibility import influential_gaugings, sigma_flag
 from .posterior import breakpoint_medians, convergence, model_of, parameter_summary, prob_label
 from .predict import flat_draws, predict, stage_grid
 from .runtime import progress
@@ -170,8 +171,30 @@ def write_summary(table: pd.DataFrame, diag: dict, csv_path, nc_path, json_path)
     save_json(diag, json_path)
 
 
+def plausibility(idata: az.InferenceData, lines) -> tuple[list[dict], list[str]]:
+    """Gaugings that drive the fit (PSIS-LOO Pareto k of the chosen model above 0.7, by raw line) and flags
+    for them and for a residual SD far above the gaugings' stated uncertainty."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # high Pareto k is what is looked for here
+        pareto_k = np.asarray(az.loo(idata, pointwise=True).pareto_k)
+    influential = influential_gaugings(pareto_k, lines)
+    flags = []
+    if influential:
+        flags.append("gaugings that drive the fit (PSIS-LOO Pareto k > 0.7: the curve changes a lot without them) "
+                     "at raw line(s) " + ", ".join(f"{g['line']} (k {g['pareto_k']:.2f})" for g in influential)
+                     + "; kept, check them")
+    sigma = float(np.median(idata.posterior["sigma"].values))
+    typical = float(np.median(idata.constant_data["discharge_sd_log"].values))
+    flag = sigma_flag(sigma, typical)
+    if flag:
+        flags.append(flag)
+    return influential, flags
+
+
 def run(fit_nc, table_csv, table_nc, diagnostics_json, png_path, seed: int, table_cfg: dict, thresholds: dict,
-        priors: Priors = Priors(), title: str = "") -> None:
+        priors: Priors = Priors(), title: str = "", clean_csv=None) -> None:
     """Pipeline step: rating table, diagnostics and figure of one station."""
     idata = load_idata(fit_nc)
     reason = status.skipped(idata)
@@ -191,6 +214,9 @@ def run(fit_nc, table_csv, table_nc, diagnostics_json, png_path, seed: int, tabl
     diag["gauged"] = {"stage_min_m": float(stage.min()), "stage_max_m": float(stage.max()),
                       "discharge_min_m3s": float(q.min()), "discharge_max_m3s": float(q.max())}
     diag["parameters"] = parameter_summary(idata)
+    lines = (pd.read_csv(clean_csv)["line"].to_numpy() if clean_csv is not None
+             else np.arange(len(stage)) + 2)  # without the clean table: the gauging's row number
+    diag["influential"], diag["plausibility"] = plausibility(idata, lines)
     diag["model"] = {"name": idata.attrs.get("model"), "description": idata.attrs.get("model_description"),
                      "n_segments": int(idata.posterior.sizes["segment"]),
                      "choice": idata.attrs.get("model_choice", ""), "equations": equations(idata)}
@@ -201,9 +227,9 @@ def run(fit_nc, table_csv, table_nc, diagnostics_json, png_path, seed: int, tabl
 
 
 def run_batch(fit_paths, outputs: dict, seed: int, table_cfg: dict, thresholds: dict,
-              priors: Priors = Priors(), titles=None) -> None:
+              priors: Priors = Priors(), titles=None, clean_paths=None) -> None:
     """Pipeline step for a batch of stations (one process, see :mod:`ratingflow.batches`); ``outputs`` maps
     table, nc, diagnostics and plot to per-station paths."""
     for i, fit_nc in enumerate(fit_paths):
         run(fit_nc, outputs["table"][i], outputs["nc"][i], outputs["diagnostics"][i], outputs["plot"][i], seed,
-            table_cfg, thresholds, priors, titles[i] if titles else "")
+            table_cfg, thresholds, priors, titles[i] if titles else "", clean_paths[i] if clean_paths else None)

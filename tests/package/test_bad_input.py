@@ -1,4 +1,5 @@
 """The bad-input corpus (tests/data/bad/cases.yaml): each case's outcome is asserted."""
+import re
 import time
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from ratingflow.sheet import SheetError, load_sheet
 BAD = Path(__file__).parents[1] / "data" / "bad"
 CORPUS = yaml.safe_load((BAD / "cases.yaml").read_text())
 CASES = CORPUS["cases"]
-OUTCOME_KEYS = {"id", "error", "sheet_error", "status", "clean", "rejected", "checks", "extra_rows"}
+OUTCOME_KEYS = {"id", "error", "sheet_error", "status", "clean", "rejected", "checks", "extra_rows", "warnings"}
 DEFAULT = {"kind": "percent_2sd", "value": 7}
 
 
@@ -57,6 +58,10 @@ def test_case(case, tmp_path):
     assert res.rejected["reason_code"].value_counts().to_dict() == case["rejected"]
     assert len(res.clean) + len(res.rejected) == res.status["raw_rows"]
     assert all(len(str(r)) > 0 for r in res.rejected["reason"])
+    if "warnings" in case:
+        assert any(re.search(case["warnings"], w) for w in res.status["warnings"]), res.status["warnings"]
+    else:
+        assert res.status["warnings"] == []
     for column, expected in case.get("checks", {}).items():
         if column == "relative_sd":
             actual = (res.clean["discharge_sd_m3s"] / res.clean["discharge_m3s"]).tolist()

@@ -137,7 +137,7 @@ def batches_of(project) -> dict[str, list[str]]:
 
 
 BATCH_STAGES = ("clean", "prior_check", "fit", "summarise")
-WHOLE_RUN = {("publish", ""), ("changes", ""), ("report", ""), ("archive", ""), ("all", "")}
+WHOLE_RUN = {("publish", ""), ("changes", ""), ("report", ""), ("overview", ""), ("archive", ""), ("all", "")}
 
 
 def test_changed_raw_file_reruns_only_that_station(project):
@@ -188,3 +188,38 @@ def test_zz_every_job_runs_as_a_slurm_job():
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-4000:]
     assert " 0 without a SLURM_JOB_ID" in out, out[-2000:]
+
+
+def headless(chromium, *args, timeout=120):
+    return subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                           "--virtual-time-budget=10000", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_overview_page_renders_in_chromium(project, chromium):
+    """Issue 18, case 6: results/report.html, opened in headless Chromium, shows the overview table with a row
+    per station, and the first station's figure loads. Its screenshot is docs/overview.png."""
+    page = project.dir / "results" / "report.html"
+    run = headless(chromium, "--dump-dom", page.as_uri())
+    assert run.returncode == 0, run.stderr[-2000:]
+    dom = run.stdout
+    assert '<table id="stations">' in dom
+    assert dom.count('<tr data-plot="plots/') == len(STATIONS) + len(BROKEN)
+    for sid in STATIONS:
+        assert f'<a href="plots/{sid}.png">figure</a>' in dom
+    (img,) = [line for line in dom.split("<img")[1:2]]
+    assert 'data-loaded="1"' in img and f'src="plots/{STATIONS[0]}.png"' in img, img[:300]
+    assert "insufficient data" in dom and "flagged" in dom or "ok" in dom
+    shot = project.dir / "overview.png"
+    run = headless(chromium, f"--screenshot={shot}", "--window-size=1400,900", page.as_uri())
+    assert run.returncode == 0 and shot.stat().st_size > 10_000, run.stderr[-2000:]
+
+
+def test_each_job_logs_a_timestamped_line_per_station(project):
+    """Issue 18, case 7: a job can be watched while it runs; every batch stage writes one flushed,
+    timestamped line per station to its log (tests/workflow/test_scheduled_run.py reads one mid-fit)."""
+    import re
+
+    for stage in ("clean", "prior_check", "fit", "summarise"):
+        text = "\n".join(p.read_text() for p in (project.dir / "logs" / stage).glob("*.log"))
+        for sid in STATIONS:
+            assert re.search(rf"^\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\dZ station {sid}: ", text, re.M), (stage, sid)

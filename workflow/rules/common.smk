@@ -7,16 +7,25 @@ import pandas as pd
 import yaml
 from snakemake.utils import validate
 
+CONFIG_FILE = "config/config.yaml"
+
 from ratingflow.batches import assign
-from ratingflow.config import config_hash
+from ratingflow.config import config_hash, load_config, merged
 from ratingflow.sheet import check_schema, load_sheet
 
 
-validate(config, schema="../schemas/config.schema.yaml")
+SCHEMAS = Path(workflow.basedir) / "schemas"
+# config/config.yaml is read here, not by a configfile: directive, so that its errors name the file and the
+# line; values from --config and --configfile (profiles) stay on top of it
+if Path(CONFIG_FILE).exists():
+    _merged = merged(load_config(CONFIG_FILE, yaml.safe_load((SCHEMAS / "config.schema.yaml").read_text())), config)
+    config.clear()
+    config.update(_merged)
+validate(config, schema="../schemas/config.schema.yaml")  # the merged config; fills the schema's defaults
 
 # the sheet's schema, checked column by column: errors name the file, the sheet line, the column and the value
 check_schema(pd.read_csv(config["stations"], sep="\t", dtype=str, keep_default_na=False),
-             yaml.safe_load((Path(workflow.basedir) / "schemas" / "stations.schema.yaml").read_text()), config["stations"])
+             yaml.safe_load((SCHEMAS / "stations.schema.yaml").read_text()), config["stations"])
 SHEET = load_sheet(config["stations"], config["raw_dir"])
 STATIONS = list(SHEET)
 CONFIG_HASH = config_hash(config)
@@ -71,7 +80,7 @@ def get_station_priors(wildcards):
 
 
 def clean_settings():
-    keys = ("default_uncertainty", "suspect_z", "usgs_quality_percent")
+    keys = ("default_uncertainty", "suspect_z", "usgs_quality_percent", "earliest_gauging_date")
     return {k: config[k] for k in keys if k in config}
 
 

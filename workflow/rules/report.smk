@@ -41,6 +41,20 @@ rule report:
         "../scripts/report.py"
 
 
+# results/report.html: the overview of every station, the page a hydrographer opens first
+rule overview:
+    input:
+        stations=rules.report.output.stations,
+    output:
+        "results/report.html",
+    log:
+        "logs/overview.log",
+    benchmark:
+        "benchmarks/report/overview.tsv"
+    script:
+        "../scripts/overview.py"
+
+
 # strict: true in the config -> the run fails at the end when any station is not ok
 rule strict_gate:
     input:

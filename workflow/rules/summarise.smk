@@ -2,6 +2,7 @@
 rule summarise:
     input:
         fit=rules.fit.output[0],
+        clean=rules.clean.output[0],
     output:
         tables=batch_folder("tables"),
         diagnostics=batch_folder("diagnostics"),

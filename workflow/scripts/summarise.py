@@ -17,4 +17,5 @@ with logged(snakemake.log[0]):
         snakemake.params.thresholds,
         Priors.from_config(snakemake.params.priors),
         snakemake.params.titles,
+        station_files(snakemake.input.clean, stations, ".csv"),
     )

@@ -1,0 +1,30 @@
+"""The overview page (results/report.html) as HTML: every station a row with its links, text escaped, one
+figure loaded at a time, light at 500 stations. Its rendering in Chromium is tested in tests/workflow."""
+import pandas as pd
+
+from ratingflow.overview import render
+
+
+def stations(n: int) -> pd.DataFrame:
+    return pd.DataFrame({"station_id": [f"s{i:03d}" for i in range(n)], "name": ["River <at> Bridge"] * n,
+                         "status": ["ok", "flagged", "insufficient data", "error"] * (n // 4),
+                         "flags": ["", "residual SD of ln Q 0.37 is 10x ...", "2 valid gauging(s)", "file not found"] * (n // 4),
+                         "model": ["seg2"] * n, "equation": ["Q = 1 * (H - 0.1)^2 for 0.1 < H <= 1 m; Q = 2 * (H - 0.1)^1.5 for H > 1 m"] * n,
+                         "gaugings_used": [30] * n, "change_since_previous_run": ["first rating"] * n})
+
+
+def test_every_station_is_a_row_with_its_links():
+    page = render(stations(8))
+    assert page.count('<tr data-plot="plots/') == 8
+    for link in ("plots/s005.png", "tables/s005.csv", "diagnostics/s005.json", "fit/s005.models.csv"):
+        assert f'href="{link}"' in page
+    assert "River &lt;at&gt; Bridge" in page and "<at>" not in page
+    assert '<td class="flagged">flagged</td>' in page and '<td class="insufficient">insufficient data</td>' in page
+    assert "ok: 2" in page and "one rating (no periods)" in page
+    assert page.count("<img") == 1  # only the selected station's figure is loaded
+
+
+def test_light_at_500_stations():
+    page = render(stations(500))
+    assert page.count('<tr data-plot="plots/') == 500
+    assert len(page.encode()) < 500_000 and page.count("<img") == 1
