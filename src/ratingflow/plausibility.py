@@ -13,6 +13,8 @@ MAX_STAGE_RANGE_M = 30.0
 MIN_STAGE_RANGE_M = 0.05
 #: Pareto k above this: leaving the gauging out changes the fit a lot (PSIS-LOO is unreliable there)
 INFLUENCE_K = 0.7
+#: ... and a leave-one-out log density this far below the station's typical one: the others contradict it
+LOO_DROP = 5.0
 #: flag a residual SD of ln Q this many times the gaugings' typical stated uncertainty ...
 SIGMA_RATIO = 4.0
 #: ... when it is also above this (a few per cent of scatter is never a problem)
@@ -42,9 +44,17 @@ def unit_flags(stage_unit: str, discharge_unit: str, stage_m: np.ndarray, discha
     return flags
 
 
-def influential_gaugings(pareto_k: np.ndarray, lines, threshold: float = INFLUENCE_K) -> list[dict]:
-    """Gaugings whose PSIS-LOO Pareto k exceeds ``threshold``: the fit changes a lot without them."""
-    return [{"line": int(lines[i]), "pareto_k": float(pareto_k[i])}
+def influential_gaugings(pareto_k: np.ndarray, loo_i: np.ndarray, lines, threshold: float = INFLUENCE_K,
+                         drop: float = LOO_DROP) -> list[dict]:
+    """Gaugings with high leverage: PSIS-LOO Pareto k above ``threshold`` (the fit changes a lot without them).
+    ``drives_fit`` marks those the rest of the gaugings also contradict: their leave-one-out log density is
+    more than ``drop`` below the station's median one. The extreme gaugings of a small set often have k
+    above 0.7 and are fine (the highest gauging that alone supports the upper control); a wrong gauging
+    that pulls the curve has both."""
+    loo_i = np.asarray(loo_i, float)
+    typical = float(np.median(loo_i))
+    return [{"line": int(lines[i]), "pareto_k": float(pareto_k[i]), "loo_drop": float(typical - loo_i[i]),
+             "drives_fit": bool(typical - loo_i[i] > drop)}
             for i in np.flatnonzero(np.asarray(pareto_k) > threshold)]
 
 

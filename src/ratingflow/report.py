@@ -29,6 +29,7 @@ def station_row(spec: StationSpec, status_json, prior_json, diagnostics_json, mo
         "gaugings_default_uncertainty": status["default_uncertainty_rows"],
         "suspect_gaugings": len(status["suspect_lines"]),
         "suspect_lines": " ".join(map(str, status["suspect_lines"])),
+        "high_leverage_lines": "",
     }
     warnings = list(status.get("warnings", []))
     reason = station_status.skip_reason(status)
@@ -52,6 +53,7 @@ def station_row(spec: StationSpec, status_json, prior_json, diagnostics_json, mo
                      f"weight {r.weight:.2f}, {r.n_pareto_k_high} with Pareto k > 0.7)" for r in models.itertuples())
     if status["suspect_lines"]:
         flags.append(f"suspect gaugings at raw lines {row['suspect_lines']} (kept)")
+    row["high_leverage_lines"] = " ".join(f"{g['line']} (k {g['pareto_k']:.2f})" for g in diag.get("influential", []))
     row.update({
         "status": "flagged" if flags else "ok",
         "flags": "; ".join(flags),

@@ -172,19 +172,18 @@ def write_summary(table: pd.DataFrame, diag: dict, csv_path, nc_path, json_path)
 
 
 def plausibility(idata: az.InferenceData, lines) -> tuple[list[dict], list[str]]:
-    """Gaugings that drive the fit (PSIS-LOO Pareto k of the chosen model above 0.7, by raw line) and flags
-    for them and for a residual SD far above the gaugings' stated uncertainty."""
+    """Gaugings with high leverage in the chosen model (PSIS-LOO Pareto k above 0.7, by raw line), flags for
+    those that drive the fit (the other gaugings contradict them too), and for a residual SD far above the
+    gaugings' stated uncertainty."""
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # high Pareto k is what is looked for here
-        pareto_k = np.asarray(az.loo(idata, pointwise=True).pareto_k)
-    influential = influential_gaugings(pareto_k, lines)
-    flags = []
-    if influential:
-        flags.append("gaugings that drive the fit (PSIS-LOO Pareto k > 0.7: the curve changes a lot without them) "
-                     "at raw line(s) " + ", ".join(f"{g['line']} (k {g['pareto_k']:.2f})" for g in influential)
-                     + "; kept, check them")
+        loo = az.loo(idata, pointwise=True)
+    influential = influential_gaugings(np.asarray(loo.pareto_k), np.asarray(loo.loo_i), lines)
+    flags = [f"gauging at raw line {g['line']} drives the fit: PSIS-LOO Pareto k {g['pareto_k']:.2f} > 0.7 (the "
+             f"curve changes a lot without it) and the other gaugings contradict it (its leave-one-out log density "
+             f"is {g['loo_drop']:.1f} below a typical gauging's); kept, check it" for g in influential if g["drives_fit"]]
     sigma = float(np.median(idata.posterior["sigma"].values))
     typical = float(np.median(idata.constant_data["discharge_sd_log"].values))
     flag = sigma_flag(sigma, typical)

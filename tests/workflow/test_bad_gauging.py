@@ -27,7 +27,8 @@ def test_a_gauging_that_drives_the_fit_is_named(tmp_path):
     assert run.returncode == 0, run.stderr[-4000:]
     row = pd.read_csv(project / "results" / "stations.csv", keep_default_na=False).iloc[0]
     assert row["status"] == "flagged"
-    assert "gaugings that drive the fit" in row["flags"] and "raw line(s) 18 (k " in row["flags"], row["flags"]
+    assert "gauging at raw line 18 drives the fit: PSIS-LOO Pareto k" in row["flags"], row["flags"]
+    assert row["high_leverage_lines"].startswith("18 (k ")
     assert "residual SD of ln Q" in row["flags"]
     assert row["gaugings_used"] == 16  # kept
     rejected = pd.read_csv(project / "results" / "clean" / "co_channel.rejected.csv")
