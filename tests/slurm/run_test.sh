@@ -24,14 +24,14 @@ if [ "$status" -ne 0 ]; then
 fi
 jobs=0
 missing=0
-# rules all and publish (links files) are local; every other job writes a log under logs/
+# rules all, publish (links files) and overview (one HTML page) are local; every other job writes a log under logs/
 while IFS= read -r log; do
     jobs=$((jobs + 1))
     if ! grep -qE '^SLURM_JOB_ID=[0-9]+' "$log"; then
         echo "not run as a SLURM job: $log"
         missing=$((missing + 1))
     fi
-done < <(find logs -name '*.log' -not -path 'logs/publish/*')
+done < <(find logs -name '*.log' -not -name 'publish.log' -not -name 'overview.log')
 submitted=$(grep -c "Job .* has been submitted with SLURM jobid" snakemake.log || true)
 echo "SLURM test: $jobs job logs, $missing without a SLURM_JOB_ID; $submitted sbatch submissions"
 test -s results/stations.csv

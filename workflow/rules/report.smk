@@ -41,7 +41,12 @@ rule report:
         "../scripts/report.py"
 
 
-# results/report.html: the overview of every station, the page a hydrographer opens first
+# results/report.html: the overview of every station, the page a hydrographer opens first (a local job: cheap,
+# and on a cluster not worth a queue wait)
+localrules:
+    overview,
+
+
 rule overview:
     input:
         stations=rules.report.output.stations,
