@@ -7,13 +7,11 @@ import pandas as pd
 import yaml
 from snakemake.utils import validate
 
-CONFIG_FILE = "config/config.yaml"
-
 from ratingflow.batches import assign
 from ratingflow.config import config_hash, load_config, merged
 from ratingflow.sheet import check_schema, load_sheet
 
-
+CONFIG_FILE = "config/config.yaml"
 SCHEMAS = Path(workflow.basedir) / "schemas"
 # config/config.yaml is read here, not by a configfile: directive, so that its errors name the file and the
 # line; values from --config and --configfile (profiles) stay on top of it
