@@ -112,7 +112,7 @@ from ratingflow.model import Candidate, structure_for
 from ratingflow.posterior import candidate_posterior
 from ratingflow.sampler import BatchedNUTS, SamplerSettings
 st, _ = synthetic.draw_station(np.random.default_rng(3), "xla", 40, two_control_share=0.0)
-driver = BatchedNUTS(structure_for([Candidate("seg1")]), SamplerSettings(num_chains=4, num_warmup=500, num_samples=500))
+driver = BatchedNUTS(structure_for([Candidate("seg1")]), SamplerSettings(num_chains=4, num_warmup=300, num_samples=300))
 post = candidate_posterior(driver.fit([st], [Candidate("seg1")], 5)[0]["seg1"])
 np.savez(sys.argv[1], b=post["b"][..., 0], h0=post["h0"], sigma=post["sigma"])
 """

@@ -59,7 +59,8 @@ def test_a_run_killed_mid_fit_is_recovered_by_the_next_one(tmp_path):
     assert "found a stale Snakemake lock" in out and "rerunning its incomplete jobs" in out
     stations = pd.read_csv(project / "results" / "stations.csv")
     assert list(stations["station_id"]) == ["co_channel"] and stations["model"].notna().all()
-    assert not list((project / ".snakemake" / "locks").iterdir())
+    locks = project / ".snakemake" / "locks"  # Snakemake may remove the folder itself when it unlocks
+    assert not locks.exists() or not list(locks.iterdir())
 
 
 def test_a_live_snakemake_in_the_folder_is_not_unlocked(tmp_path):
