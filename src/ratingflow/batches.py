@@ -18,14 +18,16 @@ from collections import Counter
 from pathlib import Path
 
 from .data import bucket_size
-from .sheet import StationSpec
+from .sheet import EXCEL_SUFFIXES, StationSpec
 
 
 def raw_row_count(spec: StationSpec, raw_dir) -> int:
     """Data rows of the station in its raw file (0 when the file is missing or unreadable)."""
+    if spec.station_column:
+        return _long_file_counts(spec, raw_dir)[spec.code]
     path = Path(raw_dir) / spec.file
     try:
-        if path.suffix.lower() in (".xlsx", ".xlsm") and not spec.station_column:
+        if path.suffix.lower() in EXCEL_SUFFIXES:
             import openpyxl
 
             book = openpyxl.load_workbook(path, read_only=True)
@@ -33,17 +35,11 @@ def raw_row_count(spec: StationSpec, raw_dir) -> int:
             rows = max((sheet.max_row or 1) - 1, 0)
             book.close()
             return rows
-        if not spec.station_column:
-            # one station per file: its lines but the header (only the bucket depends on it, and a
-            # byte count is far faster than parsing when the workflow loads 10 000 files)
-            data = path.read_bytes()
-            return max(data.count(b"\n") + (not data.endswith(b"\n")) - 1, 0) if data else 0
-        with open(path, newline="", encoding=spec.encoding, errors="replace") as fh:
-            reader = csv.reader(fh, delimiter=spec.delimiter)
-            header = [h.strip().lstrip("\ufeff") for h in next(reader, [])]
-            col = header.index(spec.station_column)
-            return sum(1 for row in reader if len(row) > col and row[col].strip() == spec.code)
-    except (OSError, ValueError, KeyError, csv.Error):
+        # one station per file: its lines but the header (only the bucket depends on it, and a byte
+        # count is far faster than parsing when the workflow loads 10 000 files)
+        data = path.read_bytes()
+        return max(data.count(b"\n") + (not data.endswith(b"\n")) - 1, 0) if data else 0
+    except (OSError, ValueError, KeyError):
         return 0
 
 

@@ -20,7 +20,7 @@ from .io import save_json
 from .plausibility import unit_flags
 from .robust import suspect_gaugings
 from .runtime import progress
-from .sheet import StationSpec
+from .sheet import EXCEL_SUFFIXES, StationSpec
 from .units import discharge_to_m3s, stage_to_m, uncertainty_to_sd_m3s, usgs_quality_percent
 
 #: text read as "no value"
@@ -68,8 +68,6 @@ def _fail(spec: StationSpec, path, message: str):
     raise CleaningError(f"station {spec.station_id}, file {path}: {message}")
 
 
-#: file endings read as Excel workbooks (openpyxl)
-EXCEL = (".xlsx", ".xlsm")
 #: day 0 of Excel's serial dates (1900 system, with its leap-year bug folded in)
 EXCEL_EPOCH = pd.Timestamp("1899-12-30")
 
@@ -169,7 +167,7 @@ def read_raw(spec: StationSpec, path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         _fail(spec, path, "file not found")
-    reader = _read_excel if path.suffix.lower() in EXCEL else _read_csv
+    reader = _read_excel if path.suffix.lower() in EXCEL_SUFFIXES else _read_csv
     header, rows, lines = reader(spec, path)
     header = _unique(header)
     raw = pd.DataFrame(rows, columns=header, dtype=object).astype(str) if rows else pd.DataFrame(

@@ -11,6 +11,9 @@ import pandas as pd
 
 from .units import DISCHARGE_UNITS, STAGE_UNITS, UNCERTAINTY_KINDS
 
+#: file endings read as Excel workbooks (openpyxl); any other file is read as delimited text
+EXCEL_SUFFIXES = (".xlsx", ".xlsm")
+
 STATION_ID = re.compile(r"^[A-Za-z0-9_-]+$")
 _LINE_RANGE = re.compile(r"^(\d+)(?:-(\d+))?$")
 _RANGE = re.compile(r"^\s*(-?\d+(?:\.\d*)?)\s*-\s*(-?\d+(?:\.\d*)?)\s*$")
