@@ -10,6 +10,7 @@ as a possible rating shift.
 """
 from __future__ import annotations
 
+import math
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,25 +18,47 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .history import gauging_keys as _gauging_keys
+from .history import latest_snapshot, read_snapshot
+
 QUANTILES = (0.1, 0.5, 0.9)
 BAND = "curve_hpdi90"
 
 
-def latest_snapshot(history: Path, station: str) -> Path | None:
-    folder = Path(history) / station
-    stamps = sorted(p for p in folder.glob("*") if (p / "table.csv").exists()) if folder.exists() else []
-    return stamps[-1] if stamps else None
+#: new gaugings contradict the current rating when this many fall outside its 90 % new-gauging band
+#: that a binomial(n, 0.1) count reaches it with at most this probability
+CONTRADICTION_P = 0.01
 
 
-def _gauging_keys(clean: pd.DataFrame) -> list[tuple]:
-    """A gauging's identity: date-time, stage and discharge (rounded), not its line in the file."""
-    return [(str(d), round(float(h), 6), round(float(q), 9))
-            for d, h, q in zip(clean["datetime"].fillna(""), clean["stage_m"], clean["discharge_m3s"])]
+def _current(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the current (last) rating period of a table."""
+    return table[table["period"] == table["period"].max()] if "period" in table else table
 
 
-def station_changes(station: str, table_csv, clean_csv, previous: Path | None) -> dict:
+def _binomial_tail(k: int, n: int, p: float) -> float:
+    return float(sum(math.comb(n, j) * p**j * (1 - p) ** (n - j) for j in range(k, n + 1)))
+
+
+def new_gauging_test(before: pd.DataFrame, clean: pd.DataFrame, new: np.ndarray) -> tuple[str, float]:
+    """New gaugings against the previously issued current rating: how many lie outside its 90 % band
+    for a new gauging, and the binomial probability of at least that many if the rating still holds."""
+    rows = clean[new]
+    if rows.empty or "gauging_hpdi90_lower_m3s" not in before:
+        return "", 1.0
+    h, q = rows["stage_m"].to_numpy(), rows["discharge_m3s"].to_numpy()
+    lo = np.interp(h, before["stage_m"], before["gauging_hpdi90_lower_m3s"])
+    hi = np.interp(h, before["stage_m"], before["gauging_hpdi90_upper_m3s"])
+    median = np.interp(h, before["stage_m"], before["discharge_median_m3s"])
+    k, n = int(np.sum((q < lo) | (q > hi))), len(q)
+    p = _binomial_tail(k, n, 0.1)
+    bias = 100 * np.expm1(np.median(np.log(q / np.maximum(median, 1e-12))))
+    return (f"{k} of {n} new gauging(s) outside the previous current rating's 90 % band (binomial p = {p:.2g}; "
+            f"median deviation {bias:+.0f} %)"), p
+
+
+def station_changes(station: str, table_csv, clean_csv, previous: Path | None, shifts_csv=None) -> dict:
     row: dict = {"station_id": station, "previous_rating": "" if previous is None else previous.name}
-    table = pd.read_csv(table_csv)
+    table = pd.read_csv(table_csv, dtype={"valid_from": str, "valid_to": str}, keep_default_na=False)
     clean = pd.read_csv(clean_csv, keep_default_na=False)
     if table.empty:
         row["change"] = "not fitted"
@@ -43,15 +66,34 @@ def station_changes(station: str, table_csv, clean_csv, previous: Path | None) -
     if previous is None:
         row.update(change="first rating", new_gaugings=len(clean))
         return row
-    before = pd.read_csv(previous / "table.csv")
-    before_clean = pd.read_csv(previous / "clean.csv", keep_default_na=False)
+    before_all, before_clean = read_snapshot(previous)
+    before, table_all = _current(before_all), table
+    table = _current(table_all)
     old, now = set(_gauging_keys(before_clean)), _gauging_keys(clean)
-    new_lines = [int(line) for line, key in zip(clean["line"], now) if key not in old]
+    is_new = np.array([key not in old for key in now], bool)
+    new_lines = [int(line) for line, new in zip(clean["line"], is_new) if new]
+    events = []
+    if "valid_from" in table and table["valid_from"].iloc[0] != before["valid_from"].iloc[0]:
+        start = table["valid_from"].iloc[0]
+        events.append(f"new rating period {table['period'].iloc[0]} from {start or 'the start'}"
+                      + _shift_evidence(shifts_csv, start))
+    test, p_value = new_gauging_test(before, clean, is_new)
+    row["new_gaugings_test"] = test
+    if p_value < CONTRADICTION_P and not events:
+        events.append("new gaugings contradict the current rating: " + test + "; a new period opens once "
+                      "periods.min_gaugings gaugings after the shift show it (or give its date in the sheet)")
     row.update(new_gaugings=len(new_lines), new_gauging_lines=" ".join(map(str, new_lines)),
                removed_gaugings=len(old - set(now)))
     shifted = []
+    gauged = before_clean["stage_m"]
+    start = before["valid_from"].iloc[0] if "valid_from" in before else ""
+    if start:  # the gaugings of the previous current period
+        from .periods import to_utc_naive
+
+        inside = (to_utc_naive(before_clean["datetime"]) >= pd.Timestamp(start)).to_numpy()
+        gauged = gauged[inside] if inside.any() else gauged
     for q in QUANTILES:
-        stage = float(np.quantile(before_clean["stage_m"], q))
+        stage = float(np.quantile(gauged, q))
         label = f"p{round(q * 100)}"
         was = float(np.interp(stage, before["stage_m"], before["discharge_median_m3s"]))
         was_lo, was_hi = (float(np.interp(stage, before["stage_m"], before[f"{BAND}_{b}_m3s"])) for b in ("lower", "upper"))
@@ -68,15 +110,35 @@ def station_changes(station: str, table_csv, clean_csv, previous: Path | None) -
         })
         if outside:
             shifted.append(f"{label} stage {stage:.2f} m: {was:.4g} -> {now:.4g} m3/s")
-    row["change"] = ("possible rating shift (" + "; ".join(shifted) + ")") if shifted else (
-        "refitted" if new_lines or row["removed_gaugings"] else "unchanged")
+    row["change"] = "; ".join(events) if events else (
+        ("possible rating shift (" + "; ".join(shifted) + ")") if shifted else (
+            "refitted" if new_lines or row["removed_gaugings"] else "unchanged"))
+    if events and shifted:
+        row["change"] += " (current rating against the previous one: " + "; ".join(shifted) + ")"
     return row
 
 
+def _shift_evidence(shifts_csv, start: str) -> str:
+    """What opened the period starting at ``start``: the known or detected shift, with its evidence."""
+    if not shifts_csv or not Path(shifts_csv).exists():
+        return ""
+    shifts = pd.read_csv(shifts_csv, dtype=str, keep_default_na=False)
+    applied = shifts[shifts["status"] == "applied"]
+    for s in applied.itertuples():
+        if s.source == "known" and s.date == start:
+            return f" (known shift, sheet{', line ' + s.line if s.line not in ('', '0') else ''})"
+        if s.source == "detected" and s.interval_end == start:
+            return (f" (detected shift between the gaugings of {s.interval_start[:16]} and {s.interval_end[:16]}: step "
+                    f"{float(s.step_percent):+.0f} %, permutation p = {float(s.p_value):.3g})")
+    return ""
 
-def run_changes(stations, tables, cleans, history, out_csv) -> pd.DataFrame:
+
+
+def run_changes(stations, tables, cleans, history, out_csv, shifts=None) -> pd.DataFrame:
     """Pipeline step: one row per station, against its latest archived rating."""
-    rows = [station_changes(s, t, c, latest_snapshot(Path(history), s)) for s, t, c in zip(stations, tables, cleans)]
+    shifts = shifts or [None] * len(stations)
+    rows = [station_changes(s, t, c, latest_snapshot(Path(history), s), sh)
+            for s, t, c, sh in zip(stations, tables, cleans, shifts)]
     out = pd.DataFrame(rows)
     out.to_csv(out_csv, index=False, float_format="%.6g")
     for r in rows:

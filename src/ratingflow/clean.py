@@ -218,7 +218,7 @@ def _numbers(text: pd.Series, decimal: str) -> tuple[np.ndarray, np.ndarray]:
     return values, problem
 
 
-def _datetimes(text: pd.Series, timezone: str) -> tuple[pd.Series, np.ndarray]:
+def _datetimes(text: pd.Series, timezone: str, dayfirst: bool = False) -> tuple[pd.Series, np.ndarray]:
     """ISO 8601 strings (UTC where an offset or zone is known, else naive) and problems."""
     s = text.str.strip().str.replace(_BRACKET_OFFSET, r"\1", regex=True)
     missing = s.str.lower().isin(MISSING).to_numpy()
@@ -227,11 +227,11 @@ def _datetimes(text: pd.Series, timezone: str) -> tuple[pd.Series, np.ndarray]:
     aware = s.str.contains(_HAS_OFFSET).to_numpy() & ~missing
     naive = ~aware & ~missing
     if aware.any():
-        parsed = pd.to_datetime(s[aware], errors="coerce", utc=True, format="mixed")
+        parsed = pd.to_datetime(s[aware], errors="coerce", utc=True, format="mixed", dayfirst=dayfirst)
         out[aware] = parsed.map(lambda t: "" if pd.isna(t) else t.isoformat())
         problem[np.flatnonzero(aware)[parsed.isna().to_numpy()]] = "unparseable_datetime"
     if naive.any():
-        parsed = pd.to_datetime(s[naive], errors="coerce", format="mixed")
+        parsed = pd.to_datetime(s[naive], errors="coerce", format="mixed", dayfirst=dayfirst)
         if timezone:
             parsed = parsed.dt.tz_localize(timezone, ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
         out[naive] = parsed.map(lambda t: "" if pd.isna(t) else t.isoformat())
@@ -340,7 +340,7 @@ def clean(spec: StationSpec, path: str | Path, default_uncertainty: dict, suspec
 
     when = pd.Series([""] * n, dtype=object)
     if spec.datetime_column:
-        when, problem = _datetimes(raw[spec.datetime_column], spec.timezone)
+        when, problem = _datetimes(raw[spec.datetime_column], spec.timezone, spec.dayfirst)
         flag(live & (problem != ""), "unparseable_datetime", f"column {spec.datetime_column!r}")
         now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
         future, early = _date_checks(when, earliest, now)

@@ -38,6 +38,7 @@ class StationData:
     discharge_sd: np.ndarray  # m3/s, 1 SD
     h0_range: tuple[float, float] | None = None  # surveyed zero-flow stage range [m], if any
     break_ranges: tuple[tuple[float, float], ...] | None = None  # sheet's breakpoint ranges [m], if any
+    period: np.ndarray | None = None  # rating period (0-based) of each gauging; None: one timeless rating
 
     def __post_init__(self):
         n = len(self.stage)
@@ -73,6 +74,26 @@ class StationData:
     @property
     def n(self) -> int:
         return len(self.stage)
+
+    @property
+    def n_periods(self) -> int:
+        return 1 if self.period is None else int(np.max(self.period)) + 1
+
+    def period_station(self, p: int) -> "StationData":
+        """The gaugings of period ``p`` as a station of their own (timeless)."""
+        members = self.period == p
+        return StationData(self.station_id, self.stage[members], self.discharge[members], self.discharge_sd[members],
+                           self.h0_range, self.break_ranges)
+
+    def period_frame(self, max_periods: int) -> tuple[np.ndarray, np.ndarray]:
+        """(floor, ref): each period's lowest and median gauged stage relative to the station offset [m],
+        padded to ``max_periods`` (an inactive period gets the station's values)."""
+        floor = np.zeros(max_periods, np.float32)
+        ref = np.full(max_periods, self.stage_ref, np.float32)
+        for p in range(self.n_periods if self.period is not None else 0):
+            x = self.stage_rel[self.period == p]
+            floor[p], ref[p] = np.min(x), np.median(x)
+        return floor, ref
 
     @property
     def stage_offset(self) -> float:
@@ -116,6 +137,15 @@ class StationData:
         """The model's ``context`` for one candidate (see :func:`ratingflow.model.rating_model`)."""
         gap_mean, gap_sd = self.gap_prior(priors)
         lo, hi = self.break_ranges_rel(structure.n_breaks, candidate.n_segments)
+        extra = {}
+        if structure.max_periods > 1:
+            timeless = candidate.mode == "" or self.period is None
+            floor, ref = self.period_frame(structure.max_periods)
+            if timeless:
+                floor, ref = np.zeros_like(floor), np.full_like(ref, self.stage_ref)
+            extra = {"period_floor": floor, "period_ref": ref,
+                     "n_periods": np.int32(1 if timeless else self.n_periods),
+                     "shared": np.float32(candidate.mode != "periods")}
         return {
             "stage_ref": np.float32(self.stage_ref),
             "span": np.float32(max(float(np.ptp(self.stage)), 1e-3)),
@@ -125,10 +155,12 @@ class StationData:
             "break_hi": hi,
             "n_segments": np.int32(candidate.n_segments),
             "gplm": np.float32(candidate.gplm),
+            **extra,
         }
 
-    def padded(self, size: int) -> dict[str, np.ndarray]:
-        """Model arrays padded to ``size`` (float32), with a validity mask."""
+    def padded(self, size: int, candidate=None) -> dict[str, np.ndarray]:
+        """Model arrays padded to ``size`` (float32), with a validity mask; for a rating-period
+        ``candidate`` (or none) of a station with periods also each gauging's period."""
         if size < self.n:
             raise ValueError(f"station {self.station_id}: {self.n} gaugings do not fit a bucket of {size}")
         pad = size - self.n
@@ -136,9 +168,12 @@ class StationData:
         def _pad(x, value):
             return np.concatenate([np.asarray(x, np.float32), np.full(pad, value, np.float32)])
 
-        return {
+        out = {
             "stage": _pad(self.stage_rel, 0.0),
             "discharge_sd_log": _pad(self.sd_log, 0.0),
             "mask": np.concatenate([np.ones(self.n, bool), np.zeros(pad, bool)]),
             "discharge": _pad(self.discharge, 1.0),
         }
+        if self.period is not None and (candidate is None or candidate.mode):
+            out["period"] = np.concatenate([np.asarray(self.period, np.int32), np.zeros(pad, np.int32)])
+        return out

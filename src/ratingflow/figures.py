@@ -120,3 +120,46 @@ def plot_rating(idata, table: pd.DataFrame, png_path, title: str = "") -> None:
     breaks = breakpoint_medians(idata.posterior)
     title = f"{title or station.station_id} — {idata.attrs.get('model_description', '')}"
     plot_fit(station, table, h0, residuals, labels[0], png_path, title, breaks)
+
+
+def plot_periods(idata, views: list, table: pd.DataFrame, png_path, title: str = "") -> None:
+    """The fit figure of a station with rating periods: gaugings coloured by period with each period's
+    curve and 90 % band, and the residuals against time with the shift dates (solid: known; dashed,
+    with the interval between the two gaugings around it shaded: detected)."""
+    import json
+
+    fig, (ax, rx) = plt.subplots(1, 2, figsize=(12, 5), gridspec_kw={"width_ratios": [1, 1.3]})
+    colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(views)))
+    const = idata.constant_data
+    times = pd.to_datetime(const["gauging_time"].values) if "gauging_time" in const else None
+    for p, (view, colour) in enumerate(zip(views, colours)):
+        part = table[table["period"] == p + 1]
+        label = f"period {p + 1}" + (f" from {view.attrs['valid_from'][:10]}" if view.attrs.get("valid_from") else "")
+        ax.plot(part["discharge_median_m3s"], part["stage_m"], color=colour, lw=1.3, label=label)
+        ax.fill_betweenx(part["stage_m"], part["curve_hpdi90_lower_m3s"], part["curve_hpdi90_upper_m3s"],
+                         color=colour, alpha=0.2, lw=0)
+        stage, q = view.constant_data["stage"].values, view.constant_data["discharge"].values
+        ax.plot(q, stage, "o", ms=4, color=colour, mec="k", mew=0.4, zorder=5)
+        resid = np.log(q / np.interp(stage, part["stage_m"], part["discharge_median_m3s"]))
+        if times is not None:
+            rx.plot(times[const["gauging_period"].values == p + 1], resid, "o", ms=4, color=colour, mec="k", mew=0.4)
+    ax.set_xscale("log")
+    ax.set_xlabel("discharge (m³/s)")
+    ax.set_ylabel("stage (m)")
+    ax.legend(fontsize=7, loc="upper left")
+    rx.axhline(0, color="0.5", lw=0.8)
+    for shift in json.loads(idata.attrs.get("shifts", "[]")):
+        if shift["source"] == "known":
+            rx.axvline(pd.Timestamp(shift["date"]), color="C3", lw=1.0)
+        else:
+            rx.axvline(pd.Timestamp(shift["date"]), color="C0", lw=1.0, ls="--")
+            rx.axvspan(pd.Timestamp(shift["interval_start"]), pd.Timestamp(shift["interval_end"]), color="C0", alpha=0.15)
+    rx.plot([], [], color="C3", label="known shift")
+    rx.plot([], [], color="C0", ls="--", label="detected shift (shaded: between these gaugings)")
+    rx.legend(fontsize=7, loc="best")
+    rx.set_ylabel("ln(Q gauged / Q of its period's curve)")
+    rx.set_xlabel("date (UTC)")
+    fig.suptitle(f"{title or idata.attrs.get('station')} — {idata.attrs.get('model_description', '')}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=90)
+    plt.close(fig)

@@ -14,41 +14,120 @@ from . import status
 from .choice import fit_and_choose
 from .data import StationData, bucket_size
 from .io import load_idata, save_idata
-from .model import ModelSettings, Priors
+from .model import ModelSettings, Priors, Structure
+from .periods import period_of, to_utc_naive
 from .posterior import inference_data
 from .runtime import progress
 from .sampler import BatchedNUTS, SamplerSettings
 
 
+#: the rating-period programs: a station with n periods is fitted by the smallest that holds them
+PERIOD_BUCKETS = (2, 4, 8, 16)
+#: the rating-period modes fitted after the timeless candidates (see :func:`period_round`)
+PERIOD_MODES = ("shared", "periods")
+
+
+def period_round(driver_for, items: list, choices: list, seed: int, se_factor: float) -> list:
+    """The second round of a station with rating periods: after the timeless candidates (round one, the
+    same program and draws as an undated station), the segment count PSIS-LOO chose is fitted with
+    periods sharing its shape and with independent periods, and the choice is made again over all of
+    them (timeless first, then shared, then independent: the simplest within ``se_factor`` SE of the
+    best). Fitting the periods only for the chosen segment count keeps the cost near that of the
+    timeless fit (docs/periods.md). ``driver_for(structure)`` gives a (cached) sampler driver."""
+    from .choice import Choice, candidate_table, compare
+    from .model import Candidate
+
+    groups: dict[tuple, list[int]] = {}
+    for i, (station, choice) in enumerate(zip(items, choices)):
+        if station.n_periods > 1:
+            k = Candidate(choice.chosen).n_segments
+            size = next(b for b in PERIOD_BUCKETS if b >= station.n_periods)
+            groups.setdefault((size, k), []).append(i)
+    out = list(choices)
+    for (size, k), members in sorted(groups.items()):
+        candidates = [Candidate(f"seg{k}-{mode}") for mode in PERIOD_MODES]
+        base = driver_for(None)
+        structure = Structure(k, 0, base.structure.varying_sigma, base.structure.transition, False, size)
+        progress(f"{len(members)} station(s) with rating periods x {len(candidates)} candidate models "
+                 f"(program of {size} periods, {k} segment(s)): sampling")
+        fits = driver_for(structure).fit([items[i] for i in members], candidates, seed)
+        for i, extra in zip(members, fits):
+            merged = {**choices[i].fits, **extra}
+            chosen, table = compare({name: fit.log_likelihood for name, fit in merged.items()}, se_factor)
+            out[i] = Choice(chosen, candidate_table(merged, table), merged)
+    return out
+
+
+def _read_station(station_id, clean_csv, periods_csv, extra) -> StationData:
+    clean = pd.read_csv(clean_csv, dtype={"datetime": str}, keep_default_na=False)
+    period = None
+    if periods_csv is not None:
+        table = pd.read_csv(periods_csv, dtype=str, keep_default_na=False)
+        if len(table) > 1:
+            period = period_of(clean, table)
+    station = StationData.from_clean(station_id, clean, extra.get("h0_range"), extra.get("break_ranges"))
+    if period is not None:
+        station = StationData(station.station_id, station.stage, station.discharge, station.discharge_sd,
+                              station.h0_range, station.break_ranges, period)
+    return station
+
+
 def run_batch(stations, clean_paths, prior_paths, out_paths, models_paths, seed: int, settings: SamplerSettings,
-              priors: Priors, models: ModelSettings, attrs: dict, station_priors=None) -> None:
-    """Fit, choose and write every station of a batch; a skipped station gets placeholders."""
+              priors: Priors, models: ModelSettings, attrs: dict, station_priors=None, periods_paths=None,
+              periods_status_paths=None) -> None:
+    """Fit, choose and write every station of a batch; a skipped station gets placeholders.
+
+    A station with rating periods (``periods_paths``, from the periods stage) gets a second round in a
+    rating-period program (:func:`period_round`); the others are fitted as before."""
+    from .io import load_json
+
     todo = []
     for i, station_id in enumerate(stations):
         prior = load_idata(prior_paths[i])
-        if status.skipped(prior):
-            save_idata(status.empty_idata(station_id, status.skipped(prior)), out_paths[i])
+        reason = status.skipped(prior)
+        if not reason and periods_status_paths is not None:
+            reason = status.skip_reason(load_json(periods_status_paths[i]))
+        if reason:
+            save_idata(status.empty_idata(station_id, reason), out_paths[i])
             pd.DataFrame(columns=["model"]).to_csv(models_paths[i], index=False)
-            progress(f"station {station_id}: skipped ({status.skipped(prior)})")
+            progress(f"station {station_id}: skipped ({reason})")
             continue
         extra = (station_priors or [{}] * len(stations))[i] or {}
-        station = StationData.from_clean(station_id, pd.read_csv(clean_paths[i]), extra.get("h0_range"),
-                                         extra.get("break_ranges"))
-        todo.append((station, prior, out_paths[i], models_paths[i]))
+        station = _read_station(station_id, clean_paths[i], periods_paths[i] if periods_paths else None, extra)
+        extras = {}
+        if station.period is not None:
+            extras["validity"] = pd.read_csv(periods_paths[i], dtype=str, keep_default_na=False)
+            clean = pd.read_csv(clean_paths[i], dtype={"datetime": str}, keep_default_na=False)
+            extras["times"] = to_utc_naive(clean["datetime"]).to_numpy()
+            shifts = pd.read_csv(periods_paths[i].replace(".periods.csv", ".shifts.csv"), dtype=str,
+                                 keep_default_na=False)
+            extras["shifts"] = shifts[shifts["status"] == "applied"][
+                ["date", "source", "interval_start", "interval_end"]].to_dict("records")
+        todo.append((station, prior, out_paths[i], models_paths[i], extras))
     if not todo:
         return
-    candidates = models.candidate_list()
     start = time.perf_counter()
-    driver = BatchedNUTS(models.structure(candidates), settings, priors)
+    candidates = models.candidate_list()
+    drivers: dict = {}
+
+    def driver_for(structure):
+        structure = structure or models.structure(candidates)
+        if structure not in drivers:
+            drivers[structure] = BatchedNUTS(structure, settings, priors)
+        return drivers[structure]
+
     progress(f"{len(todo)} stations x {len(candidates)} candidate models: sampling")
-    choices = fit_and_choose(driver, [station for station, *_ in todo], candidates, seed, models.se_factor)
-    buckets = sorted({bucket_size(st.n) for st, *_ in todo})
-    progress(f"{len(todo)} stations x {len(candidates)} candidate models (buckets {buckets}) sampled in "
-             f"{time.perf_counter() - start:.1f} s, including trace and compile or cache load")
-    for (station, prior, out, models_csv), choice in zip(todo, choices):
+    stations = [item[0] for item in todo]
+    choices = fit_and_choose(driver_for(None), stations, candidates, seed, models.se_factor)
+    choices = period_round(driver_for, stations, choices, seed, models.se_factor)
+    results = list(zip(todo, choices))
+    buckets = sorted({bucket_size(item[0].n) for item in todo})
+    progress(f"{len(todo)} stations (buckets {buckets}) sampled in {time.perf_counter() - start:.1f} s, including "
+             "trace and compile or cache load")
+    for (station, prior, out, models_csv, extras), choice in results:
         choice.table.to_csv(models_csv, index=False, float_format="%.6g")
         progress(f"station {station.station_id}: chosen {choice.chosen}\n"
                  + choice.table.drop(columns=["description", "reason"]).to_string(index=False))
-        idata = inference_data(choice.fit, prior, {"seed": int(seed), **attrs}, models)
+        idata = inference_data(choice.fit, prior, {"seed": int(seed), **attrs}, models, **extras)
         idata.attrs["model_choice"] = choice.table.loc[choice.table["chosen"], "reason"].iloc[0]
         save_idata(idata, out)

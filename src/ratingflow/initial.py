@@ -90,11 +90,23 @@ def profile_fit(station: StationData, candidate: Candidate, structure: Structure
     return {
         "gap": float(gap),
         "breaks": breaks,
+        "coef": best["coef"],
+        "stage_offset": station.stage_offset,
         "b": best["b"],
         "log_q_ref": float(np.dot(_design(np.array([station.stage_ref]), gap, breaks)[0], best["coef"])),
         # residual spread beyond the gaugings' own uncertainty
         "sigma": float(max(np.sqrt(max(np.mean(resid**2) - np.mean(station.sd_log**2), 0.0)), _MIN_SIGMA)),
     }
+
+
+def residuals(stage: np.ndarray, discharge: np.ndarray, fit: dict) -> np.ndarray:
+    """ln Q of gaugings (stage [m] on the station datum, discharge [m3/s]) minus the curve of a
+    :func:`profile_fit`. A gauging at or below that curve's h0 gets ``inf``."""
+    x = np.asarray(stage, float) - fit["stage_offset"]
+    depth = x + fit["gap"]
+    safe = np.where(depth > 0, x, 1e-9 - fit["gap"])
+    out = np.log(discharge) - _design(safe, fit["gap"], fit["breaks"]) @ fit["coef"]
+    return np.where(depth > 0, out, np.inf)
 
 
 def _logit(p):
@@ -105,6 +117,8 @@ def _logit(p):
 def init_centre(station: StationData, candidate: Candidate, structure: Structure) -> dict[str, np.ndarray]:
     """The chains' starting centre for one candidate, in unconstrained space, for every site of
     ``structure`` (sites the candidate does not use start at their prior's centre)."""
+    if structure.max_periods > 1:
+        return _period_centre(station, candidate, structure)
     fit = profile_fit(station, candidate, structure)
     b = np.full(structure.max_segments, fit["b"][-1])
     b[: len(fit["b"])] = fit["b"]
@@ -127,6 +141,39 @@ def init_centre(station: StationData, candidate: Candidate, structure: Structure
             centre["offset_shift"] = np.zeros(structure.n_breaks, np.float32)
     if structure.gplm_terms:
         centre["exponent_w"] = np.zeros(structure.gplm_terms, np.float32)
+    if structure.varying_sigma:
+        centre["sigma_slope"] = np.float32(0.0)
+    return centre
+
+
+def _period_centre(station: StationData, candidate: Candidate, structure: Structure) -> dict[str, np.ndarray]:
+    """Starting centre of a rating-period program (:func:`ratingflow.model.periods_model`): the shape of
+    the station's timeless profile fit in every row; each period's offset and coefficient from a
+    1-segment profile fit of its own gaugings (from the timeless fit where it has fewer than 6)."""
+    timeless = Structure(max_segments=structure.max_segments, transition=structure.transition,
+                         varying_sigma=structure.varying_sigma)
+    base = init_centre(station, Candidate(candidate.base), timeless)
+    fit = profile_fit(station, Candidate(candidate.base), timeless)
+    n_p = structure.max_periods
+    floor, ref = station.period_frame(n_p)
+    gap = np.full(n_p, np.log(fit["gap"]))
+    log_q_ref = np.full(n_p, fit["log_q_ref"])
+    if candidate.mode and station.period is not None:
+        for p in range(station.n_periods):
+            part = station.period_station(p) if np.sum(station.period == p) >= 6 else None
+            if part is None:
+                gap[p] = np.log(max(floor[p] + fit["gap"], 1e-3))
+                continue
+            own = profile_fit(part, Candidate("seg1"), Structure())
+            gap[p], log_q_ref[p] = np.log(own["gap"]), own["log_q_ref"]
+    centre = {
+        "gap": gap.astype(np.float32),
+        "log_q_ref": log_q_ref.astype(np.float32),
+        "sigma": base["sigma"],
+        "b": np.tile(base["b"], (n_p, 1)).astype(np.float32),
+    }
+    if structure.n_breaks:
+        centre["break_u"] = np.tile(base["break_u"], (n_p, 1)).astype(np.float32)
     if structure.varying_sigma:
         centre["sigma_slope"] = np.float32(0.0)
     return centre

@@ -107,6 +107,8 @@ class Structure:
     transition: float = 0.0
     #: each upper segment has its own offset (False: one h0 for all segments)
     segment_offsets: bool = False
+    #: rating periods one program can hold (1: a timeless rating; see :func:`periods_model`)
+    max_periods: int = 1
 
     @property
     def n_breaks(self) -> int:
@@ -115,12 +117,13 @@ class Structure:
     def as_attrs(self) -> dict:
         return {"max_segments": self.max_segments, "gplm_terms": self.gplm_terms,
                 "varying_sigma": int(self.varying_sigma), "transition": self.transition,
-                "segment_offsets": int(self.segment_offsets)}
+                "segment_offsets": int(self.segment_offsets), "max_periods": self.max_periods}
 
     @classmethod
     def from_attrs(cls, attrs: dict) -> "Structure":
         return cls(int(attrs["max_segments"]), int(attrs["gplm_terms"]), bool(int(attrs["varying_sigma"])),
-                   float(attrs["transition"]), bool(int(attrs.get("segment_offsets", 0))))
+                   float(attrs["transition"]), bool(int(attrs.get("segment_offsets", 0))),
+                   int(attrs.get("max_periods", 1)))
 
 
 def ordered_breakpoints(u, lo, hi):
@@ -162,8 +165,8 @@ def residual_sd(sigma, slope, stage, context, exp=jnp.exp):
     return sigma * exp(slope * (stage - context["stage_ref"]) / context["span"])
 
 
-def rating_model(stage, discharge_sd_log, context, mask=None, discharge=None, *, structure: Structure = Structure(),
-                 priors: Priors = Priors()):
+def rating_model(stage, discharge_sd_log, context, mask=None, discharge=None, period=None, *,
+                 structure: Structure = Structure(), priors: Priors = Priors()):
     """The rating model.
 
     Args:
@@ -176,7 +179,12 @@ def rating_model(stage, discharge_sd_log, context, mask=None, discharge=None, *,
             ``n_segments`` (active segments) and ``gplm`` (1.0 for the generalized power law).
         mask: boolean (n,), False for padding; None means all valid.
         discharge: observed discharge [m3/s], shape (n,); None to predict.
+        period: rating period (0-based) of each point, shape (n,), with ``structure.max_periods`` > 1
+            (see :func:`periods_model`).
     """
+    if structure.max_periods > 1:
+        return periods_model(stage, discharge_sd_log, context, mask, discharge, period, structure=structure,
+                             priors=priors)
     gap = numpyro.sample("gap", dist.LogNormal(context["gap_mean"], context["gap_sd"]))
     log_q_ref = numpyro.sample("log_q_ref", dist.Normal(priors.log_q_ref_mean, priors.log_q_ref_sd))
     sigma = numpyro.sample("sigma", dist.HalfNormal(priors.sigma_scale))
@@ -199,7 +207,7 @@ def rating_model(stage, discharge_sd_log, context, mask=None, discharge=None, *,
             numpyro.deterministic("offset_rel", jnp.stack(offsets))
         else:
             # one h0: the change of exponent at log depth l_k of each breakpoint
-            log_break = jnp.log(breaks + gap)
+            log_break = jnp.log(jnp.maximum(breaks + gap, _TINY_DEPTH))
             step = jnp.where(active, b[1:] - b[:-1], 0.0)
     if structure.gplm_terms:
         w = numpyro.sample("exponent_w", dist.Normal(0.0, 1.0).expand([structure.gplm_terms]).to_event(1))
@@ -244,37 +252,118 @@ def rating_model(stage, discharge_sd_log, context, mask=None, discharge=None, *,
         numpyro.sample("log_discharge", likelihood, obs=log_q)
 
 
+def periods_model(stage, discharge_sd_log, context, mask, discharge, period, *, structure: Structure,
+                  priors: Priors):
+    """The rating model of a station with rating periods (BaRatin-SPD's form, Mansanarez et al. 2019).
+
+    Each period p has its own zero-flow stage ``h0_p = floor_p - gap_p`` (``floor_p``: its lowest
+    gauged stage) and its own ``log_q_ref_p`` (ln Q at its median gauged stage ``ref_p``), with the
+    priors of a timeless rating. The shape (exponents and breakpoints, in station stage) is shared by
+    every period when ``context["shared"]`` is 1, and each period's own when it is 0 (independent
+    periods). ``context["n_periods"]`` periods are active; with 1 this is a timeless rating. The
+    sites of inactive periods (and the unshared shape rows) are sampled from their prior and unused.
+    Segments share h0 within a period (``segment_offsets`` is not used here).
+    """
+    n_p, n_b = structure.max_periods, structure.n_breaks
+    period = jnp.zeros(stage.shape, jnp.int32) if period is None else period
+    gap = numpyro.sample("gap", dist.LogNormal(context["gap_mean"], context["gap_sd"]).expand([n_p]).to_event(1))
+    log_q_ref = numpyro.sample("log_q_ref", dist.Normal(priors.log_q_ref_mean, priors.log_q_ref_sd)
+                               .expand([n_p]).to_event(1))
+    sigma = numpyro.sample("sigma", dist.HalfNormal(priors.sigma_scale))
+    b_sd = jnp.array([priors.b_log_sd] + [priors.b_upper_log_sd] * n_b)
+    b_all = numpyro.sample("b", dist.LogNormal(jnp.log(priors.b_median), b_sd).expand([n_p, structure.max_segments])
+                           .to_event(2))
+    # the shape row each period uses: row 0 (shared) or its own
+    row = jnp.where(context["shared"] > 0, 0, jnp.arange(n_p))
+    b = b_all[row]
+    h0 = numpyro.deterministic("h0_rel", context["period_floor"] - gap)
+    active = jnp.arange(1, structure.max_segments) < context["n_segments"]
+    if n_b:
+        u = numpyro.sample("break_u", dist.Normal(0.0, priors.break_u_sd).expand([n_p, n_b]).to_event(2))
+        breaks = numpyro.deterministic(
+            "breakpoint_rel", jax.vmap(lambda v: ordered_breakpoints(v, context["break_lo"], context["break_hi"]))(u[row]))
+        log_break = jnp.log(jnp.maximum(breaks - h0[:, None], _TINY_DEPTH))
+        step = jnp.where(active, b[:, 1:] - b[:, :-1], 0.0)
+    if structure.varying_sigma:
+        slope = numpyro.sample("sigma_slope", dist.Normal(0.0, priors.sigma_slope_sd))
+
+    def exponent_part(x, p):
+        """ln Q(x) - ln a_1 of period(s) p."""
+        log_depth = jnp.log(jnp.maximum(x - h0[p], _TINY_DEPTH))
+        f = b[p, 0] * log_depth
+        for k in range(n_b):
+            f = f + step[p, k] * hinge(log_depth - log_break[p, k], structure.transition)
+        return f
+
+    periods = jnp.arange(n_p)
+    log_a1 = log_q_ref - exponent_part(context["period_ref"], periods)
+    log_a = [log_a1]
+    for k in range(n_b):
+        log_a.append(log_a[-1] - step[:, k] * log_break[:, k])
+    numpyro.deterministic("log_a", jnp.stack(log_a, axis=-1))
+    log_curve = numpyro.deterministic("log_curve", log_a1[period] + exponent_part(stage, period))
+    local = dict(context, stage_ref=context["period_ref"][period])
+    spread = residual_sd(sigma, slope if structure.varying_sigma else None, stage, local)
+    sd = jnp.sqrt(spread**2 + discharge_sd_log**2)
+    log_q = None if discharge is None else jnp.log(discharge)
+    likelihood = dist.Normal(log_curve, sd)
+    if mask is not None:
+        likelihood = likelihood.mask(mask)
+    with numpyro.plate("gauging", stage.shape[-1]):
+        numpyro.sample("log_discharge", likelihood, obs=log_q)
+
+
 @dataclass(frozen=True)
 class Candidate:
-    """One candidate model: ``seg1``, ``seg2``, ``seg3`` (segmented power law) or ``gplm``."""
+    """One candidate model: ``seg1``, ``seg2``, ``seg3`` (segmented power law) or ``gplm``; at a
+    station with rating periods also ``seg2-shared`` (periods with their own offset and coefficient,
+    one shape) and ``seg2-periods`` (independent periods)."""
 
     name: str
 
     def __post_init__(self):
-        if self.name not in CANDIDATES:
-            raise ValueError(f"unknown candidate model {self.name!r}; known: {', '.join(CANDIDATES)}")
+        base, _, mode = self.name.partition("-")
+        if base not in CANDIDATES or mode not in PERIOD_MODES or (mode and CANDIDATES[base][1]):
+            raise ValueError(f"unknown candidate model {self.name!r}; known: {', '.join(CANDIDATES)}, and with rating "
+                             f"periods seg1..seg3 with -{', -'.join(m for m in PERIOD_MODES if m)}")
+
+    @property
+    def base(self) -> str:
+        return self.name.partition("-")[0]
+
+    @property
+    def mode(self) -> str:
+        """'' (one timeless rating), 'shared' (periods share the shape) or 'periods' (independent)."""
+        return self.name.partition("-")[2]
 
     @property
     def n_segments(self) -> int:
-        return CANDIDATES[self.name][0]
+        return CANDIDATES[self.base][0]
 
     @property
     def gplm(self) -> bool:
-        return CANDIDATES[self.name][1]
+        return CANDIDATES[self.base][1]
 
     @property
     def code(self) -> int:
         """A fixed number per candidate: its random keys do not depend on the configured list."""
-        return list(CANDIDATES).index(self.name) + 1
+        return list(CANDIDATES).index(self.base) + 1 + 10 * list(PERIOD_MODES).index(self.mode)
+
+    def with_mode(self, mode: str) -> "Candidate":
+        return Candidate(self.base + (f"-{mode}" if mode else ""))
 
     def describe(self) -> str:
         if self.gplm:
             return "generalized power law (exponent varies with stage)"
-        return "power law" if self.n_segments == 1 else f"segmented power law, {self.n_segments} segments"
+        text = "power law" if self.n_segments == 1 else f"segmented power law, {self.n_segments} segments"
+        return text + PERIOD_MODES[self.mode]
 
 
 #: candidate name -> (segments, generalized power law)
 CANDIDATES = {"seg1": (1, False), "seg2": (2, False), "seg3": (3, False), "gplm": (1, True)}
+#: rating-period modes of a candidate -> the words added to its description
+PERIOD_MODES = {"": "", "shared": "; rating periods with their own offset and coefficient, one shape",
+                "periods": "; independent rating periods"}
 #: number of basis functions of the generalized power law's exponent
 GPLM_TERMS = 8
 

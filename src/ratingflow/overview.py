@@ -17,7 +17,8 @@ import pandas as pd
 #: the overview's columns: (title, column of results/stations.csv)
 COLUMNS = [("station", "station_id"), ("name", "name"), ("status", "status"), ("flags", "flags"),
            ("model", "model"), ("equation", "equation"), ("gaugings", "gaugings_used"),
-           ("rating period", "period"), ("change since last run", "change_since_previous_run")]
+           ("rating period", "period"), ("rating shifts", "shifts"),
+           ("change since last run", "change_since_previous_run")]
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.2em;color:#222}
@@ -67,6 +68,8 @@ def render(stations: pd.DataFrame, title: str = "ratingflow: rating curves", whe
     stations = stations.copy()
     if "period" not in stations:
         stations["period"] = "one rating (no periods)"
+    if "shifts" not in stations:
+        stations["shifts"] = ""
     counts = stations["status"].value_counts()
     head = "".join(f"<th>{html.escape(t)}</th>" for t, _ in COLUMNS) + "<th>files</th>"
     body = []

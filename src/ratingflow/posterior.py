@@ -54,6 +54,8 @@ def candidate_posterior(result: FitResult) -> dict[str, np.ndarray]:
     """The candidate's own parameters (chain, draw, ...): inactive segments and sites dropped."""
     st, c = result.station, result.candidate
     post, k = result.posterior, c.n_segments
+    if "h0_rel" in post:  # a rating-period program (ratingflow.model.periods_model)
+        return _period_posterior(result)
     out = {name: post[name] for name in ("gap", "log_q_ref", "sigma")}
     out["b"] = post["b"][..., :k]
     out["log_a"] = post["log_a"][..., :k]
@@ -72,17 +74,45 @@ def candidate_posterior(result: FitResult) -> dict[str, np.ndarray]:
     return out
 
 
+#: variables that get a leading ``period`` dimension in a fit with rating periods
+PERIOD_VARS = ("a", "b", "h0", "breakpoint", "gap", "log_q_ref", "log_a", "break_u")
+
+
+def _period_posterior(result: FitResult) -> dict[str, np.ndarray]:
+    """The candidate's parameters from a rating-period program: a timeless candidate's as a timeless
+    fit's; otherwise each period's (leading ``period`` axis after chain and draw)."""
+    st, c, post, k = result.station, result.candidate, result.posterior, result.candidate.n_segments
+    n = st.n_periods if c.mode else 1
+    rows = np.zeros(n, int) if c.mode != "periods" else np.arange(n)
+    out = {"sigma": post["sigma"], "gap": post["gap"][..., :n], "log_q_ref": post["log_q_ref"][..., :n],
+           "b": post["b"][..., rows, :k], "log_a": post["log_a"][..., :n, :k]}
+    out["a"] = np.exp(out["log_a"].astype(np.float64))
+    out["h0"] = st.stage_offset + post["h0_rel"][..., :n].astype(np.float64)
+    if k > 1:
+        out["breakpoint"] = st.stage_offset + post["breakpoint_rel"][..., :n, : k - 1].astype(np.float64)
+        out["break_u"] = post["break_u"][..., rows, : k - 1]
+    if "sigma_slope" in post:
+        out["sigma_slope"] = post["sigma_slope"]
+    if not c.mode:  # one timeless rating: no period axis
+        out = {name: (v[:, :, 0] if name in PERIOD_VARS else v) for name, v in out.items()}
+    return out
+
+
 def candidate_context(result: FitResult) -> dict[str, np.ndarray]:
     """The context a curve of this candidate needs (breakpoint ranges cut to its breakpoints)."""
-    ctx = dict(result.context)
+    ctx = {key: v for key, v in result.context.items()
+           if key not in ("period_floor", "period_ref", "n_periods", "shared")}
     k = result.candidate.n_segments - 1
     ctx["break_lo"], ctx["break_hi"] = ctx["break_lo"][:k], ctx["break_hi"][:k]
     return ctx
 
 
-def inference_data(result: FitResult, prior, attrs: dict, models: ModelSettings = ModelSettings()):
+def inference_data(result: FitResult, prior, attrs: dict, models: ModelSettings = ModelSettings(),
+                   validity=None, times=None, shifts=None):
     """ArviZ InferenceData of one fit: posterior, sample_stats, log_likelihood, observed and
-    constant data (with the model's context), plus the prior groups from the prior check."""
+    constant data (with the model's context), plus the prior groups from the prior check.
+    With rating periods: ``validity``, the periods table (``valid_from``, ``valid_to``: ISO, '' open);
+    ``times``, the gaugings' dates (UTC); ``shifts``, the applied shifts (list of dicts)."""
     st, candidate = result.station, result.candidate
     posterior = candidate_posterior(result)
     n = st.n
@@ -90,6 +120,11 @@ def inference_data(result: FitResult, prior, attrs: dict, models: ModelSettings 
               "breakpoint_number": np.arange(1, candidate.n_segments)}
     if "exponent_w" in posterior:
         coords["term"] = np.arange(1, posterior["exponent_w"].shape[-1] + 1)
+    dims = {name: dims for name, (_, dims) in POSTERIOR_VARS.items() if dims}
+    periodic = bool(candidate.mode)
+    if periodic:
+        coords["period"] = np.arange(1, st.n_periods + 1)
+        dims.update({name: ["period", *POSTERIOR_VARS[name][1]] for name in PERIOD_VARS})
     idata = az.from_dict(
         posterior=posterior,
         sample_stats=result.sample_stats,
@@ -103,9 +138,21 @@ def inference_data(result: FitResult, prior, attrs: dict, models: ModelSettings 
         },
         coords=coords,
         dims={"log_discharge": ["gauging"], "stage": ["gauging"], "discharge": ["gauging"],
-              "discharge_sd": ["gauging"], "discharge_sd_log": ["gauging"],
-              **{name: dims for name, (_, dims) in POSTERIOR_VARS.items() if dims}},
+              "discharge_sd": ["gauging"], "discharge_sd_log": ["gauging"], **dims},
     )
+    if st.period is not None:
+        idata.constant_data["gauging_period"] = (("gauging",), st.period + 1,
+                                         {"meaning": "rating period of each gauging (1 = the first)"})
+    if times is not None:
+        idata.constant_data["gauging_time"] = (("gauging",), np.asarray(times, dtype="datetime64[ns]"))
+    if shifts is not None:
+        import json
+
+        attrs = {**attrs, "shifts": json.dumps(shifts)}
+    if periodic and validity is not None:
+        for column in ("valid_from", "valid_to"):
+            idata.constant_data[f"period_{column}"] = (("period",), np.asarray(validity[column], dtype=str),
+                                                       {"meaning": "UTC; empty: open-ended"})
     # scalars (from_dict would give them a dimension of length 1)
     idata.constant_data["stage_offset"] = ((), np.float64(st.stage_offset), {"units": "m", "meaning": "lowest gauged stage: the model's stage origin"})
     idata.constant_data["stage_ref"] = ((), np.float64(st.stage_offset + st.stage_ref), {"units": "m", "meaning": "stage where log_q_ref applies"})
@@ -124,7 +171,8 @@ def inference_data(result: FitResult, prior, attrs: dict, models: ModelSettings 
     idata.observed_data["log_discharge"].attrs["units"] = "ln(m3/s)"
     full = {"station": st.station_id, "stage_units": "m", "discharge_units": "m3/s", "model": candidate.name,
             "model_description": candidate.describe(),
-            **{f"structure_{k}": v for k, v in models.structure([candidate]).as_attrs().items()}, **attrs}
+            **{f"structure_{k}": v for k, v in models.structure([Candidate(candidate.base)]).as_attrs().items()},
+            "periods": int(st.n_periods if periodic else 1), **attrs}
     full.update({f"version_{k}": v for k, v in package_versions().items()})
     idata.attrs.update(full)
     idata.posterior.attrs.update(full)
@@ -138,6 +186,52 @@ def model_of(idata) -> tuple[Candidate, Structure, dict]:
     const = idata.constant_data
     context = {name[len("context_"):]: const[name].values for name in const.data_vars if name.startswith("context_")}
     return Candidate(attrs["model"]), structure, context
+
+
+def period_view(idata, p: int):
+    """Period ``p`` (0-based) of a fit with rating periods, as the InferenceData of a timeless fit of
+    that period's gaugings: every reader of a timeless fit (rating table, equations, figures) serves it.
+    Its stage origin is the period's lowest gauging, as in :func:`ratingflow.model.periods_model`."""
+    const = idata.constant_data
+    members = const["gauging_period"].values == p + 1
+    stage = const["stage"].values[members]
+    station_offset = float(const["stage_offset"])
+    floor = float(stage.min()) - station_offset
+    posterior = idata.posterior.isel(period=p).drop_vars("period")
+    constant = {name: const[name].values[members] for name in ("stage", "discharge", "discharge_sd",
+                                                                "discharge_sd_log")}
+    view = az.from_dict(
+        posterior={name: posterior[name].values for name in posterior.data_vars},
+        sample_stats={name: idata.sample_stats[name].values for name in idata.sample_stats.data_vars},
+        log_likelihood={"log_discharge": idata.log_likelihood["log_discharge"].values[..., members]},
+        observed_data={"log_discharge": idata.observed_data["log_discharge"].values[members]},
+        constant_data=constant,
+        coords={"gauging": np.arange(members.sum()), "segment": posterior["segment"].values,
+                "breakpoint_number": posterior.coords.get("breakpoint_number", xr_empty()).values},
+        dims={"log_discharge": ["gauging"], **{name: ["gauging"] for name in constant},
+              **{name: dims for name, (_, dims) in POSTERIOR_VARS.items() if dims}},
+    )
+    view.constant_data["stage_offset"] = ((), np.float64(stage.min()))
+    view.constant_data["stage_ref"] = ((), np.float64(np.median(stage)))
+    for name in const.data_vars:
+        if name.startswith("context_"):
+            value = const[name].values
+            if name in ("context_break_lo", "context_break_hi"):
+                value = value - np.float32(floor)
+            elif name == "context_stage_ref":
+                value = np.float32(np.median(stage) - stage.min())
+            view.constant_data[name] = (const[name].dims, value)
+    view.attrs.update(idata.attrs)
+    view.attrs.update({"model": idata.attrs["model"].partition("-")[0], "period": p + 1,
+                       "valid_from": str(const["period_valid_from"].values[p]) if "period_valid_from" in const else "",
+                       "valid_to": str(const["period_valid_to"].values[p]) if "period_valid_to" in const else ""})
+    return view
+
+
+def xr_empty():
+    import xarray as xr
+
+    return xr.DataArray(np.arange(1, 1), dims="breakpoint_number")
 
 
 def breakpoint_medians(posterior) -> np.ndarray:

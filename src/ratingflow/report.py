@@ -8,15 +8,19 @@ from .io import load_json
 from .sheet import StationSpec
 
 #: the per-station files the report reads, by input name
-INPUTS = ("status", "prior", "diagnostics", "models")
+INPUTS = ("status", "prior", "diagnostics", "models", "periods_status", "periods", "shifts")
 
 
 class StrictModeError(RuntimeError):
     """Strict mode and at least one station was not fitted or did not pass its checks."""
 
 
-def station_row(spec: StationSpec, status_json, prior_json, diagnostics_json, models_csv) -> dict:
+def station_row(spec: StationSpec, status_json, prior_json, diagnostics_json, models_csv, periods_json=None,
+                periods_csv=None, shifts_csv=None) -> dict:
     status = load_json(status_json)
+    periods_status = load_json(periods_json) if periods_json else {}
+    if status.get("status") == station_status.OK and station_status.skip_reason(periods_status):
+        status = {**status, "status": periods_status["status"], "message": periods_status["message"]}
     row = {
         "station_id": spec.station_id,
         "name": spec.name,
@@ -31,7 +35,7 @@ def station_row(spec: StationSpec, status_json, prior_json, diagnostics_json, mo
         "suspect_lines": " ".join(map(str, status["suspect_lines"])),
         "high_leverage_lines": "",
     }
-    warnings = list(status.get("warnings", []))
+    warnings = list(status.get("warnings", [])) + list(periods_status.get("warnings", []))
     reason = station_status.skip_reason(status)
     if reason:
         row["flags"] = "; ".join([reason, *warnings])
@@ -71,8 +75,46 @@ def station_row(spec: StationSpec, status_json, prior_json, diagnostics_json, mo
         "diagnostics_passed": diag["passed"],
         "prior_share_inside": prior["share_inside"],
         "prior_check_passed": prior["passed"],
+        **_period_columns(diag, shifts_csv),
     })
     return row
+
+
+def _period_columns(diag: dict, shifts_csv) -> dict:
+    """The station's rating periods as the chosen model fitted them, and its shifts by source."""
+    periods = diag.get("periods") or [{"period": 1, "valid_from": ""}]
+    out = {"periods": len(periods), "current_period": periods[-1]["period"],
+           "current_period_valid_from": periods[-1]["valid_from"]}
+    if shifts_csv:
+        shifts = pd.read_csv(shifts_csv, dtype=str, keep_default_na=False)
+        applied = shifts[shifts["status"] == "applied"]
+        out["shifts_known"] = " ".join(applied.loc[applied["source"] == "known", "date"].str[:10])
+        out["shifts_detected"] = " ".join(f"{a[:10]}..{b[:10]}" for a, b in applied.loc[
+            applied["source"] == "detected", ["interval_start", "interval_end"]].itertuples(index=False))
+        out["shifts"] = "; ".join(filter(None, [f"known: {out['shifts_known']}" if out["shifts_known"] else "",
+                                                f"detected: {out['shifts_detected']}" if out["shifts_detected"] else ""]))
+    current = periods[-1]
+    out["period"] = (f"period {current['period']} of {len(periods)}, valid from {current['valid_from'][:16]}"
+                     if len(periods) > 1 else "one rating")
+    return out
+
+
+def periods_table(specs: list[StationSpec], periods_csvs, diagnostics_jsons) -> pd.DataFrame:
+    """results/periods.csv: every station's rating periods (from the periods stage), and whether the
+    chosen model gives each its own rating or fits one timeless rating through them."""
+    frames = []
+    for spec, periods_csv, diag_json in zip(specs, periods_csvs, diagnostics_jsons):
+        table = pd.read_csv(periods_csv, dtype=str, keep_default_na=False)
+        if not len(table):
+            continue
+        diag = load_json(diag_json)
+        fitted = len(diag.get("periods") or [])
+        table.insert(0, "station_id", spec.station_id)
+        table["rating"] = ("own rating" if fitted > 1 else
+                           "one timeless rating (PSIS-LOO chose it over rating periods)" if len(table) > 1 else
+                           "one rating")
+        frames.append(table)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["station_id", "period"])
 
 
 def breakpoint_disagreements(expected: list[float], parameters: dict) -> list[str]:
@@ -91,7 +133,7 @@ def breakpoint_disagreements(expected: list[float], parameters: dict) -> list[st
 
 
 def run(specs: list[StationSpec], inputs: dict[str, list[str]], out_csv, unassigned_csv=None,
-        changes_csv=None, models_out=None) -> pd.DataFrame:
+        changes_csv=None, models_out=None, periods_out=None) -> pd.DataFrame:
     """Pipeline step: ``inputs`` maps each name in :data:`INPUTS` to per-station paths in the order
     of ``specs``; ``unassigned_csv`` lists rows of long-format files that belong to no station."""
     rows = [station_row(spec, *(inputs[k][i] for k in INPUTS)) for i, spec in enumerate(specs)]
@@ -101,7 +143,9 @@ def run(specs: list[StationSpec], inputs: dict[str, list[str]], out_csv, unassig
         table["change_since_previous_run"] = table["station_id"].map(changes["change"])
         if "new_gaugings" in changes:
             table["new_gaugings"] = table["station_id"].map(changes["new_gaugings"])
-        for i in table.index[table["change_since_previous_run"].astype(str).str.startswith("possible rating shift")]:
+        flagged = table["change_since_previous_run"].astype(str).str.startswith(
+            ("possible rating shift", "new rating period", "new gaugings contradict"))
+        for i in table.index[flagged]:
             table.at[i, "flags"] = "; ".join(filter(None, [table.at[i, "flags"], table.at[i, "change_since_previous_run"]]))
             if table.at[i, "status"] == "ok":
                 table.at[i, "status"] = "flagged"
@@ -111,6 +155,8 @@ def run(specs: list[StationSpec], inputs: dict[str, list[str]], out_csv, unassig
         models = pd.concat([f for f in frames if len(f)], ignore_index=True)
         models[["station_id", *[c for c in models.columns if c != "station_id"]]].to_csv(
             models_out, index=False, float_format="%.6g")
+    if periods_out is not None:
+        periods_table(specs, inputs["periods"], inputs["diagnostics"]).to_csv(periods_out, index=False)
     not_ok = table[table["status"] != "ok"]
     print(f"{len(table)} stations, {len(not_ok)} not ok")
     for _, row in not_ok.iterrows():

@@ -55,7 +55,10 @@ class FitResult:
 
 
 def _model_args(arrays: dict, context: dict):
-    return (arrays["stage"], arrays["discharge_sd_log"], context, arrays["mask"]), {"discharge": arrays["discharge"]}
+    kwargs = {"discharge": arrays["discharge"]}
+    if "period" in arrays:
+        kwargs["period"] = arrays["period"]
+    return (arrays["stage"], arrays["discharge_sd_log"], context, arrays["mask"]), kwargs
 
 
 class BatchedNUTS:
@@ -66,7 +69,8 @@ class BatchedNUTS:
         self.settings = settings
         self.priors = priors
         self.model = partial(rating_model, structure=structure, priors=priors)
-        dummy = StationData("dummy", np.array([0.0, 0.5, 1.0]), np.ones(3), np.full(3, 0.05))
+        dummy = StationData("dummy", np.array([0.0, 0.5, 1.0]), np.ones(3), np.full(3, 0.05),
+                            period=np.zeros(3, int) if structure.max_periods > 1 else None)
         args, kwargs = _model_args({k: jnp.asarray(v) for k, v in dummy.padded(16).items()},
                                    {k: jnp.asarray(v) for k, v in dummy.context(Candidate("seg1"), structure, priors).items()})
         _, self._potential_gen, self._postprocess_gen, _ = initialize_model(
@@ -161,7 +165,7 @@ class BatchedNUTS:
         return results
 
     def _fit_bucket(self, jobs: list[tuple[StationData, Candidate]], size: int, seed: int) -> list[FitResult]:
-        padded = [st.padded(size) for st, _ in jobs]
+        padded = [st.padded(size, c) for st, c in jobs]
         contexts = [st.context(c, self.structure, self.priors) for st, c in jobs]
         centres = [init_centre(st, c, self.structure) for st, c in jobs]
         keys = [(station_keys(seed, st.station_id), c.code) for st, c in jobs]

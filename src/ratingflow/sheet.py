@@ -54,6 +54,10 @@ class StationSpec:
     expected_breakpoints_m: str = ""  # the hydrographer's breakpoints [m], ';'-separated: compared, not a prior
     breakpoints_m: str = ""  # prior ranges of the breakpoints, 'lo-hi' [m, after offset], ';'-separated
     exclude: str = ""  # ';'-separated raw line numbers (12, 15-17) or dates (2019-06-10)
+    dayfirst: bool = False  # dates such as 09/11/2018 read day first (gaugings and shift dates)
+    shift_dates: str = ""  # known rating shifts, ';'-separated dates
+    shifts_file: str = ""  # ... or a file of them (relative to raw_dir)
+    shifts_column: str = ""  # its date column (default: the first)
     notes: str = ""
 
     @property
@@ -150,6 +154,13 @@ def _check_row(spec: StationSpec, where: str, raw_dir: Path) -> None:
     for token in _tokens(spec.exclude):
         if not (_LINE_RANGE.match(token) or _DATE.match(token)):
             fail("exclude", f"{token!r} is neither a raw line number (12, 15-17) nor a date (2019-06-10)")
+    if (spec.shift_dates or spec.shifts_file) and not spec.datetime_column:
+        fail("shift_dates" if spec.shift_dates else "shifts_file",
+             "rating-shift dates need dated gaugings, and datetime_column is empty")
+    if spec.shifts_file:
+        target = os.path.normpath(os.path.join("raw_dir", spec.shifts_file))
+        if os.path.isabs(spec.shifts_file) or not target.startswith("raw_dir" + os.sep):
+            fail("shifts_file", f"{spec.shifts_file!r} points outside {raw_dir}")
     if spec.timezone and not _known_timezone(spec.timezone):
         fail("timezone", f"unknown time zone {spec.timezone!r}")
 
@@ -187,6 +198,7 @@ def _spec_from_row(row: dict, where: str) -> StationSpec:
         raise SheetError(f"{where}, column 'controls': {row['controls']!r} is not a whole number") from None
     values["delimiter"] = _DELIMITERS.get(values.get("delimiter", "").lower(), values.get("delimiter"))
     values["decimal"] = values.get("decimal") or "."
+    values["dayfirst"] = values.get("dayfirst", "").lower() in ("yes", "true")
     values["encoding"] = values.get("encoding") or "utf-8"
     return StationSpec(**values)
 

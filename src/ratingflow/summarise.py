@@ -21,12 +21,13 @@ import xarray as xr
 from numpyro.diagnostics import hpdi
 
 from . import status
-from .figures import plot_rating
+from .figures import plot_periods, plot_rating
 from .keys import station_keys
+from .history import keep_issued
 from .io import load_idata, save_json
 from .model import Priors
 from .plausibility import influential_gaugings, sigma_flag
-from .posterior import breakpoint_medians, convergence, model_of, parameter_summary, prob_label
+from .posterior import breakpoint_medians, convergence, model_of, parameter_summary, period_view, prob_label
 from .predict import flat_draws, predict, stage_grid
 from .runtime import progress
 
@@ -111,14 +112,50 @@ def equations(idata: az.InferenceData) -> dict:
     return {"segments": segments, "text": text, "note": note}
 
 
+def period_views(idata: az.InferenceData) -> list:
+    """Each rating period of a fit as a timeless fit of its gaugings (:func:`ratingflow.posterior.period_view`);
+    a timeless fit is its own one period."""
+    n = int(idata.attrs.get("periods", 1))
+    return [period_view(idata, p) for p in range(n)] if n > 1 else [idata]
+
+
+def period_tables(views: list, *args, **kwargs) -> pd.DataFrame:
+    """The rating table of every period, one after the other, with its period and validity dates
+    (UTC; empty: open-ended) in front."""
+    parts = []
+    for p, view in enumerate(views):
+        table = rating_table(view, *args, **kwargs)
+        table.insert(0, "period", p + 1)
+        table.insert(1, "valid_from", view.attrs.get("valid_from", ""))
+        table.insert(2, "valid_to", view.attrs.get("valid_to", ""))
+        parts.append(table)
+    out = pd.concat(parts, ignore_index=True)
+    out.attrs.update(parts[-1].attrs)
+    out.attrs["equation"] = " | ".join(f"period {p + 1}: {t.attrs['equation']}" for p, t in enumerate(parts)) \
+        if len(parts) > 1 else parts[0].attrs["equation"]
+    return out
+
+
 def table_dataset(table: pd.DataFrame) -> xr.Dataset:
-    ds = xr.Dataset.from_dataframe(table.set_index("stage_m"))
+    """The rating table as netCDF: dimensions (period, stage_m); a stage outside a period's grid is NaN."""
+    if "period" not in table:
+        table = table.assign(period=1, valid_from="", valid_to="")
+    per_period = [c for c in ("valid_from", "valid_to", "issued") if c in table]
+    validity = table.groupby("period")[per_period].first()
+    table = table.drop(columns=per_period).assign(extrapolated=table["extrapolated"].astype(float))
+    ds = xr.Dataset.from_dataframe(table.set_index(["period", "stage_m"]))
+    ds["valid_from"] = ("period", validity["valid_from"].to_numpy(str))
+    ds["valid_to"] = ("period", validity["valid_to"].to_numpy(str))
+    ds["valid_from"].attrs["meaning"] = ds["valid_to"].attrs["meaning"] = "UTC; empty: open-ended"
+    if "issued" in validity:
+        ds["issued"] = ("period", validity["issued"].to_numpy(str))
+        ds["issued"].attrs["meaning"] = "the history snapshot this period's table was kept from ('' : issued now)"
     ds["stage_m"].attrs.update(units="m", long_name="stage (station datum)")
     for name in ds.data_vars:
         if name.endswith("_m3s"):
             ds[name].attrs["units"] = "m3/s"
-    ds["extrapolated"] = ds["extrapolated"].astype("int8")
-    ds["extrapolated"].attrs["meaning"] = "1 where the stage lies outside the gauged range"
+    ds["extrapolated"] = ds["extrapolated"].fillna(1).astype("int8")
+    ds["extrapolated"].attrs["meaning"] = "1 where the stage lies outside the period's gauged range (or its grid)"
     ds.attrs.update({k: v for k, v in table.attrs.items()})
     ds.attrs["bands"] = (
         "curve_*: HPDI of the rating curve (parameter uncertainty); gauging_*: HPDI of a new gauging "
@@ -193,8 +230,10 @@ def plausibility(idata: az.InferenceData, lines) -> tuple[list[dict], list[str]]
 
 
 def run(fit_nc, table_csv, table_nc, diagnostics_json, png_path, seed: int, table_cfg: dict, thresholds: dict,
-        priors: Priors = Priors(), title: str = "", clean_csv=None) -> None:
-    """Pipeline step: rating table, diagnostics and figure of one station."""
+        priors: Priors = Priors(), title: str = "", clean_csv=None, history=None) -> None:
+    """Pipeline step: rating table, diagnostics and figure of one station. With ``history`` (the folder
+    of issued ratings), past rating periods that were issued with the same start and gaugings keep
+    their issued table (:func:`ratingflow.history.keep_issued`)."""
     idata = load_idata(fit_nc)
     reason = status.skipped(idata)
     if reason:
@@ -204,31 +243,43 @@ def run(fit_nc, table_csv, table_nc, diagnostics_json, png_path, seed: int, tabl
         save_json({"station": idata.attrs.get("station"), "skipped": reason, "passed": False,
                    "failures": [reason]}, diagnostics_json)
         return
-    table = rating_table(
-        idata, seed, float(table_cfg["stage_step_m"]), float(table_cfg["extend_below"]),
+    views = period_views(idata)
+    table = period_tables(
+        views, seed, float(table_cfg["stage_step_m"]), float(table_cfg["extend_below"]),
         float(table_cfg["extend_above"]), tuple(table_cfg["hpdi_probs"]), priors,
     )
     diag = diagnostics(idata, thresholds)
+    diag["issued"] = []
+    if history is not None and clean_csv is not None and len(views) > 1:
+        clean = pd.read_csv(clean_csv, dtype={"datetime": str}, keep_default_na=False)
+        table, diag["issued"] = keep_issued(table, clean, history, str(idata.attrs.get("station")))
     stage, q = idata.constant_data["stage"].values, idata.constant_data["discharge"].values
     diag["gauged"] = {"stage_min_m": float(stage.min()), "stage_max_m": float(stage.max()),
                       "discharge_min_m3s": float(q.min()), "discharge_max_m3s": float(q.max())}
-    diag["parameters"] = parameter_summary(idata)
+    diag["parameters"] = parameter_summary(views[-1])  # the current period's
     lines = (pd.read_csv(clean_csv)["line"].to_numpy() if clean_csv is not None
              else np.arange(len(stage)) + 2)  # without the clean table: the gauging's row number
     diag["influential"], diag["plausibility"] = plausibility(idata, lines)
     diag["model"] = {"name": idata.attrs.get("model"), "description": idata.attrs.get("model_description"),
                      "n_segments": int(idata.posterior.sizes["segment"]),
-                     "choice": idata.attrs.get("model_choice", ""), "equations": equations(idata)}
+                     "choice": idata.attrs.get("model_choice", ""), "equations": equations(views[-1])}
+    diag["periods"] = [{"period": p + 1, "valid_from": v.attrs.get("valid_from", ""), "valid_to": v.attrs.get("valid_to", ""),
+                        "n_gaugings": int(v.constant_data["stage"].size), "parameters": parameter_summary(v),
+                        "equations": equations(v)} for p, v in enumerate(views)]
     write_summary(table, diag, table_csv, table_nc, diagnostics_json)
-    plot_rating(idata, table, png_path, title)
+    if len(views) > 1:
+        plot_periods(idata, views, table, png_path, title)
+    else:
+        plot_rating(idata, table, png_path, title)
     progress(f"station {idata.attrs.get('station')}: "
              + json.dumps({k: diag[k] for k in ("rhat_max", "ess_bulk_min", "divergences", "passed")}))
 
 
 def run_batch(fit_paths, outputs: dict, seed: int, table_cfg: dict, thresholds: dict,
-              priors: Priors = Priors(), titles=None, clean_paths=None) -> None:
+              priors: Priors = Priors(), titles=None, clean_paths=None, history=None) -> None:
     """Pipeline step for a batch of stations (one process, see :mod:`ratingflow.batches`); ``outputs`` maps
     table, nc, diagnostics and plot to per-station paths."""
     for i, fit_nc in enumerate(fit_paths):
         run(fit_nc, outputs["table"][i], outputs["nc"][i], outputs["diagnostics"][i], outputs["plot"][i], seed,
-            table_cfg, thresholds, priors, titles[i] if titles else "", clean_paths[i] if clean_paths else None)
+            table_cfg, thresholds, priors, titles[i] if titles else "", clean_paths[i] if clean_paths else None,
+            history)

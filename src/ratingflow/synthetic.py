@@ -159,3 +159,51 @@ def main(argv=None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+#: kinds of rating shift the generator draws: none, a change of zero-flow stage (bed scour or deposit),
+#: a change of the coefficient (width, roughness)
+SHIFT_KINDS = ("none", "offset", "coefficient")
+
+
+@dataclass
+class ShiftTruth:
+    station_id: str
+    kind: str
+    date: str = ""  # the true date of the shift (ISO)
+    index: int = -1  # the first gauging after it (time order)
+    ratio: float = 1.0  # discharge after / before at the median gauged stage
+    n: int = 0
+
+
+def shifted(truth: Truth, kind: str, ratio: float, stage: float) -> Truth:
+    """``truth`` after a shift that multiplies discharge at ``stage`` by ``ratio`` (one control)."""
+    if kind == "coefficient":
+        return Truth(truth.station_id, 1, truth.a * ratio, truth.b, truth.h0, truth.sigma)
+    depth = stage - truth.h0
+    return Truth(truth.station_id, 1, truth.a, truth.b, truth.h0 + depth * (1 - ratio ** (1 / truth.b)), truth.sigma)
+
+
+def dated_station(rng: np.random.Generator, station_id: str, kind: str, n: int,
+                  ratio_range: tuple[float, float] = (1.15, 1.5)) -> tuple[pd.DataFrame, ShiftTruth]:
+    """A one-control station with n dated gaugings (the clean stage's columns) and at most one shift.
+
+    The shift falls between 30 % and 70 % of the record, in time order, and changes discharge at the
+    median gauged stage by a factor drawn from ``ratio_range`` (up or down at random). Flows are drawn
+    alike before and after, so an offset change moves the gauged stages."""
+    truth = draw_truth(rng, station_id, two_control_share=0.0)
+    table = gaugings(rng, truth, n).sort_values("datetime", kind="stable").reset_index(drop=True)
+    info = ShiftTruth(station_id, kind, n=n)
+    if kind != "none":
+        k = int(rng.integers(int(0.3 * n), int(0.7 * n) + 1))
+        ratio = float(rng.uniform(*ratio_range)) ** rng.choice([-1.0, 1.0])
+        after = shifted(truth, kind, ratio, float(np.median(table["stage"])))
+        # the same flows after the shift: each later gauging's depth is redrawn for its discharge
+        later = gaugings(rng, after, n).sort_values("datetime", kind="stable").reset_index(drop=True)
+        table.loc[k:, ["stage", "q", "q_sigma"]] = later.loc[k:, ["stage", "q", "q_sigma"]].to_numpy()
+        t0, t1 = np.datetime64(table["datetime"].iloc[k - 1]), np.datetime64(table["datetime"].iloc[k])
+        info.date = str(t0 + (t1 - t0) // 2)
+        info.index, info.ratio = k, ratio
+    clean = pd.DataFrame({"datetime": table["datetime"], "stage_m": table["stage"], "discharge_m3s": table["q"],
+                          "discharge_sd_m3s": table["q_sigma"]})
+    return clean, info

@@ -54,6 +54,12 @@ def get_raw_files(wildcards):
     return existing_raw_files(SHEET[s] for s in members(wildcards))
 
 
+def get_shift_files(wildcards):
+    """The batch's files of known rating-shift dates (sheet column shifts_file) that exist."""
+    paths = {Path(config["raw_dir"]) / SHEET[s].shifts_file for s in members(wildcards) if SHEET[s].shifts_file}
+    return sorted(str(p) for p in paths if p.exists())
+
+
 def get_specs(wildcards):
     return [SHEET[s] for s in members(wildcards)]
 

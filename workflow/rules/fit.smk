@@ -3,6 +3,7 @@ rule fit:
     input:
         clean=rules.clean.output[0],
         prior=rules.prior_check.output[0],
+        periods=rules.periods.output[0],
     output:
         batch_folder("fit"),
     params:

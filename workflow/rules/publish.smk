@@ -1,4 +1,4 @@
-# every batch's files at the per-station paths README.md lists: results/{clean,prior,fit,tables,diagnostics,plots}/
+# every batch's files at the per-station paths README.md lists: results/{clean,periods,prior,fit,tables,diagnostics,plots}/
 # One cheap local job for the whole run (a file already linked is left as it is), not one per batch:
 # a job costs Snakemake milliseconds to plan, which add up at 10 000 stations.
 localrules:
@@ -8,6 +8,7 @@ localrules:
 rule publish:
     input:
         all_batches(rules.clean.output[0]),
+        all_batches(rules.periods.output[0]),
         all_batches(rules.prior_check.output[0]),
         all_batches(rules.fit.output[0]),
         all_batches(rules.summarise.output.tables),

@@ -10,6 +10,7 @@ rule changes:
         stations=STATIONS,
         tables=per_station("results/tables/{station}.csv"),
         clean=per_station("results/clean/{station}.csv"),
+        shifts=per_station("results/periods/{station}.shifts.csv"),
         history="results/history",
     log:
         "logs/changes.log",
@@ -27,12 +28,16 @@ rule report:
     output:
         stations=report("results/stations.csv", caption="../report/stations.rst", category="Stations"),
         models=report("results/models.csv", caption="../report/models.rst", category="Stations"),
+        periods=report("results/periods.csv", caption="../report/periods.rst", category="Stations"),
     params:
         specs=list(SHEET.values()),
         status=per_station("results/clean/{station}.status.json"),
         prior=per_station("results/prior/{station}.json"),
         diagnostics=per_station("results/diagnostics/{station}.json"),
         models=per_station("results/fit/{station}.models.csv"),
+        periods_status=per_station("results/periods/{station}.status.json"),
+        periods=per_station("results/periods/{station}.periods.csv"),
+        shifts=per_station("results/periods/{station}.shifts.csv"),
     log:
         "logs/report.log",
     benchmark:
@@ -82,6 +87,7 @@ rule archive:
         stations=STATIONS,
         tables=per_station("results/tables/{station}.csv"),
         clean=per_station("results/clean/{station}.csv"),
+        shifts=per_station("results/periods/{station}.shifts.csv"),
         history="results/history",
     log:
         "logs/archive.log",

@@ -15,6 +15,7 @@ rule summarise:
         table=config["table"],
         thresholds=config["diagnostics"],
         priors=config.get("priors", {}),
+        history="results/history",
         jax=jax_params(),
     log:
         "logs/summarise/{batch}.log",

@@ -20,4 +20,6 @@ with logged(snakemake.log[0]):
         ModelSettings.from_config(snakemake.params.models),
         {"config_hash": snakemake.params.config_hash},
         snakemake.params.station_priors,
+        station_files(snakemake.input.periods, stations, ".periods.csv"),
+        station_files(snakemake.input.periods, stations, ".status.json"),
     )

@@ -5,4 +5,4 @@ with logged(snakemake.log[0]):
 
     inputs = {k: list(snakemake.params[k]) for k in INPUTS}
     run(snakemake.params.specs, inputs, snakemake.output.stations, snakemake.input.unassigned, snakemake.input.changes,
-        snakemake.output.models)
+        snakemake.output.models, snakemake.output.periods)

@@ -18,4 +18,5 @@ with logged(snakemake.log[0]):
         Priors.from_config(snakemake.params.priors),
         snakemake.params.titles,
         station_files(snakemake.input.clean, stations, ".csv"),
+        snakemake.params.history,
     )
