@@ -88,7 +88,7 @@ def station_changes(station: str, table_csv, clean_csv, previous: Path | None, s
     gauged = before_clean["stage_m"]
     start = before["valid_from"].iloc[0] if "valid_from" in before else ""
     if start:  # the gaugings of the previous current period
-        from .periods import to_utc_naive
+        from .dates import to_utc_naive
 
         inside = (to_utc_naive(before_clean["datetime"]) >= pd.Timestamp(start)).to_numpy()
         gauged = gauged[inside] if inside.any() else gauged

@@ -15,7 +15,7 @@ from .choice import fit_and_choose
 from .data import StationData, bucket_size
 from .io import load_idata, save_idata
 from .model import ModelSettings, Priors, Structure
-from .periods import period_of, to_utc_naive
+from .dates import period_of, to_utc_naive
 from .posterior import inference_data
 from .runtime import progress
 from .sampler import BatchedNUTS, SamplerSettings

@@ -32,7 +32,7 @@ def read_snapshot(snapshot: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def period_gaugings(clean: pd.DataFrame, valid_from: str, valid_to: str) -> set[tuple]:
     """The gaugings (keys) dated inside [valid_from, valid_to) ('' open)."""
-    from .periods import to_utc_naive
+    from .dates import to_utc_naive
 
     t = to_utc_naive(clean["datetime"])
     inside = pd.Series(True, index=clean.index)

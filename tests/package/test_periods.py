@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ratingflow.periods import PeriodSettings, ShiftError, known_shifts, period_of, station_periods
+from ratingflow.dates import period_of
+from ratingflow.periods import PeriodSettings, ShiftError, known_shifts, station_periods
 from ratingflow.sheet import StationSpec
 from ratingflow.synthetic import dated_station
 
