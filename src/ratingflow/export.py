@@ -128,10 +128,16 @@ def check_round_trip(path, tables: pd.DataFrame) -> None:
     back, periods = read_waterml(path)
     if len(back) != len(tables):
         raise AssertionError(f"{path}: {len(back)} table points read back, {len(tables)} written")
+    keys = ["station_id", "period", "stage_m"]
+    back, tables = (t.sort_values(keys, kind="stable").reset_index(drop=True) for t in (back, tables))
+    if not (back["station_id"].equals(tables["station_id"].astype(back["station_id"].dtype))
+            and np.array_equal(back["period"], tables["period"])):
+        raise AssertionError(f"{path}: stations or periods differ after reading the XML back")
     for column in ("stage_m", "discharge_median_m3s"):
         if not np.allclose(back[column].to_numpy(), tables[column].to_numpy(), rtol=1e-5, atol=1e-9):
             raise AssertionError(f"{path}: column {column} differs after reading the XML back")
     ends = tables.groupby(["station_id", "period"])["valid_to"].first().fillna("").to_numpy(str)
+    periods = periods.sort_values(["station_id", "period"], kind="stable")
     if list(periods["end"]) != list(ends):
         raise AssertionError(f"{path}: the periods' end dates differ after reading the XML back")
 

@@ -383,3 +383,4 @@ def run_batch(specs, clean_paths, status_paths, raw_dir, periods_paths, shifts_p
     for spec, clean, status, periods, shifts, out in zip(specs, clean_paths, status_paths, periods_paths,
                                                          shifts_paths, out_status_paths):
         run(spec, clean, status, raw_dir, periods, shifts, out, parsed, seed)
+

@@ -1,5 +1,8 @@
 """Simulation check of shift detection: stations with one shift of known date and size, or none.
 
+``python -m ratingflow.periods_study --real goudet isere [--without-known]`` prints the periods and shifts
+of stations of the sheet instead.
+
 ``python -m ratingflow.periods_study --stations 300 --out docs/periods_study.md`` draws the stations
 from :func:`ratingflow.synthetic.dated_station` (a third each: no shift, an offset change, a
 coefficient change; 20-120 gaugings over 15 years), runs :func:`ratingflow.periods.station_periods`
@@ -91,13 +94,45 @@ def report(table: pd.DataFrame, settings: PeriodSettings, wall: float, seed: int
     ])
 
 
+def real_stations(names: list[str], config_path: str, without_known: bool) -> None:
+    """Print the periods and shifts of stations of the sheet, as the pipeline finds them."""
+    import yaml
+
+    from .clean import clean as clean_station
+    from .keys import station_seed
+    from .periods import known_shifts
+    from .sheet import load_sheet
+
+    config = yaml.safe_load(Path(config_path).read_text())
+    sheet = load_sheet(config["stations"], config["raw_dir"])
+    settings = PeriodSettings.from_config(config.get("periods"))
+    pd.set_option("display.width", 250)
+    for sid in names:
+        spec = sheet[sid]
+        clean = clean_station(spec, Path(config["raw_dir"]) / spec.file, config["default_uncertainty"]).clean
+        known = known_shifts(spec, config["raw_dir"])
+        if without_known:
+            known = known.iloc[0:0]
+        periods, shifts, _ = station_periods(sid, clean, known, settings, station_seed(config["seed"], sid))
+        print(f"== {sid}: {len(clean)} gaugings, {len(known)} known shift date(s) used, {len(periods)} period(s)")
+        print(periods.drop(columns=["current"]).to_string(index=False))
+        if len(shifts):
+            print(shifts.drop(columns=["line", "detail"]).to_string(index=False))
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--real", nargs="+", metavar="STATION",
+                        help="instead of the simulation: the periods of these stations of the sheet")
+    parser.add_argument("--without-known", action="store_true", help="with --real: ignore the sheet's shift dates")
     parser.add_argument("--stations", type=int, default=300)
     parser.add_argument("--seed", type=int, default=14)
     parser.add_argument("--config", help="config file whose 'periods' section to use (default: the defaults)")
     parser.add_argument("--out", help="write the report here (markdown)")
     args = parser.parse_args(argv)
+    if args.real:
+        real_stations(args.real, args.config or "config/config.yaml", args.without_known)
+        return
     cfg = {}
     if args.config:
         import yaml
