@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ratingflow.changes import latest_snapshot, run_archive, run_changes
+from ratingflow.changes import run_archive, run_changes
+from ratingflow.history import latest_snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,3 +61,47 @@ def test_second_run_exits_while_the_lock_is_held(tmp_path):
     assert run.returncode == 75
     assert "another run holds" in run.stderr and "pid 1 (test)" in run.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == [".ratingflow.lock", ".ratingflow.lock.owner"]
+
+
+def test_new_gaugings_that_contradict_the_current_rating_are_reported(tmp_path):
+    """Ten new gaugings 30 % above the issued rating's +-10 % new-gauging band: all outside it, binomial
+    p = 1e-10; the same gaugings on the rating are not reported (0 outside)."""
+    history = tmp_path / "history"
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir(), second.mkdir()
+    t1, c1 = rating(first, 10.0)
+    table = pd.read_csv(t1)
+    table["gauging_hpdi90_lower_m3s"] = 0.9 * table["discharge_median_m3s"]
+    table["gauging_hpdi90_upper_m3s"] = 1.1 * table["discharge_median_m3s"]
+    table.to_csv(t1, index=False)
+    run_archive(["s"], [t1], [c1], history, tmp_path / "flag")
+    t2, c2 = rating(second, 10.0)
+    table.to_csv(t2, index=False)
+    clean = pd.read_csv(c2)
+    h = np.linspace(0.7, 2.5, 10)
+    new = pd.DataFrame({"line": np.arange(10) + 20, "datetime": "", "stage_m": h, "discharge_m3s": 13.0 * (h - 0.2) ** 1.8})
+    pd.concat([clean, new]).to_csv(c2, index=False)
+    row = run_changes(["s"], [t2], [c2], history, tmp_path / "changes.csv").iloc[0]
+    assert row["change"].startswith("new gaugings contradict the current rating: 10 of 10")
+    new["discharge_m3s"] = 10.0 * (h - 0.2) ** 1.8 * 1.02
+    pd.concat([clean, new]).to_csv(c2, index=False)
+    row = run_changes(["s"], [t2], [c2], history, tmp_path / "changes.csv").iloc[0]
+    assert row["new_gaugings_test"].startswith("0 of 10") and row["change"] == "refitted"
+
+
+def test_only_the_current_period_is_compared(tmp_path):
+    """A table with two periods: the comparison uses the last one's rows (the first is 5x larger)."""
+    history = tmp_path / "history"
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir(), second.mkdir()
+    t1, c1 = rating(first, 10.0)
+    current = pd.read_csv(t1)
+    old = current.assign(discharge_median_m3s=5 * current["discharge_median_m3s"])
+    two = pd.concat([old.assign(period=1, valid_from="", valid_to="2020-01-01T00:00:00"),
+                     current.assign(period=2, valid_from="2020-01-01T00:00:00", valid_to="")])
+    two.to_csv(t1, index=False)
+    run_archive(["s"], [t1], [c1], history, tmp_path / "flag")
+    t2, c2 = rating(second, 10.0)
+    two.to_csv(t2, index=False)
+    row = run_changes(["s"], [t2], [c2], history, tmp_path / "changes.csv").iloc[0]
+    assert row["change"] == "unchanged" and np.isclose(row["change_p50_pct"], 0.0)
