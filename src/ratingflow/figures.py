@@ -125,7 +125,8 @@ def plot_rating(idata, table: pd.DataFrame, png_path, title: str = "") -> None:
 def plot_periods(idata, views: list, table: pd.DataFrame, png_path, title: str = "") -> None:
     """The fit figure of a station with rating periods: gaugings coloured by period with each period's
     curve and 90 % band, and the residuals against time with the shift dates (solid: known; dashed,
-    with the interval between the two gaugings around it shaded: detected)."""
+    with the interval between the two gaugings around it shaded: detected). With one view (a timeless
+    rating chosen over the periods), its curve and every gauging's residual, with the shifts found."""
     import json
 
     fig, (ax, rx) = plt.subplots(1, 2, figsize=(12, 5), gridspec_kw={"width_ratios": [1, 1.3]})
@@ -134,7 +135,8 @@ def plot_periods(idata, views: list, table: pd.DataFrame, png_path, title: str =
     times = pd.to_datetime(const["gauging_time"].values) if "gauging_time" in const else None
     for p, (view, colour) in enumerate(zip(views, colours)):
         part = table[table["period"] == p + 1]
-        label = f"period {p + 1}" + (f" from {view.attrs['valid_from'][:10]}" if view.attrs.get("valid_from") else "")
+        label = ("one timeless rating (chosen over rating periods)" if len(views) == 1 else
+                 f"period {p + 1}" + (f" from {view.attrs['valid_from'][:10]}" if view.attrs.get("valid_from") else ""))
         ax.plot(part["discharge_median_m3s"], part["stage_m"], color=colour, lw=1.3, label=label)
         ax.fill_betweenx(part["stage_m"], part["curve_hpdi90_lower_m3s"], part["curve_hpdi90_upper_m3s"],
                          color=colour, alpha=0.2, lw=0)
@@ -142,7 +144,8 @@ def plot_periods(idata, views: list, table: pd.DataFrame, png_path, title: str =
         ax.plot(q, stage, "o", ms=4, color=colour, mec="k", mew=0.4, zorder=5)
         resid = np.log(q / np.interp(stage, part["stage_m"], part["discharge_median_m3s"]))
         if times is not None:
-            rx.plot(times[const["gauging_period"].values == p + 1], resid, "o", ms=4, color=colour, mec="k", mew=0.4)
+            when = times if len(views) == 1 else times[const["gauging_period"].values == p + 1]
+            rx.plot(when, resid, "o", ms=4, color=colour, mec="k", mew=0.4)
     ax.set_xscale("log")
     ax.set_xlabel("discharge (m³/s)")
     ax.set_ylabel("stage (m)")

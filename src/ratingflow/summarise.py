@@ -267,7 +267,7 @@ def run(fit_nc, table_csv, table_nc, diagnostics_json, png_path, seed: int, tabl
                         "n_gaugings": int(v.constant_data["stage"].size), "parameters": parameter_summary(v),
                         "equations": equations(v)} for p, v in enumerate(views)]
     write_summary(table, diag, table_csv, table_nc, diagnostics_json)
-    if len(views) > 1:
+    if len(views) > 1 or "gauging_time" in idata.constant_data:  # dated: residuals against time, shifts marked
         plot_periods(idata, views, table, png_path, title)
     else:
         plot_rating(idata, table, png_path, title)

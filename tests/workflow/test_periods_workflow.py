@@ -26,7 +26,7 @@ def snakemake(path):
 def runs(tmp_path_factory):
     path = make_project(tmp_path_factory.mktemp("periods"), ["goudet"], JAX_CACHE)
     config = yaml.safe_load((path / "config" / "config.yaml").read_text())
-    config["models"]["candidates"] = ["seg1", "seg2"]
+    config["models"]["candidates"] = ["seg1"]  # a shorter test; PSIS-LOO still prefers periods by about 80 elpd
     (path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
     raw = path / "data" / "raw" / RAW
     lines = raw.read_text().splitlines(keepends=True)
@@ -53,7 +53,7 @@ def test_known_shifts_give_periods_and_a_shift_after_the_last_gauging_is_reporte
     n = int((shifts["status"] == "applied").sum()) + 1
     periods = before["periods.csv"]
     assert periods["station_id"].eq("goudet").all() and len(periods) == n
-    assert periods["rating"].eq("own rating").all()  # PSIS-LOO prefers periods by about 70 elpd
+    assert periods["rating"].eq("own rating").all()  # PSIS-LOO prefers periods by about 80 elpd
     table = before["tables/goudet.csv"]
     assert sorted(table["period"].unique()) == list(range(1, n + 1))
     assert table.groupby("period")["valid_to"].first().iloc[-1] == ""  # the current period is open-ended
