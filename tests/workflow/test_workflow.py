@@ -136,8 +136,9 @@ def batches_of(project) -> dict[str, list[str]]:
                   project.dir / "data" / "raw", 1)
 
 
-BATCH_STAGES = ("clean", "prior_check", "fit", "summarise")
-WHOLE_RUN = {("publish", ""), ("changes", ""), ("report", ""), ("overview", ""), ("archive", ""), ("all", "")}
+BATCH_STAGES = ("clean", "periods", "prior_check", "fit", "summarise")
+WHOLE_RUN = {("publish", ""), ("changes", ""), ("report", ""), ("overview", ""), ("archive", ""), ("export", ""),
+             ("all", "")}
 
 
 def test_changed_raw_file_reruns_only_that_station(project):
@@ -160,11 +161,11 @@ def test_stages_are_rules_that_the_command_line_can_name(project, tmp_path):
     until = snakemake(fresh, "-n", "--until", "fit")
     assert until.returncode == 0, until.stderr[-3000:]
     fresh_batches = set(batches_of(fresh))
-    assert planned(until) == {(s, b) for s in ("clean", "prior_check", "fit") for b in fresh_batches}
+    assert planned(until) == {(s, b) for s in ("clean", "periods", "prior_check", "fit") for b in fresh_batches}
 
     forced = snakemake(project, "-n", "--forcerun", "fit")
     assert forced.returncode == 0, forced.stderr[-3000:]
-    assert planned(forced) == {(s, b) for s in BATCH_STAGES[2:] for b in batches} | WHOLE_RUN
+    assert planned(forced) == {(s, b) for s in ("fit", "summarise") for b in batches} | WHOLE_RUN
 
     def fit_jobs(*args):
         run = snakemake(project, "-n", "--cores", "4", "--forcerun", "fit", *args)
