@@ -160,6 +160,11 @@ def plot_periods(idata, views: list, table: pd.DataFrame, png_path, title: str =
     rx.plot([], [], color="C3", label="known shift")
     rx.plot([], [], color="C0", ls="--", label="detected shift (shaded: between these gaugings)")
     rx.legend(fontsize=7, loc="best")
+    import matplotlib.dates as mdates
+
+    locator = mdates.AutoDateLocator()
+    rx.xaxis.set_major_locator(locator)
+    rx.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     rx.set_ylabel("ln(Q gauged / Q of its period's curve)")
     rx.set_xlabel("date (UTC)")
     fig.suptitle(f"{title or idata.attrs.get('station')} — {idata.attrs.get('model_description', '')}", fontsize=10)
