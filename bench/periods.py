@@ -41,7 +41,7 @@ def main() -> None:
     from ratingflow.fit import period_round
     from ratingflow.model import ModelSettings, Priors
     from ratingflow.periods import PeriodSettings, station_periods
-    from ratingflow.sampler import BatchedNUTS, SamplerSettings
+    from ratingflow.sampler import SamplerSettings, driver_cache
     from ratingflow.synthetic import dated_station
 
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
@@ -61,18 +61,12 @@ def main() -> None:
         stations.append(StationData(st.station_id, st.stage, st.discharge, st.discharge_sd,
                                     period=period if period.max() > 0 else None))
     candidates = models.candidate_list()
-    drivers = {}
-
-    def driver_for(structure):
-        structure = structure or models.structure(candidates)
-        if structure not in drivers:
-            drivers[structure] = BatchedNUTS(structure, settings, priors)
-        return drivers[structure]
+    driver_for = driver_cache(models.structure(candidates), settings, priors)
 
     times = {}
     for attempt in ("cold", "warm"):
         start = time.perf_counter()
-        choices = fit_and_choose(driver_for(None), stations, candidates, 0, models.se_factor)
+        choices = fit_and_choose(driver_for(), stations, candidates, 0, models.se_factor)
         times[f"timeless_{attempt}"] = time.perf_counter() - start
         start = time.perf_counter()
         final = period_round(driver_for, stations, choices, 0, models.se_factor)

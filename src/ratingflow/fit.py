@@ -18,7 +18,7 @@ from .model import ModelSettings, Priors, Structure
 from .dates import period_of, to_utc_naive
 from .posterior import inference_data
 from .runtime import progress
-from .sampler import BatchedNUTS, SamplerSettings
+from .sampler import SamplerSettings, driver_cache
 
 
 #: the rating-period programs: a station with n periods is fitted by the smallest that holds them
@@ -33,7 +33,7 @@ def period_round(driver_for, items: list, choices: list, seed: int, se_factor: f
     periods sharing its shape and with independent periods, and the choice is made again over all of
     them (timeless first, then shared, then independent: the simplest within ``se_factor`` SE of the
     best). Fitting the periods only for the chosen segment count keeps the cost near that of the
-    timeless fit (docs/periods.md). ``driver_for(structure)`` gives a (cached) sampler driver."""
+    timeless fit (docs/periods.md). ``driver_for``: :func:`ratingflow.sampler.driver_cache`."""
     from .choice import Choice, candidate_table, compare
     from .model import Candidate
 
@@ -46,7 +46,7 @@ def period_round(driver_for, items: list, choices: list, seed: int, se_factor: f
     out = list(choices)
     for (size, k), members in sorted(groups.items()):
         candidates = [Candidate(f"seg{k}-{mode}") for mode in PERIOD_MODES]
-        base = driver_for(None)
+        base = driver_for()
         structure = Structure(k, 0, base.structure.varying_sigma, base.structure.transition, False, size)
         progress(f"{len(members)} station(s) with rating periods x {len(candidates)} candidate models "
                  f"(program of {size} periods, {k} segment(s)): sampling")
@@ -108,18 +108,11 @@ def run_batch(stations, clean_paths, prior_paths, out_paths, models_paths, seed:
         return
     start = time.perf_counter()
     candidates = models.candidate_list()
-    drivers: dict = {}
-
-    def driver_for(structure):
-        structure = structure or models.structure(candidates)
-        if structure not in drivers:
-            drivers[structure] = BatchedNUTS(structure, settings, priors)
-        return drivers[structure]
-
+    driver_for = driver_cache(models.structure(candidates), settings, priors)
     progress(f"{len(todo)} stations x {len(candidates)} candidate models: sampling")
-    stations = [item[0] for item in todo]
-    choices = fit_and_choose(driver_for(None), stations, candidates, seed, models.se_factor)
-    choices = period_round(driver_for, stations, choices, seed, models.se_factor)
+    station_data = [item[0] for item in todo]
+    choices = fit_and_choose(driver_for(), station_data, candidates, seed, models.se_factor)
+    choices = period_round(driver_for, station_data, choices, seed, models.se_factor)
     results = list(zip(todo, choices))
     buckets = sorted({bucket_size(item[0].n) for item in todo})
     progress(f"{len(todo)} stations (buckets {buckets}) sampled in {time.perf_counter() - start:.1f} s, including "

@@ -56,7 +56,7 @@ def run(stations: list[str], sheet_path, raw_dir, config: dict, every: int, seed
     from .model import ModelSettings, Priors
     from .dates import to_utc_naive
     from .periods import PeriodSettings, known_shifts, station_periods
-    from .sampler import BatchedNUTS, SamplerSettings
+    from .sampler import SamplerSettings, driver_cache
     from .sheet import load_sheet
 
     sheet = load_sheet(sheet_path, raw_dir)
@@ -81,17 +81,10 @@ def run(stations: list[str], sheet_path, raw_dir, config: dict, every: int, seed
             unseen = bool(((known_all["date"] > pd.Timestamp(t[c - 1])) & (known_all["date"] <= pd.Timestamp(t[c]))).any())
             jobs.append((sid, c, st, periods, clean.iloc[c], unseen))
     candidates = models.candidate_list()
-    drivers = {}
-
-    def driver_for(structure):
-        structure = structure or models.structure(candidates)
-        if structure not in drivers:
-            drivers[structure] = BatchedNUTS(structure, settings, priors)
-        return drivers[structure]
-
+    driver_for = driver_cache(models.structure(candidates), settings, priors)
     stations_data = [j[2] for j in jobs]
     start = time.perf_counter()
-    choices = fit_and_choose(driver_for(None), stations_data, candidates, seed, models.se_factor)
+    choices = fit_and_choose(driver_for(), stations_data, candidates, seed, models.se_factor)
     timeless = [c.chosen for c in choices]
     choices = period_round(driver_for, stations_data, choices, seed, models.se_factor)
     wall = time.perf_counter() - start

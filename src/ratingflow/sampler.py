@@ -181,6 +181,20 @@ class BatchedNUTS:
         return results
 
 
+def driver_cache(default: Structure, settings: SamplerSettings, priors: Priors):
+    """``driver_for(structure=None)``: one :class:`BatchedNUTS` per model structure (``None``: ``default``),
+    built when first asked for, so that a job traces each program once."""
+    drivers: dict = {}
+
+    def driver_for(structure: Structure | None = None) -> BatchedNUTS:
+        structure = structure or default
+        if structure not in drivers:
+            drivers[structure] = BatchedNUTS(structure, settings, priors)
+        return drivers[structure]
+
+    return driver_for
+
+
 def _stack(dicts: list[dict]) -> dict:
     """One array per key, stacked over the fits of a bucket."""
     return {k: jnp.asarray(np.stack([d[k] for d in dicts])) for k in dicts[0]}
