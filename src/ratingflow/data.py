@@ -138,14 +138,9 @@ class StationData:
         gap_mean, gap_sd = self.gap_prior(priors)
         lo, hi = self.break_ranges_rel(structure.n_breaks, candidate.n_segments)
         extra = {}
-        if structure.max_periods > 1:
-            timeless = candidate.mode == "" or self.period is None
+        if structure.max_periods > 1:  # a rating-period program (ratingflow.model.periods_model)
             floor, ref = self.period_frame(structure.max_periods)
-            if timeless:
-                floor, ref = np.zeros_like(floor), np.full_like(ref, self.stage_ref)
-            extra = {"period_floor": floor, "period_ref": ref,
-                     "n_periods": np.int32(1 if timeless else self.n_periods),
-                     "shared": np.float32(candidate.mode != "periods")}
+            extra = {"period_floor": floor, "period_ref": ref, "shared": np.float32(candidate.mode != "periods")}
         return {
             "stage_ref": np.float32(self.stage_ref),
             "span": np.float32(max(float(np.ptp(self.stage)), 1e-3)),

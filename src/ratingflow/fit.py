@@ -23,8 +23,6 @@ from .sampler import SamplerSettings, driver_cache
 
 #: the rating-period programs: a station with n periods is fitted by the smallest that holds them
 PERIOD_BUCKETS = (2, 4, 8, 16)
-#: the rating-period modes fitted after the timeless candidates (see :func:`period_round`)
-PERIOD_MODES = ("shared", "periods")
 
 
 def period_round(driver_for, items: list, choices: list, seed: int, se_factor: float) -> list:
@@ -35,7 +33,7 @@ def period_round(driver_for, items: list, choices: list, seed: int, se_factor: f
     best). Fitting the periods only for the chosen segment count keeps the cost near that of the
     timeless fit (docs/periods.md). ``driver_for``: :func:`ratingflow.sampler.driver_cache`."""
     from .choice import Choice, candidate_table, compare
-    from .model import Candidate
+    from .model import PERIOD_MODES, Candidate
 
     groups: dict[tuple, list[int]] = {}
     for i, (station, choice) in enumerate(zip(items, choices)):
@@ -45,7 +43,7 @@ def period_round(driver_for, items: list, choices: list, seed: int, se_factor: f
             groups.setdefault((size, k), []).append(i)
     out = list(choices)
     for (size, k), members in sorted(groups.items()):
-        candidates = [Candidate(f"seg{k}-{mode}") for mode in PERIOD_MODES]
+        candidates = [Candidate(f"seg{k}-{mode}") for mode in PERIOD_MODES if mode]
         base = driver_for()
         structure = Structure(k, 0, base.structure.varying_sigma, base.structure.transition, False, size)
         progress(f"{len(members)} station(s) with rating periods x {len(candidates)} candidate models "
@@ -58,18 +56,20 @@ def period_round(driver_for, items: list, choices: list, seed: int, se_factor: f
     return out
 
 
-def _read_station(station_id, clean_csv, periods_csv, extra) -> StationData:
+def _read_station(station_id, clean_csv, periods_csv, extra) -> tuple[StationData, dict]:
+    """The station's data, with each gauging's period when it has several, and what its InferenceData
+    records of them (see :func:`ratingflow.posterior.inference_data`)."""
     clean = pd.read_csv(clean_csv, dtype={"datetime": str}, keep_default_na=False)
-    period = None
-    if periods_csv is not None:
-        table = pd.read_csv(periods_csv, dtype=str, keep_default_na=False)
-        if len(table) > 1:
-            period = period_of(clean, table)
     station = StationData.from_clean(station_id, clean, extra.get("h0_range"), extra.get("break_ranges"))
-    if period is not None:
-        station = StationData(station.station_id, station.stage, station.discharge, station.discharge_sd,
-                              station.h0_range, station.break_ranges, period)
-    return station
+    table = pd.read_csv(periods_csv, dtype=str, keep_default_na=False) if periods_csv is not None else []
+    if len(table) < 2:
+        return station, {}
+    station = StationData(station.station_id, station.stage, station.discharge, station.discharge_sd,
+                          station.h0_range, station.break_ranges, period_of(clean, table))
+    shifts = pd.read_csv(periods_csv.replace(".periods.csv", ".shifts.csv"), dtype=str, keep_default_na=False)
+    applied = shifts[shifts["status"] == "applied"][["date", "source", "interval_start", "interval_end"]]
+    return station, {"validity": table, "times": to_utc_naive(clean["datetime"]).to_numpy(),
+                     "shifts": applied.to_dict("records")}
 
 
 def run_batch(stations, clean_paths, prior_paths, out_paths, models_paths, seed: int, settings: SamplerSettings,
@@ -93,16 +93,7 @@ def run_batch(stations, clean_paths, prior_paths, out_paths, models_paths, seed:
             progress(f"station {station_id}: skipped ({reason})")
             continue
         extra = (station_priors or [{}] * len(stations))[i] or {}
-        station = _read_station(station_id, clean_paths[i], periods_paths[i] if periods_paths else None, extra)
-        extras = {}
-        if station.period is not None:
-            extras["validity"] = pd.read_csv(periods_paths[i], dtype=str, keep_default_na=False)
-            clean = pd.read_csv(clean_paths[i], dtype={"datetime": str}, keep_default_na=False)
-            extras["times"] = to_utc_naive(clean["datetime"]).to_numpy()
-            shifts = pd.read_csv(periods_paths[i].replace(".periods.csv", ".shifts.csv"), dtype=str,
-                                 keep_default_na=False)
-            extras["shifts"] = shifts[shifts["status"] == "applied"][
-                ["date", "source", "interval_start", "interval_end"]].to_dict("records")
+        station, extras = _read_station(station_id, clean_paths[i], periods_paths[i] if periods_paths else None, extra)
         todo.append((station, prior, out_paths[i], models_paths[i], extras))
     if not todo:
         return

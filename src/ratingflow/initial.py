@@ -158,7 +158,7 @@ def _period_centre(station: StationData, candidate: Candidate, structure: Struct
     floor, ref = station.period_frame(n_p)
     gap = np.full(n_p, np.log(fit["gap"]))
     log_q_ref = np.full(n_p, fit["log_q_ref"])
-    if candidate.mode and station.period is not None:
+    if station.period is not None:
         for p in range(station.n_periods):
             part = station.period_station(p) if np.sum(station.period == p) >= 6 else None
             if part is None:

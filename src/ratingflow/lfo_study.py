@@ -104,7 +104,7 @@ def run(stations: list[str], sheet_path, raw_dir, config: dict, every: int, seed
 
 
 def report(table: pd.DataFrame, wall: float, argv: str, settings: dict) -> str:
-    from .periods_study import wilson
+    from .intervals import wilson
 
     def cell(part, column):
         k, n = int(part[column].sum()), len(part)

@@ -243,12 +243,17 @@ def rating_model(stage, discharge_sd_log, context, mask=None, discharge=None, pe
 
     log_curve = numpyro.deterministic("log_curve", log_a[0] + exponent_part(stage))
     spread = residual_sd(sigma, slope if structure.varying_sigma else None, stage, context)
+    _observe(log_curve, spread, discharge_sd_log, mask, discharge, stage.shape[-1])
+
+
+def _observe(log_curve, spread, discharge_sd_log, mask, discharge, n: int):
+    """The likelihood of ln Q: the curve, with the residual spread and each gauging's own uncertainty."""
     sd = jnp.sqrt(spread**2 + discharge_sd_log**2)
     log_q = None if discharge is None else jnp.log(discharge)
     likelihood = dist.Normal(log_curve, sd)
     if mask is not None:
         likelihood = likelihood.mask(mask)
-    with numpyro.plate("gauging", stage.shape[-1]):
+    with numpyro.plate("gauging", n):
         numpyro.sample("log_discharge", likelihood, obs=log_q)
 
 
@@ -260,8 +265,8 @@ def periods_model(stage, discharge_sd_log, context, mask, discharge, period, *, 
     gauged stage) and its own ``log_q_ref_p`` (ln Q at its median gauged stage ``ref_p``), with the
     priors of a timeless rating. The shape (exponents and breakpoints, in station stage) is shared by
     every period when ``context["shared"]`` is 1, and each period's own when it is 0 (independent
-    periods). ``context["n_periods"]`` periods are active; with 1 this is a timeless rating. The
-    sites of inactive periods (and the unshared shape rows) are sampled from their prior and unused.
+    periods). The sites of periods without gaugings (the program holds more than the station has) and
+    the unshared shape rows are sampled from their prior and unused.
     Segments share h0 within a period (``segment_offsets`` is not used here).
     """
     n_p, n_b = structure.max_periods, structure.n_breaks
@@ -304,13 +309,7 @@ def periods_model(stage, discharge_sd_log, context, mask, discharge, period, *, 
     log_curve = numpyro.deterministic("log_curve", log_a1[period] + exponent_part(stage, period))
     local = dict(context, stage_ref=context["period_ref"][period])
     spread = residual_sd(sigma, slope if structure.varying_sigma else None, stage, local)
-    sd = jnp.sqrt(spread**2 + discharge_sd_log**2)
-    log_q = None if discharge is None else jnp.log(discharge)
-    likelihood = dist.Normal(log_curve, sd)
-    if mask is not None:
-        likelihood = likelihood.mask(mask)
-    with numpyro.plate("gauging", stage.shape[-1]):
-        numpyro.sample("log_discharge", likelihood, obs=log_q)
+    _observe(log_curve, spread, discharge_sd_log, mask, discharge, stage.shape[-1])
 
 
 @dataclass(frozen=True)

@@ -233,7 +233,7 @@ def station_periods(station_id: str, clean: pd.DataFrame, known: pd.DataFrame, s
             shifts.append({"date": row["date"], "source": "known", "status": "ignored", "line": row["line"],
                            "detail": "the station has undated gaugings: one timeless rating"})
         period = np.zeros(len(clean), int)
-        return _period_table(station_id, times, period, [], clean), _shift_table(shifts), period
+        return _period_table(times, period, []), _shift_table(shifts), period
     order = np.argsort(times.to_numpy(), kind="stable")
     t = times.to_numpy()[order]
     station = StationData(station_id, clean["stage_m"].to_numpy(float)[order], clean["discharge_m3s"].to_numpy(float)[order],
@@ -272,7 +272,7 @@ def station_periods(station_id: str, clean: pd.DataFrame, known: pd.DataFrame, s
     period = np.empty(station.n, int)
     period[order] = sorted_period
     shifts = shifts + boundaries
-    return _period_table(station_id, times, period, boundaries, clean), _shift_table(shifts), period
+    return _period_table(times, period, boundaries), _shift_table(shifts), period
 
 
 def _join(*parts) -> str:
@@ -320,7 +320,7 @@ def _iso(value) -> str:
     return pd.Timestamp(value).isoformat()
 
 
-def _period_table(station_id, times: pd.Series, period: np.ndarray, boundaries: list, clean) -> pd.DataFrame:
+def _period_table(times: pd.Series, period: np.ndarray, boundaries: list) -> pd.DataFrame:
     rows = []
     n_periods = int(period.max()) + 1 if len(period) else 1
     for p in range(n_periods):

@@ -23,18 +23,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .intervals import wilson
 from .periods import PeriodSettings, station_periods
 from .synthetic import SHIFT_KINDS, dated_station
-
-
-def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval of a proportion."""
-    if n == 0:
-        return float("nan"), float("nan")
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return float(centre - half), float(centre + half)
 
 
 def simulate(n_stations: int, seed: int, settings: PeriodSettings) -> pd.DataFrame:

@@ -79,10 +79,10 @@ PERIOD_VARS = ("a", "b", "h0", "breakpoint", "gap", "log_q_ref", "log_a", "break
 
 
 def _period_posterior(result: FitResult) -> dict[str, np.ndarray]:
-    """The candidate's parameters from a rating-period program: a timeless candidate's as a timeless
-    fit's; otherwise each period's (leading ``period`` axis after chain and draw)."""
+    """The candidate's parameters from a rating-period program, each period's (leading ``period`` axis
+    after chain and draw)."""
     st, c, post, k = result.station, result.candidate, result.posterior, result.candidate.n_segments
-    n = st.n_periods if c.mode else 1
+    n = st.n_periods
     rows = np.zeros(n, int) if c.mode != "periods" else np.arange(n)
     out = {"sigma": post["sigma"], "gap": post["gap"][..., :n], "log_q_ref": post["log_q_ref"][..., :n],
            "b": post["b"][..., rows, :k], "log_a": post["log_a"][..., :n, :k]}
@@ -93,15 +93,13 @@ def _period_posterior(result: FitResult) -> dict[str, np.ndarray]:
         out["break_u"] = post["break_u"][..., rows, : k - 1]
     if "sigma_slope" in post:
         out["sigma_slope"] = post["sigma_slope"]
-    if not c.mode:  # one timeless rating: no period axis
-        out = {name: (v[:, :, 0] if name in PERIOD_VARS else v) for name, v in out.items()}
     return out
 
 
 def candidate_context(result: FitResult) -> dict[str, np.ndarray]:
     """The context a curve of this candidate needs (breakpoint ranges cut to its breakpoints)."""
     ctx = {key: v for key, v in result.context.items()
-           if key not in ("period_floor", "period_ref", "n_periods", "shared")}
+           if key not in ("period_floor", "period_ref", "shared")}
     k = result.candidate.n_segments - 1
     ctx["break_lo"], ctx["break_hi"] = ctx["break_lo"][:k], ctx["break_hi"][:k]
     return ctx

@@ -99,16 +99,15 @@ def _period_columns(diag: dict, shifts_csv) -> dict:
     return out
 
 
-def periods_table(specs: list[StationSpec], periods_csvs, diagnostics_jsons) -> pd.DataFrame:
+def periods_table(specs: list[StationSpec], periods_csvs, fitted_periods) -> pd.DataFrame:
     """results/periods.csv: every station's rating periods (from the periods stage), and whether the
-    chosen model gives each its own rating or fits one timeless rating through them."""
+    chosen model gives each its own rating (``fitted_periods``: the periods it fitted, per station) or
+    fits one timeless rating through them."""
     frames = []
-    for spec, periods_csv, diag_json in zip(specs, periods_csvs, diagnostics_jsons):
+    for spec, periods_csv, fitted in zip(specs, periods_csvs, fitted_periods):
         table = pd.read_csv(periods_csv, dtype=str, keep_default_na=False)
         if not len(table):
             continue
-        diag = load_json(diag_json)
-        fitted = len(diag.get("periods") or [])
         table.insert(0, "station_id", spec.station_id)
         table["rating"] = ("own rating" if fitted > 1 else
                            "one timeless rating (PSIS-LOO chose it over rating periods)" if len(table) > 1 else
@@ -156,7 +155,8 @@ def run(specs: list[StationSpec], inputs: dict[str, list[str]], out_csv, unassig
         models[["station_id", *[c for c in models.columns if c != "station_id"]]].to_csv(
             models_out, index=False, float_format="%.6g")
     if periods_out is not None:
-        periods_table(specs, inputs["periods"], inputs["diagnostics"]).to_csv(periods_out, index=False)
+        fitted = table["periods"].fillna(0).astype(int) if "periods" in table else [0] * len(table)
+        periods_table(specs, inputs["periods"], list(fitted)).to_csv(periods_out, index=False)
     not_ok = table[table["status"] != "ok"]
     print(f"{len(table)} stations, {len(not_ok)} not ok")
     for _, row in not_ok.iterrows():

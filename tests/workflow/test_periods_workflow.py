@@ -53,7 +53,9 @@ def test_known_shifts_give_periods_and_a_shift_after_the_last_gauging_is_reporte
     n = int((shifts["status"] == "applied").sum()) + 1
     periods = before["periods.csv"]
     assert periods["station_id"].eq("goudet").all() and len(periods) == n
-    assert periods["rating"].eq("own rating").all()  # PSIS-LOO prefers periods by about 80 elpd
+    # PSIS-LOO prefers periods by about 80 elpd with an SE of the difference near 12 (z about 6.5): the
+    # chance that another machine's draws choose the timeless curve is far below 1e-3
+    assert periods["rating"].eq("own rating").all()
     table = before["tables/goudet.csv"]
     assert sorted(table["period"].unique()) == list(range(1, n + 1))
     assert table.groupby("period")["valid_to"].first().iloc[-1] == ""  # the current period is open-ended

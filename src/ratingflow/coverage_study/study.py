@@ -23,6 +23,7 @@ from numpyro.diagnostics import hpdi
 
 from ..choice import fit_and_choose
 from ..data import StationData
+from ..intervals import wilson
 from ..keys import station_keys, station_seed
 from ..model import ModelSettings, Priors, residual_sd
 from ..posterior import candidate_context, candidate_posterior
@@ -34,16 +35,6 @@ STAGE_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)
 CURVE_PROBS = (0.5, 0.9, 0.95)
 #: stations fitted per driver call (bounds memory; stations are still grouped by shape bucket)
 CHUNK = 40
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95 % Wilson score interval of a binomial proportion k / n."""
-    if n == 0:
-        return float("nan"), float("nan")
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return float(centre - half), float(centre + half)
 
 
 class Fitter:
