@@ -7,9 +7,6 @@ preliminary fit) are flagged and kept.
 """
 from __future__ import annotations
 
-import csv
-import io
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,14 +17,10 @@ from .io import save_json
 from .plausibility import unit_flags
 from .robust import suspect_gaugings
 from .runtime import progress
+from .rawfile import MISSING, CleaningError, datetimes, fail, numbers, read_csv, read_excel, unique
 from .sheet import EXCEL_SUFFIXES, StationSpec
 from .units import discharge_to_m3s, stage_to_m, uncertainty_to_sd_m3s, usgs_quality_percent
 
-#: text read as "no value"
-MISSING = {"", "na", "n/a", "null", "none", "-"}
-#: USGS style "2020-05-21 14:13:41 [UTC-07:00]"
-_BRACKET_OFFSET = re.compile(r"\s*\[UTC([+-]\d{2}:?\d{2})\]\s*$")
-_HAS_OFFSET = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$")
 #: a station needs at least this many valid gaugings to be fitted
 MIN_GAUGINGS = 3
 #: gaugings dated before this are rejected (config earliest_gauging_date)
@@ -53,10 +46,6 @@ REASONS = {
 }
 
 
-class CleaningError(ValueError):
-    """A raw file cannot be read as the sheet says; the message names station, file, row and column."""
-
-
 @dataclass
 class CleanResult:
     clean: pd.DataFrame
@@ -64,112 +53,15 @@ class CleanResult:
     status: dict = field(default_factory=dict)
 
 
-def _fail(spec: StationSpec, path, message: str):
-    raise CleaningError(f"station {spec.station_id}, file {path}: {message}")
-
-
-#: day 0 of Excel's serial dates (1900 system, with its leap-year bug folded in)
-EXCEL_EPOCH = pd.Timestamp("1899-12-30")
-
-
-def _excel_text(value) -> str:
-    """A cell as the text a CSV export would hold ('' for an empty cell)."""
-    if value is None:
-        return ""
-    if hasattr(value, "isoformat"):
-        return value.isoformat(sep=" ") if hasattr(value, "hour") else value.isoformat()
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return str(value)
-
-
-def _read_excel(spec: StationSpec, path: Path) -> tuple[list[str], list[list[str]], list[int]]:
-    """Header, rows as text and their spreadsheet row numbers (the header's row is 1). Date cells become ISO
-    text; in the sheet's datetime column, numbers are Excel serial dates."""
-    import openpyxl
-
-    try:
-        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except Exception as err:  # openpyxl raises many kinds for a file that is not a workbook
-        _fail(spec, path, f"not a readable Excel workbook ({type(err).__name__}: {err})")
-    try:
-        if spec.worksheet and spec.worksheet not in book.sheetnames:
-            _fail(spec, path, f"no worksheet {spec.worksheet!r} (sheet column 'worksheet'); worksheets are "
-                              f"{', '.join(map(repr, book.sheetnames))}")
-        sheet = book[spec.worksheet] if spec.worksheet else book.worksheets[0]
-        cells = list(sheet.iter_rows(values_only=True))
-    finally:
-        book.close()
-    if not cells:
-        _fail(spec, path, "the worksheet is empty (no header)")
-    header = [_excel_text(h).strip() for h in cells[0]]
-    while header and header[-1] == "":
-        header.pop()
-    when = header.index(spec.datetime_column) if spec.datetime_column in header else None
-    rows, lines = [], []
-    for number, record in enumerate(cells[1:], start=2):
-        values = list(record[: len(header)]) + [None] * max(0, len(header) - len(record))
-        if any(v not in (None, "") for v in record[len(header):]):
-            _fail(spec, path, f"row {number}: values beyond the last named column")
-        if when is not None and isinstance(values[when], (int, float)) and not isinstance(values[when], bool):
-            values[when] = (EXCEL_EPOCH + pd.to_timedelta(float(values[when]), unit="D")).round("s").isoformat(sep=" ")
-        rows.append([_excel_text(v) for v in values])
-        lines.append(number)
-    while rows and not any(rows[-1]):  # a worksheet's used range often ends in empty rows
-        rows.pop(), lines.pop()
-    return header, rows, lines
-
-
-def _read_csv(spec: StationSpec, path: Path) -> tuple[list[str], list[list[str]], list[int]]:
-    """Header, rows as text and their line numbers in the file (the header is line 1)."""
-    data = path.read_bytes()
-    try:
-        data.decode(spec.encoding)
-    except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
-        line_start = data.rfind(b"\n", 0, err.start) + 1
-        field = data[line_start : err.start].count(spec.delimiter.encode())
-        header = data.split(b"\n", 1)[0].decode(spec.encoding, errors="replace").split(spec.delimiter)
-        column = f", column {header[field].strip()!r}" if field < len(header) else ""
-        _fail(spec, path, f"row {line}{column}: bytes that are not {spec.encoding} "
-                          f"({data[err.start:err.start + 4]!r}); set the sheet column 'encoding' (for example latin-1)")
-    except LookupError:
-        _fail(spec, path, f"unknown encoding {spec.encoding!r} (sheet column 'encoding')")
-    text = data.decode(spec.encoding)
-    if text.startswith("\ufeff"):
-        text = text[1:]  # byte-order mark
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=spec.delimiter)
-    try:
-        header = next(reader)
-    except StopIteration:
-        _fail(spec, path, "the file is empty (no header)")
-    except csv.Error as err:
-        _fail(spec, path, f"row 1: {err}")
-    header = [h.strip() for h in header]
-    rows, lines, previous = [], [], reader.line_num
-    try:
-        for record in reader:
-            lines.append(previous + 1)
-            previous = reader.line_num
-            if len(record) > len(header):
-                _fail(spec, path, f"row {lines[-1]}: wrong number of fields ({len(record)} where the header has "
-                                  f"{len(header)}); check the sheet's delimiter {spec.delimiter!r} and decimal mark "
-                                  f"{spec.decimal!r}, or quote the field")
-            rows.append(record + [""] * (len(header) - len(record)))
-    except csv.Error as err:
-        _fail(spec, path, f"row {previous + 1}: {err}")
-    return header, rows, lines
-
-
 def read_raw(spec: StationSpec, path: str | Path) -> pd.DataFrame:
     """The station's raw rows as text, with their line numbers in the file (CSV) or their row numbers in
     the worksheet (Excel)."""
     path = Path(path)
     if not path.exists():
-        _fail(spec, path, "file not found")
-    reader = _read_excel if path.suffix.lower() in EXCEL_SUFFIXES else _read_csv
+        fail(spec, path, "file not found")
+    reader = read_excel if path.suffix.lower() in EXCEL_SUFFIXES else read_csv
     header, rows, lines = reader(spec, path)
-    header = _unique(header)
+    header = unique(header)
     raw = pd.DataFrame(rows, columns=header, dtype=object).astype(str) if rows else pd.DataFrame(
         {h: pd.Series([], dtype=object) for h in header})
     needed = {
@@ -186,57 +78,12 @@ def read_raw(spec: StationSpec, path: str | Path) -> pd.DataFrame:
                 for sep in (";", "\t", ",", "|"):
                     if sep != spec.delimiter and sep in raw.columns[0]:
                         hint = f"; the header looks {sep!r}-delimited (sheet column 'delimiter')"
-            _fail(spec, path, f"row 1: no column {name!r} (sheet column {sheet_column}); "
+            fail(spec, path, f"row 1: no column {name!r} (sheet column {sheet_column}); "
                               f"columns are {', '.join(map(repr, raw.columns))}{hint}")
     raw.insert(0, "line", np.asarray(lines, dtype=np.int64))
     if spec.station_column:
         raw = raw[raw[spec.station_column].str.strip() == spec.code]
     return raw.reset_index(drop=True)
-
-
-def _unique(names: list[str]) -> list[str]:
-    seen: dict[str, int] = {}
-    out = []
-    for name in names:
-        seen[name] = seen.get(name, 0) + 1
-        out.append(name if seen[name] == 1 else f"{name}.{seen[name] - 1}")
-    return out
-
-
-def _numbers(text: pd.Series, decimal: str) -> tuple[np.ndarray, np.ndarray]:
-    """Parse numbers; returns values and a problem code per row ('' when fine)."""
-    s = text.str.strip()
-    missing = s.str.lower().isin(MISSING).to_numpy()
-    if decimal == ",":
-        s = s.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
-    values = pd.to_numeric(s, errors="coerce").to_numpy(float)
-    is_nan_text = s.str.lower().str.lstrip("+-").isin(["nan"]).to_numpy()
-    problem = np.full(len(s), "", dtype=object)
-    problem[np.isnan(values) & ~is_nan_text] = "unparseable_number"
-    problem[~np.isfinite(values) & (is_nan_text | ~np.isnan(values))] = "non_finite"
-    problem[missing] = "missing_value"
-    return values, problem
-
-
-def _datetimes(text: pd.Series, timezone: str, dayfirst: bool = False) -> tuple[pd.Series, np.ndarray]:
-    """ISO 8601 strings (UTC where an offset or zone is known, else naive) and problems."""
-    s = text.str.strip().str.replace(_BRACKET_OFFSET, r"\1", regex=True)
-    missing = s.str.lower().isin(MISSING).to_numpy()
-    out = pd.Series("", index=s.index, dtype=object)
-    problem = np.full(len(s), "", dtype=object)
-    aware = s.str.contains(_HAS_OFFSET).to_numpy() & ~missing
-    naive = ~aware & ~missing
-    if aware.any():
-        parsed = pd.to_datetime(s[aware], errors="coerce", utc=True, format="mixed", dayfirst=dayfirst)
-        out[aware] = parsed.map(lambda t: "" if pd.isna(t) else t.isoformat())
-        problem[np.flatnonzero(aware)[parsed.isna().to_numpy()]] = "unparseable_datetime"
-    if naive.any():
-        parsed = pd.to_datetime(s[naive], errors="coerce", format="mixed", dayfirst=dayfirst)
-        if timezone:
-            parsed = parsed.dt.tz_localize(timezone, ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
-        out[naive] = parsed.map(lambda t: "" if pd.isna(t) else t.isoformat())
-        problem[np.flatnonzero(naive)[parsed.isna().to_numpy()]] = "unparseable_datetime"
-    return out, problem
 
 
 def _window_bound(value: str, timezone: str) -> pd.Timestamp:
@@ -249,7 +96,7 @@ def _window_bound(value: str, timezone: str) -> pd.Timestamp:
 def _in_window(when: pd.Series, spec: StationSpec) -> np.ndarray:
     """True where the gauging lies inside the sheet's validity window (rows without a date: False).
 
-    ``when`` holds what :func:`_datetimes` wrote: UTC times ending in +00:00, naive times, or ''.
+    ``when`` holds what :func:`ratingflow.rawfile.datetimes` wrote: UTC times ending in +00:00, naive times, or ''.
     """
     when = pd.Series(when, dtype=object).reset_index(drop=True)
     aware = when.str.endswith("+00:00").to_numpy()
@@ -269,7 +116,7 @@ def _in_window(when: pd.Series, spec: StationSpec) -> np.ndarray:
 
 
 def _date_checks(when: pd.Series, earliest: str, now: pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
-    """(in the future, before ``earliest``) for the ISO strings :func:`_datetimes` wrote ('' where none).
+    """(in the future, before ``earliest``) for the ISO strings :func:`ratingflow.rawfile.datetimes` wrote ('' where none).
     A naive time counts as UTC; "future" allows one day, so that a local time late today is not refused."""
     when = pd.Series(when, dtype=object).reset_index(drop=True)
     parsed = pd.to_datetime(when.where(when != ""), utc=True, format="mixed")
@@ -311,10 +158,10 @@ def clean(spec: StationSpec, path: str | Path, default_uncertainty: dict, suspec
     flag(empty, "empty_row", "")
     live = ~empty
 
-    stage, problem = _numbers(raw[spec.stage_column], spec.decimal)
+    stage, problem = numbers(raw[spec.stage_column], spec.decimal)
     for code in ("missing_value", "unparseable_number", "non_finite"):
         flag(live & (problem == code), code, f"stage in column {spec.stage_column!r}")
-    discharge, problem = _numbers(raw[spec.discharge_column], spec.decimal)
+    discharge, problem = numbers(raw[spec.discharge_column], spec.decimal)
     for code in ("missing_value", "unparseable_number", "non_finite"):
         flag(live & (problem == code), code, f"discharge in column {spec.discharge_column!r}")
     # checked after conversion: a tiny positive number can underflow to 0 m3/s
@@ -333,14 +180,14 @@ def clean(spec: StationSpec, path: str | Path, default_uncertainty: dict, suspec
                  f"unknown quality code in column {spec.uncertainty_column!r}")
             uncertainty, from_file = pct, ~unknown & ~missing
         else:
-            values, problem = _numbers(column, spec.decimal)
+            values, problem = numbers(column, spec.decimal)
             bad = (problem == "unparseable_number") | (problem == "non_finite") | ((problem == "") & (values < 0))
             flag(live & bad, "invalid_uncertainty", f"column {spec.uncertainty_column!r}")
             uncertainty, from_file = values, problem == ""
 
     when = pd.Series([""] * n, dtype=object)
     if spec.datetime_column:
-        when, problem = _datetimes(raw[spec.datetime_column], spec.timezone, spec.dayfirst)
+        when, problem = datetimes(raw[spec.datetime_column], spec.timezone, spec.dayfirst)
         flag(live & (problem != ""), "unparseable_datetime", f"column {spec.datetime_column!r}")
         now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
         future, early = _date_checks(when, earliest, now)
