@@ -163,3 +163,42 @@ def datetimes(text: pd.Series, timezone: str, dayfirst: bool = False) -> tuple[p
         out[naive] = parsed.map(lambda t: "" if pd.isna(t) else t.isoformat())
         problem[np.flatnonzero(naive)[parsed.isna().to_numpy()]] = "unparseable_datetime"
     return out, problem
+
+
+def _parse(s: pd.Series, dayfirst: bool, utc: bool) -> pd.Series:
+    """Date-times, the format inferred from the first value and applied to all (fast on a long record); values
+    in another format are parsed one by one."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "could not infer format": then every value is parsed on its own
+        parsed = pd.to_datetime(s, errors="coerce", utc=utc, dayfirst=dayfirst)
+    retry = parsed.isna()
+    if retry.any():
+        parsed[retry] = pd.to_datetime(s[retry], errors="coerce", utc=utc, format="mixed", dayfirst=dayfirst)
+    return parsed
+
+
+def times(text: pd.Series, timezone: str, dayfirst: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Date-times as naive UTC ``datetime64[ns]`` (a time without offset is in ``timezone``, or taken as UTC
+    without one) and a problem code per row: ``missing_value``, ``unparseable_datetime``, or
+    ``ambiguous_local_time`` (a local time that a change of daylight-saving time repeats or skips)."""
+    s = text.str.strip().str.replace(_BRACKET_OFFSET, r"\1", regex=True)
+    missing = s.str.lower().isin(MISSING).to_numpy()
+    out = np.full(len(s), np.datetime64("NaT"), "datetime64[ns]")
+    problem = np.full(len(s), "", dtype=object)
+    problem[missing] = "missing_value"
+    aware = s.str.contains(_HAS_OFFSET).to_numpy() & ~missing
+    naive = ~aware & ~missing
+    if aware.any():
+        parsed = _parse(s[aware], dayfirst, True).dt.tz_convert(None)
+        out[aware] = parsed.to_numpy()
+    if naive.any():
+        parsed = _parse(s[naive], dayfirst, False)
+        out[naive] = parsed.to_numpy()
+        if timezone:
+            local = parsed.dt.tz_localize(timezone, ambiguous="NaT", nonexistent="NaT").dt.tz_convert(None)
+            problem[np.flatnonzero(naive)[local.isna().to_numpy() & parsed.notna().to_numpy()]] = "ambiguous_local_time"
+            out[naive] = local.to_numpy()
+    problem[~missing & np.isnat(out) & (problem == "")] = "unparseable_datetime"
+    return out, problem

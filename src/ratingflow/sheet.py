@@ -58,6 +58,21 @@ class StationSpec:
     shift_dates: str = ""  # known rating shifts, ';'-separated dates
     shifts_file: str = ""  # ... or a file of them (relative to raw_dir)
     shifts_column: str = ""  # its date column (default: the first)
+    # the station's continuous stage record (discharge stage); an empty format option takes the gaugings' value
+    stage_file: str = ""  # relative to raw_dir
+    stage_time_column: str = ""
+    stage_level_column: str = ""
+    stage_level_unit: str = ""  # m, cm or ft (default: stage_unit)
+    stage_timezone: str = ""  # IANA zone of times without an offset (default: timezone)
+    stage_delimiter: str = ""
+    stage_decimal: str = ""
+    stage_encoding: str = ""
+    stage_dayfirst: str = ""  # yes/no (default: dayfirst)
+    stage_datum_offset_m: float | None = None  # added after conversion to m (default: datum_offset_m)
+    # stage error, in stage_level_unit as 1 SD: independent at each step, and shared by the steps of one block
+    stage_nonsys_sd_column: str = ""
+    stage_sys_index_column: str = ""
+    stage_sys_sd_column: str = ""
     notes: str = ""
 
     @property
@@ -86,6 +101,24 @@ class StationSpec:
     def expected_breakpoints(self) -> list[float]:
         return [float(t) for t in _tokens(self.expected_breakpoints_m)]
 
+    def stage_record(self) -> "StationSpec | None":
+        """The stage record read like a gauging file: a copy of this row whose file, columns and format options
+        are the stage record's (empty options taken from the gaugings'); None without a stage_file."""
+        if not self.stage_file:
+            return None
+        from dataclasses import replace
+
+        return replace(
+            self, file=self.stage_file, datetime_column=self.stage_time_column, stage_column=self.stage_level_column,
+            stage_unit=self.stage_level_unit or self.stage_unit, timezone=self.stage_timezone or self.timezone,
+            delimiter=_DELIMITERS.get(self.stage_delimiter.lower(), self.stage_delimiter) if self.stage_delimiter
+            else self.delimiter,
+            decimal=self.stage_decimal or self.decimal, encoding=self.stage_encoding or self.encoding,
+            dayfirst=self.dayfirst if not self.stage_dayfirst else self.stage_dayfirst.lower() in ("yes", "true"),
+            datum_offset_m=self.datum_offset_m if self.stage_datum_offset_m is None else self.stage_datum_offset_m,
+            station_column="", worksheet="", uncertainty_column="", discharge_column="", exclude="",
+            valid_from="", valid_to="")
+
     def excluded_dates(self) -> set[str]:
         return {t for t in _tokens(self.exclude) if _DATE.match(t)}
 
@@ -95,7 +128,7 @@ def _tokens(text: str) -> list[str]:
 
 
 REQUIRED = ["station_id", "name", "file", "stage_column", "stage_unit", "discharge_column", "discharge_unit"]
-_FLOATS = {"datum_offset_m": 0.0, "h0_min_m": None, "h0_max_m": None}
+_FLOATS = {"datum_offset_m": 0.0, "h0_min_m": None, "h0_max_m": None, "stage_datum_offset_m": None}
 _DELIMITERS = {"": ",", "tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";"}
 
 
@@ -163,6 +196,34 @@ def _check_row(spec: StationSpec, where: str, raw_dir: Path) -> None:
             fail("shifts_file", f"{spec.shifts_file!r} points outside {raw_dir}")
     if spec.timezone and not _known_timezone(spec.timezone):
         fail("timezone", f"unknown time zone {spec.timezone!r}")
+    _check_stage_record(spec, fail, raw_dir)
+
+
+def _check_stage_record(spec: StationSpec, fail, raw_dir) -> None:
+    """The stage-record columns of a sheet row (see :meth:`StationSpec.stage_record`)."""
+    stage_columns = [f.name for f in fields(StationSpec) if f.name.startswith("stage_") and f.name not in
+                     ("stage_column", "stage_unit", "stage_file") and getattr(spec, f.name) not in ("", None)]
+    if not spec.stage_file:
+        if stage_columns:
+            fail(stage_columns[0], "a stage-record option without a stage_file")
+        return
+    target = os.path.normpath(os.path.join("raw_dir", spec.stage_file))
+    if os.path.isabs(spec.stage_file) or not target.startswith("raw_dir" + os.sep):
+        fail("stage_file", f"{spec.stage_file!r} points outside {raw_dir}")
+    for column in ("stage_time_column", "stage_level_column"):
+        if not getattr(spec, column):
+            fail(column, "a stage_file needs its time and stage columns")
+    if spec.stage_level_unit and spec.stage_level_unit not in STAGE_UNITS:
+        fail("stage_level_unit", f"unknown unit {spec.stage_level_unit!r}; known: {', '.join(STAGE_UNITS)}")
+    if spec.stage_timezone and not _known_timezone(spec.stage_timezone):
+        fail("stage_timezone", f"unknown time zone {spec.stage_timezone!r}")
+    if spec.stage_decimal not in ("", ".", ","):
+        fail("stage_decimal", f"{spec.stage_decimal!r}: the decimal mark is '.' or ','")
+    if bool(spec.stage_sys_index_column) != bool(spec.stage_sys_sd_column):
+        fail("stage_sys_sd_column", "stage_sys_index_column and stage_sys_sd_column go together")
+    record = spec.stage_record()
+    if record.decimal == record.delimiter:
+        fail("stage_decimal", "the stage record's decimal mark and delimiter are the same")
 
 
 @lru_cache(maxsize=None)
