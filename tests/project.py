@@ -16,8 +16,8 @@ def make_project(path: Path, stations: list[str], jax_cache: str, extra_rows: li
     (path / "config").mkdir(parents=True, exist_ok=True)
     sheet = pd.read_csv(ROOT / "config" / "stations.tsv", sep="\t", dtype=str, keep_default_na=False)
     sheet = sheet[sheet["station_id"].isin(stations)].reset_index(drop=True)
-    shift_files = [f for f in sheet.get("shifts_file", pd.Series(dtype=str)) if f]
-    for f in [*sheet["file"], *shift_files]:
+    extra_files = [f for column in ("shifts_file", "stage_file") for f in sheet.get(column, pd.Series(dtype=str)) if f]
+    for f in [*sheet["file"], *extra_files]:
         (path / "data" / "raw" / f).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / "data" / "raw" / f, path / "data" / "raw" / f)
     for row in extra_rows:

@@ -171,3 +171,71 @@ def plot_periods(idata, views: list, table: pd.DataFrame, png_path, title: str =
     fig.tight_layout()
     fig.savefig(png_path, dpi=90)
     plt.close(fig)
+
+
+#: points drawn per hydrograph line at most (a long record is thinned for the figure, never for the files)
+HYDROGRAPH_POINTS = 6000
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) index of each run of True."""
+    edges = np.diff(np.r_[0, mask.astype(np.int8), 0])
+    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1))
+
+
+def plot_hydrograph(table: pd.DataFrame, gaugings: pd.DataFrame | None, limits: pd.DataFrame, path, title: str) -> None:
+    """The discharge series with its 95 and 90 % bands, the gaugings on top (with their 95 % error bars) and the
+    stretches above the gauged range (orange), beyond the limit (red, no discharge) and without stage (grey);
+    below, the stage with each period's gauged range."""
+    import matplotlib.dates as mdates
+
+    from .dates import to_utc_naive
+
+    fig, (ax, sx) = plt.subplots(2, 1, figsize=(12, 6.5), sharex=True, gridspec_kw={"height_ratios": [2.2, 1]})
+    t = pd.to_datetime(table["time"].str.rstrip("Z"))
+    step = max(1, len(table) // HYDROGRAPH_POINTS)
+    thin = slice(None, None, step)
+    probs = sorted({c.split("_")[1] for c in table.columns if c.startswith("discharge_hpdi")}, key=lambda s: -int(s[4:]))
+    for label, alpha in zip(probs, (0.18, 0.32)):
+        lo, hi = table[f"discharge_{label}_lower_m3s"], table[f"discharge_{label}_upper_m3s"]
+        if step > 1:  # the envelope of each thinned bin, so that no peak is lost
+            groups = np.arange(len(table)) // step
+            lo, hi = lo.groupby(groups).min().to_numpy(), hi.groupby(groups).max().to_numpy()
+            tt = t.groupby(groups).first()
+        else:
+            tt = t
+        ax.fill_between(tt, lo, hi, color="tab:blue", alpha=alpha, lw=0, label=f"{label[4:]} % HPDI", step="mid")
+    ax.plot(t[thin], table["discharge_median_m3s"][thin], color="tab:blue", lw=0.8, label="median")
+    if gaugings is not None and len(gaugings) and "datetime" in gaugings:
+        when = to_utc_naive(gaugings["datetime"])
+        inside = when.notna() & (when >= t.min()) & (when <= t.max())
+        if inside.any():
+            g = gaugings[inside.to_numpy()]
+            ax.errorbar(when[inside], g["discharge_m3s"], yerr=2 * g["discharge_sd_m3s"], label="gaugings", **GAUGING_STYLE)
+    flags = table["flags"].fillna("")
+    for name, colour, label in (("above_gauged", "tab:orange", "above the gauged range"),
+                                ("beyond_limit", "tab:red", "beyond the limit: no discharge"),
+                                ("missing_stage", "0.6", "no stage")):
+        mask = flags.str.contains(name).to_numpy()
+        for k, (a, b) in enumerate(_runs(mask)):
+            for axis in (ax, sx):
+                axis.axvspan(t.iloc[a], t.iloc[b], color=colour, alpha=0.25, lw=0, label=label if k == 0 and axis is ax else None)
+    sx.plot(t[thin], table["stage_m"][thin], color="k", lw=0.7)
+    for row in limits.itertuples():
+        start = pd.Timestamp(row.valid_from) if row.valid_from else t.min()
+        end = pd.Timestamp(row.valid_to) if row.valid_to else t.max()
+        if end < t.min() or start > t.max():
+            continue
+        start, end = max(start, t.min()), min(end, t.max())
+        sx.fill_between([start, end], row.gauged_min_m, row.gauged_max_m, color="tab:green", alpha=0.15, lw=0,
+                        label="gauged range" if row.period == 1 else None)
+        sx.hlines(row.limit_m, start, end, color="tab:red", lw=0.8, ls="--", label="limit" if row.period == 1 else None)
+    ax.set_ylabel("discharge (m$^3$/s)")
+    sx.set_ylabel("stage (m)")
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="upper right", ncol=3)
+    sx.legend(fontsize=8, loc="upper right")
+    sx.xaxis.set_major_formatter(mdates.ConciseDateFormatter(sx.xaxis.get_major_locator()))
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

@@ -22,3 +22,8 @@ def station_keys(seed: int, station_id: str) -> dict[str, jax.Array]:
     """The station's keys, one per use in :data:`USES`."""
     key = jax.random.PRNGKey(station_seed(seed, station_id))
     return dict(zip(USES, jax.random.split(key, len(USES))))
+
+
+def discharge_key(seed: int, station_id: str) -> jax.Array:
+    """The key of a station's discharge series (kept apart from :data:`USES`, whose split it would change)."""
+    return jax.random.PRNGKey(station_seed(seed, f"{station_id}:discharge"))

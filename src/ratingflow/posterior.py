@@ -226,6 +226,13 @@ def period_view(idata, p: int):
     return view
 
 
+def period_views(idata: az.InferenceData) -> list:
+    """Each rating period of a fit as a timeless fit of its gaugings (:func:`ratingflow.posterior.period_view`);
+    a timeless fit is its own one period."""
+    n = int(idata.attrs.get("periods", 1))
+    return [period_view(idata, p) for p in range(n)] if n > 1 else [idata]
+
+
 def xr_empty():
     import xarray as xr
 

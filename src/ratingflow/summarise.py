@@ -27,14 +27,9 @@ from .history import keep_issued
 from .io import load_idata, save_json
 from .model import Priors
 from .plausibility import influential_gaugings, sigma_flag
-from .posterior import breakpoint_medians, convergence, model_of, parameter_summary, period_view, prob_label
+from .posterior import breakpoint_medians, convergence, model_of, parameter_summary, period_views, prob_label
 from .predict import flat_draws, predict, stage_grid
 from .runtime import progress
-
-
-
-
-
 
 
 def rating_table(idata: az.InferenceData, seed: int, step: float, below: float, above: float,
@@ -74,8 +69,6 @@ def rating_table(idata: az.InferenceData, seed: int, step: float, below: float, 
     return table
 
 
-
-
 def equations(idata: az.InferenceData) -> dict:
     """The chosen curve as readable equations: per segment a, b, its offset (stage of zero flow) and
     its stage range (posterior medians), in SI units. Hydrographers copy these into their reports."""
@@ -110,13 +103,6 @@ def equations(idata: az.InferenceData) -> dict:
     if gplm:
         note += "; beta(H), the exponent's variation with stage, is tabulated in the rating table"
     return {"segments": segments, "text": text, "note": note}
-
-
-def period_views(idata: az.InferenceData) -> list:
-    """Each rating period of a fit as a timeless fit of its gaugings (:func:`ratingflow.posterior.period_view`);
-    a timeless fit is its own one period."""
-    n = int(idata.attrs.get("periods", 1))
-    return [period_view(idata, p) for p in range(n)] if n > 1 else [idata]
 
 
 def period_tables(views: list, *args, **kwargs) -> pd.DataFrame:
@@ -162,10 +148,6 @@ def table_dataset(table: pd.DataFrame) -> xr.Dataset:
         "(plus residual spread and the station's typical gauging uncertainty)"
     )
     return ds
-
-
-
-
 
 
 def diagnostics(idata: az.InferenceData, thresholds: dict) -> dict:

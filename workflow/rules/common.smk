@@ -60,6 +60,12 @@ def get_shift_files(wildcards):
     return sorted(str(p) for p in paths if p.exists())
 
 
+def get_stage_files(wildcards):
+    """The batch's stage records (sheet column stage_file) that exist (a missing one is the station's status)."""
+    paths = {Path(config["raw_dir"]) / SHEET[s].stage_file for s in members(wildcards) if SHEET[s].stage_file}
+    return sorted(str(p) for p in paths if p.exists())
+
+
 def get_specs(wildcards):
     return [SHEET[s] for s in members(wildcards)]
 

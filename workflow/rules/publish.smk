@@ -1,4 +1,4 @@
-# every batch's files at the per-station paths README.md lists: results/{clean,periods,prior,fit,tables,diagnostics,plots}/
+# every batch's files at the per-station paths README.md lists: results/{clean,periods,prior,fit,tables,diagnostics,plots,discharge}/
 # One cheap local job for the whole run (a file already linked is left as it is), not one per batch:
 # a job costs Snakemake milliseconds to plan, which add up at 10 000 stations.
 localrules:
@@ -14,6 +14,7 @@ rule publish:
         all_batches(rules.summarise.output.tables),
         all_batches(rules.summarise.output.diagnostics),
         all_batches(rules.summarise.output.plots),
+        all_batches(rules.discharge.output[0]),
     output:
         "results/published.tsv",
     params:
