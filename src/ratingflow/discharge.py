@@ -332,6 +332,7 @@ def run(spec: StationSpec, raw_dir, fit_nc, clean_csv, folder, settings: dict, s
     base = {"station": station, "stage_file": spec.stage_file}
     if not spec.stage_file:
         save_json({**base, "status": "no stage record", "message": "no stage_file in the sheet"}, status_path)
+        progress(f"station {station}: no stage record (sheet column stage_file), no discharge series")
         return {}
     stage_path = Path(raw_dir) / spec.stage_file
     digest = _digest([stage_path, fit_nc], {**DEFAULTS, **settings}, seed)
@@ -347,10 +348,12 @@ def run(spec: StationSpec, raw_dir, fit_nc, clean_csv, folder, settings: dict, s
                        "message": f"the stage record has no rating to go through: the station was not fitted ({reason})"},
                       status_path)
             rejected.to_csv(paths["rejected"], index=False)
+            progress(f"station {station}: no discharge series, the station was not fitted ({reason})")
             return {}
         result = compute(spec, stage_path, idata, settings, seed, priors)
     except CleaningError as err:
         save_json({**base, "status": "error", "message": str(err), "inputs_digest": digest}, status_path)
+        progress(f"station {station}: no discharge series: {err}")
         return {}
     gaugings = pd.read_csv(clean_csv, dtype={"datetime": str}, keep_default_na=False) if clean_csv else None
     write(result, paths, station, title, gaugings)

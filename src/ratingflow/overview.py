@@ -17,7 +17,7 @@ import pandas as pd
 #: the overview's columns: (title, column of results/stations.csv)
 COLUMNS = [("station", "station_id"), ("name", "name"), ("status", "status"), ("flags", "flags"),
            ("model", "model"), ("equation", "equation"), ("gaugings", "gaugings_used"),
-           ("rating period", "period"), ("rating shifts", "shifts"),
+           ("rating period", "period"), ("rating shifts", "shifts"), ("discharge series", "discharge"),
            ("change since last run", "change_since_previous_run")]
 
 STYLE = """
@@ -31,7 +31,7 @@ td{border-top:1px solid #ddd;padding:.3em;vertical-align:top}
 tr.selected td{background:#eef5ff}
 .ok{color:#17612b;font-weight:600}.flagged{color:#a35a00;font-weight:600}
 .error,.insufficient{color:#b00020;font-weight:600}
-#panel{margin:1em 0}#panel img{max-width:100%;border:1px solid #ccc}
+#panel{margin:1em 0}#panel img{max-width:100%;border:1px solid #ccc;display:block;margin-bottom:.5em}
 .eq{font-family:monospace;font-size:.95em}
 """
 
@@ -47,6 +47,8 @@ document.querySelectorAll('#stations th').forEach((th,i)=>th.addEventListener('c
  rows.forEach(r=>body.appendChild(r));}));
 function show(row){rows.forEach(r=>r.classList.remove('selected'));row.classList.add('selected');
  const img=document.getElementById('figure');img.dataset.loaded='';img.src=row.dataset.plot;
+ const hy=document.getElementById('hydrograph');if(row.dataset.hydrograph){hy.src=row.dataset.hydrograph;hy.style.display='';}
+ else{hy.removeAttribute('src');hy.style.display='none';}
  document.getElementById('caption').textContent=row.dataset.title;}
 rows.forEach(r=>r.addEventListener('click',e=>{if(e.target.tagName!=='A')show(r);}));
 document.getElementById('figure').addEventListener('load',e=>{e.target.dataset.loaded='1';});
@@ -63,6 +65,20 @@ def _cell(title: str, value) -> str:
     return f"<td>{html.escape(text)}</td>"
 
 
+def _series_text(row: dict) -> str:
+    """The discharge-series cell: its span, gaps and out-of-range steps, or why there is none."""
+    state = str(row.get("discharge_status", "") or "")
+    if state in ("ok", "flagged"):
+        text = (f"{str(row['discharge_from'])[:10]} to {str(row['discharge_to'])[:10]}, {row['discharge_steps']} steps; "
+                f"{row['discharge_gaps']} gap(s)")
+        if int(row.get("steps_beyond_limit") or 0):
+            text += f"; {row['steps_beyond_limit']} beyond the limit (missing)"
+        if int(row.get("steps_above_gauged") or 0):
+            text += f"; {row['steps_above_gauged']} above the gauged range"
+        return text
+    return state
+
+
 def render(stations: pd.DataFrame, title: str = "ratingflow: rating curves", when: str = "") -> str:
     """The overview page for a stations table (``results/stations.csv``); links are relative to results/."""
     stations = stations.copy()
@@ -70,6 +86,7 @@ def render(stations: pd.DataFrame, title: str = "ratingflow: rating curves", whe
         stations["period"] = "one rating (no periods)"
     if "shifts" not in stations:
         stations["shifts"] = ""
+    stations["discharge"] = [_series_text(row) for row in stations.to_dict("records")]
     counts = stations["status"].value_counts()
     head = "".join(f"<th>{html.escape(t)}</th>" for t, _ in COLUMNS) + "<th>files</th>"
     body = []
@@ -77,8 +94,13 @@ def render(stations: pd.DataFrame, title: str = "ratingflow: rating curves", whe
         sid = html.escape(str(row["station_id"]))
         links = (f'<a href="plots/{sid}.png">figure</a> · <a href="tables/{sid}.csv">table</a> · '
                  f'<a href="diagnostics/{sid}.json">diagnostics</a> · <a href="fit/{sid}.models.csv">models</a>')
+        hydro = ""
+        if str(row.get("discharge_status", "")) in ("ok", "flagged"):
+            hydro = f' data-hydrograph="discharge/{sid}.png"'
+            links += (f' · <a href="discharge/{sid}.png">hydrograph</a> · <a href="discharge/{sid}.csv">discharge</a>'
+                      f' · <a href="discharge/{sid}.daily.csv">daily</a>')
         cells = "".join(_cell(t, row.get(c)) for t, c in COLUMNS)
-        body.append(f'<tr data-plot="plots/{sid}.png" data-title="{sid}: {html.escape(str(row.get("name", "")))}">'
+        body.append(f'<tr data-plot="plots/{sid}.png"{hydro} data-title="{sid}: {html.escape(str(row.get("name", "")))}">'
                     f"{cells}<td>{links}</td></tr>")
     summary = " ".join(f'<span class="{html.escape(s.split()[0])}">{html.escape(s)}: {n}</span>'
                        for s, n in counts.items())
@@ -92,7 +114,8 @@ or a generalized power law, chosen per station by PSIS-LOO; its equation is in t
 figure; click a column title to sort. The full table is <a href="stations.csv">stations.csv</a>, every candidate
 model <a href="models.csv">models.csv</a>, what changed <a href="changes.csv">changes.csv</a>.</p>
 <p class="counts">{summary}</p>
-<div id="panel"><div id="caption"></div><img id="figure" alt="rating figure of the selected station"></div>
+<div id="panel"><div id="caption"></div><img id="figure" alt="rating figure of the selected station">
+<img id="hydrograph" alt="discharge series of the selected station" style="display:none"></div>
 <input id="search" type="search" placeholder="search stations, flags, models…"> <span id="shown">{len(stations)}</span> shown
 <table id="stations"><thead><tr>{head}</tr></thead><tbody>
 {chr(10).join(body)}

@@ -8,7 +8,7 @@ from .io import load_json
 from .sheet import StationSpec
 
 #: the per-station files the report reads, by input name
-INPUTS = ("status", "prior", "diagnostics", "models", "periods_status", "periods", "shifts")
+INPUTS = ("status", "prior", "diagnostics", "models", "periods_status", "periods", "shifts", "discharge")
 
 
 class StrictModeError(RuntimeError):
@@ -16,7 +16,7 @@ class StrictModeError(RuntimeError):
 
 
 def station_row(spec: StationSpec, status_json, prior_json, diagnostics_json, models_csv, periods_json=None,
-                periods_csv=None, shifts_csv=None) -> dict:
+                periods_csv=None, shifts_csv=None, discharge_json=None) -> dict:
     status = load_json(status_json)
     periods_status = load_json(periods_json) if periods_json else {}
     if status.get("status") == station_status.OK and station_status.skip_reason(periods_status):
@@ -36,13 +36,15 @@ def station_row(spec: StationSpec, status_json, prior_json, diagnostics_json, mo
         "high_leverage_lines": "",
     }
     warnings = list(status.get("warnings", [])) + list(periods_status.get("warnings", []))
+    series, series_flags = discharge_columns(discharge_json)
+    row.update(series)
     reason = station_status.skip_reason(status)
     if reason:
-        row["flags"] = "; ".join([reason, *warnings])
+        row["flags"] = "; ".join([reason, *warnings, *series_flags])
         return row
     prior = load_json(prior_json)
     diag = load_json(diagnostics_json)
-    flags = [*warnings, *diag["failures"], *diag.get("plausibility", [])]
+    flags = [*warnings, *diag["failures"], *diag.get("plausibility", []), *series_flags]
     if not prior["passed"]:
         flags.append(
             f"prior check: {prior['share_inside']:.0%} of gaugings inside the prior predictive "
@@ -78,6 +80,30 @@ def station_row(spec: StationSpec, status_json, prior_json, diagnostics_json, mo
         **_period_columns(diag, shifts_csv),
     })
     return row
+
+
+def discharge_columns(discharge_json) -> tuple[dict, list[str]]:
+    """The station's discharge series (results/discharge/{station}.status.json) as report columns, and the flags it
+    raises: a record that could not be read, too many steps beyond the limit, rejected or unsorted stage rows."""
+    if not discharge_json:
+        return {}, []
+    d = load_json(discharge_json)
+    counts = d.get("flag_counts", {})
+    columns = {"discharge_status": d.get("status", ""), "discharge_steps": d.get("steps", 0),
+               "discharge_from": d.get("first", ""), "discharge_to": d.get("last", ""),
+               "stage_rows_raw": d.get("raw_rows", 0), "stage_rows_rejected": d.get("rejected_rows", 0),
+               "steps_above_gauged": counts.get("above_gauged", 0), "steps_below_gauged": counts.get("below_gauged", 0),
+               "steps_beyond_limit": counts.get("beyond_limit", 0), "discharge_gaps": d.get("gaps", 0),
+               "discharge_gap_hours": d.get("gap_hours", 0.0), "discharge_bands": d.get("bands", "")}
+    flags = []
+    if d.get("status") in ("error", "flagged"):
+        flags.append(f"discharge series: {d.get('message')}")
+    if d.get("rejected_rows"):
+        reasons = ", ".join(f"{k}: {v}" for k, v in d.get("rejected_by_reason", {}).items())
+        flags.append(f"{d['rejected_rows']} stage row(s) rejected ({reasons}; see discharge/{d['station']}.rejected.csv)")
+    if d.get("sorted"):
+        flags.append(f"stage record out of time order ({d['out_of_order_rows']} row(s)): sorted")
+    return columns, flags
 
 
 def _period_columns(diag: dict, shifts_csv) -> dict:

@@ -21,10 +21,23 @@ def test_every_station_is_a_row_with_its_links():
     assert "River &lt;at&gt; Bridge" in page and "<at>" not in page
     assert '<td class="flagged">flagged</td>' in page and '<td class="insufficient">insufficient data</td>' in page
     assert "ok: 2" in page and "one rating (no periods)" in page
-    assert page.count("<img") == 1  # only the selected station's figure is loaded
+    # only the selected station's figures are loaded (by the script): no image has a source in the page
+    assert page.count("<img") == 2 and "<img src" not in page and 'img id="figure" src' not in page
+    assert "hydrograph" not in page.split("<tbody>")[1].split("</tbody>")[0]  # no station here has a discharge series
+
+
+def test_a_station_with_a_discharge_series_links_its_hydrograph():
+    table = stations(4).assign(discharge_status=["ok", "flagged", "no stage record", "no rating"],
+                               discharge_from="2018-01-01T00:30:00Z", discharge_to="2022-06-01T23:45:00Z",
+                               discharge_steps=24545, discharge_gaps=[0, 17, 0, 0], steps_beyond_limit=[0, 766, 0, 0],
+                               steps_above_gauged=[0, 2957, 0, 0])
+    page = render(table)
+    assert page.count('data-hydrograph="discharge/') == 2 and 'href="discharge/s001.daily.csv"' in page
+    assert "2018-01-01 to 2022-06-01, 24545 steps; 17 gap(s); 766 beyond the limit (missing)" in page
+    assert "<td>no stage record</td>" in page
 
 
 def test_light_at_500_stations():
     page = render(stations(500))
     assert page.count('<tr data-plot="plots/') == 500
-    assert len(page.encode()) < 500_000 and page.count("<img") == 1
+    assert len(page.encode()) < 500_000 and page.count("<img") == 2

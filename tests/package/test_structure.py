@@ -7,7 +7,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "ratingflow"
 #: one module per stage of the workflow (workflow/rules/<stage>.smk calls ratingflow.<stage>)
-STAGES = {"clean", "prior_check", "fit", "summarise", "publish", "report", "changes", "overview", "periods", "export"}
+STAGES = {"clean", "prior_check", "fit", "summarise", "publish", "report", "changes", "overview", "periods", "export", "discharge"}
 
 
 def imports() -> dict[str, set[str]]:

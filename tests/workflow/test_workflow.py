@@ -31,11 +31,38 @@ class Project:
         self.root, self.dir = root, path
 
 
+def stage_lines(lo, hi, start, hours):
+    """An hourly stage record that swings between ``lo`` and ``hi`` (text lines)."""
+    import numpy as np
+
+    t = pd.date_range(start, periods=hours, freq="h")
+    h = lo + (hi - lo) * (0.5 + 0.5 * np.sin(np.arange(hours) / 30))
+    return [f"{a:%Y-%m-%d %H:%M},{b:.4f}\n" for a, b in zip(t, h)]
+
+
+def add_stage_records(path):
+    """A stage record for each of STATIONS, inside its gauged range, named in the project's sheet."""
+    sheet = pd.read_csv(path / "config" / "stations.tsv", sep="\t", dtype=str, keep_default_na=False)
+    for i, row in sheet.iterrows():
+        if row["station_id"] not in STATIONS:
+            continue
+        raw = pd.read_csv(path / "data" / "raw" / row["file"], sep=row["delimiter"] or ",")
+        stage = pd.to_numeric(raw[row["stage_column"]], errors="coerce").dropna()
+        name = f"stage/{row['station_id']}.csv"
+        (path / "data" / "raw" / "stage").mkdir(exist_ok=True)
+        (path / "data" / "raw" / name).write_text("time,level\n" + "".join(
+            stage_lines(stage.min(), stage.max(), "2021-01-01", 24 * 20)))
+        sheet.loc[i, ["stage_file", "stage_time_column", "stage_level_column", "stage_timezone"]] = [
+            name, "time", "level", "UTC"]
+    sheet.to_csv(path / "config" / "stations.tsv", sep="\t", index=False)
+
+
 @pytest.fixture(scope="module")
 def project(root, tmp_path_factory):
     path = make_project(tmp_path_factory.mktemp("project"), STATIONS, JAX_CACHE,
                         [{"station_id": sid, "file": name} for sid, name in BROKEN.items()])
     (path / "data" / "raw" / "too_few.csv").write_text("W,Q\n1.0,2.0\n1.2,-1\n1.4,5.0\n")
+    add_stage_records(path)
     run = snakemake(Project(root, path))
     assert run.returncode == 0, run.stderr[-5000:]
     return Project(root, path)
@@ -71,6 +98,16 @@ def test_every_output_exists_and_loads(project):
                 "model", "equation", "candidates_elpd"):
         assert stations.loc[STATIONS, col].notna().all(), col
     assert all(e.startswith("Q = ") for e in stations.loc[STATIONS, "equation"])
+    for sid in STATIONS:  # the discharge series (issue 15)
+        series = xr.open_dataset(out / "discharge" / f"{sid}.nc")
+        assert series.sizes["time"] == 480 and series.sizes["day"] == 20 and series.sizes["year"] == 1
+        assert (series["discharge_hpdi95_lower_m3s"] <= series["discharge_median_m3s"]).all()
+        assert (series["discharge_median_m3s"] <= series["discharge_hpdi95_upper_m3s"]).all()
+        width = {p: series[f"discharge_hpdi{p}_upper_m3s"] - series[f"discharge_hpdi{p}_lower_m3s"] for p in (90, 95)}
+        assert (width[90] <= width[95]).all()  # the narrowest 90 % interval is never wider than the 95 % one
+        assert (out / "discharge" / f"{sid}.png").stat().st_size > 10_000
+        assert stations.loc[sid, "discharge_status"] == "ok" and stations.loc[sid, "stage_rows_raw"] == 480
+    assert list(stations.loc[list(BROKEN), "discharge_status"]) == ["no stage record"] * 2
     models = pd.read_csv(out / "models.csv")
     assert set(models["station_id"]) == set(STATIONS)
     for sid in STATIONS:
@@ -136,7 +173,7 @@ def batches_of(project) -> dict[str, list[str]]:
                   project.dir / "data" / "raw", 1)
 
 
-BATCH_STAGES = ("clean", "periods", "prior_check", "fit", "summarise")
+BATCH_STAGES = ("clean", "periods", "prior_check", "fit", "summarise", "discharge")
 WHOLE_RUN = {("publish", ""), ("changes", ""), ("report", ""), ("overview", ""), ("archive", ""), ("export", ""),
              ("all", "")}
 
@@ -154,6 +191,26 @@ def test_changed_raw_file_reruns_only_that_station(project):
     assert planned(dry) == {(stage, krokfors_batch) for stage in BATCH_STAGES} | WHOLE_RUN
 
 
+def test_appended_stage_recomputes_that_stations_discharge_only(project):
+    """Issue 15, item 7: new stage appended to one station's record reruns its discharge job (and the cheap
+    whole-run jobs), not its fit nor any other station's series."""
+    (krokfors_batch,) = [b for b, members in batches_of(project).items() if members == ["krokfors"]]
+    out = project.dir / "results"
+    record = project.dir / "data" / "raw" / "stage" / "krokfors.csv"
+    fit_before = (out / "fit" / "krokfors.nc").stat().st_mtime_ns
+    other_before = (out / "discharge" / "provo_natural.nc").stat().st_mtime_ns
+    lo, hi = (float(x) for x in pd.read_csv(record)["level"].agg(["min", "max"]))
+    record.write_text(record.read_text() + "".join(stage_lines(lo, hi, "2021-01-21", 24)))
+    dry = snakemake(project, "-n")
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert planned(dry) == {("discharge", krokfors_batch)} | WHOLE_RUN
+    run = snakemake(project)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert xr.open_dataset(out / "discharge" / "krokfors.nc").sizes["time"] == 504
+    assert (out / "fit" / "krokfors.nc").stat().st_mtime_ns == fit_before
+    assert (out / "discharge" / "provo_natural.nc").stat().st_mtime_ns == other_before
+
+
 def test_stages_are_rules_that_the_command_line_can_name(project, tmp_path):
     """--until, --forcerun, --set-threads and --set-resources take a stage's name (one rule per stage)."""
     batches = set(batches_of(project))
@@ -165,7 +222,7 @@ def test_stages_are_rules_that_the_command_line_can_name(project, tmp_path):
 
     forced = snakemake(project, "-n", "--forcerun", "fit")
     assert forced.returncode == 0, forced.stderr[-3000:]
-    assert planned(forced) == {(s, b) for s in ("fit", "summarise") for b in batches} | WHOLE_RUN
+    assert planned(forced) == {(s, b) for s in ("fit", "summarise", "discharge") for b in batches} | WHOLE_RUN
 
     def fit_jobs(*args):
         run = snakemake(project, "-n", "--cores", "4", "--forcerun", "fit", *args)
@@ -220,7 +277,7 @@ def test_each_job_logs_a_timestamped_line_per_station(project):
     timestamped line per station to its log (tests/workflow/test_scheduled_run.py reads one mid-fit)."""
     import re
 
-    for stage in ("clean", "prior_check", "fit", "summarise"):
+    for stage in ("clean", "prior_check", "fit", "summarise", "discharge"):
         text = "\n".join(p.read_text() for p in (project.dir / "logs" / stage).glob("*.log"))
         for sid in STATIONS:
             assert re.search(rf"^\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\dZ station {sid}: ", text, re.M), (stage, sid)

@@ -38,6 +38,7 @@ rule report:
         periods_status=per_station("results/periods/{station}.status.json"),
         periods=per_station("results/periods/{station}.periods.csv"),
         shifts=per_station("results/periods/{station}.shifts.csv"),
+        discharge=per_station("results/discharge/{station}.status.json"),
     log:
         "logs/report.log",
     benchmark:
