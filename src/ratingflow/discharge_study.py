@@ -40,7 +40,7 @@ def true_stage(rng: np.random.Generator, truth, lo: float, hi: float, steps: int
     return truth.h0 + np.exp(l_lo + np.clip(level, 0.0, 1.05) * (l_hi - l_lo))
 
 
-def stations(n: int, seed: int):
+def stations(n: int, seed: int, two_control_share: float = 0.3):
     """(StationData, Truth, record) per station: gaugings and a recorded stage with its errors."""
     from . import synthetic
     from .data import StationData
@@ -48,7 +48,7 @@ def stations(n: int, seed: int):
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n):
-        truth = synthetic.draw_truth(rng, f"q{i:04d}")
+        truth = synthetic.draw_truth(rng, f"q{i:04d}", two_control_share)
         table = synthetic.gaugings(rng, truth, int(rng.integers(15, 81)))
         st = StationData(truth.station_id, table["stage"].to_numpy(), table["q"].to_numpy(), table["q_sigma"].to_numpy())
         h = true_stage(rng, truth, st.stage.min(), st.stage.max())
@@ -61,7 +61,7 @@ def stations(n: int, seed: int):
     return out
 
 
-def run(n: int, seed: int, config: dict, log=print) -> tuple[pd.DataFrame, dict]:
+def run(n: int, seed: int, config: dict, two_control_share: float = 0.3) -> tuple[pd.DataFrame, dict]:
     import arviz as az
     import jax
 
@@ -76,7 +76,7 @@ def run(n: int, seed: int, config: dict, log=print) -> tuple[pd.DataFrame, dict]
     priors = Priors.from_config(config.get("priors"))
     candidates = models.candidate_list()
     driver = BatchedNUTS(models.structure(candidates), SamplerSettings.from_config(config["sampler"]), priors)
-    data = stations(n, seed)
+    data = stations(n, seed, two_control_share)
     start = time.perf_counter()
     choices = fit_and_choose(driver, [d[0] for d in data], candidates, seed, models.se_factor, chunk=40)
     timing = {"fit_s": time.perf_counter() - start}
