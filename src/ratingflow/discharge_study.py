@@ -150,10 +150,19 @@ def main(argv=None) -> None:
     parser.add_argument("--stations", type=int, default=200)
     parser.add_argument("--config", default="config/config.yaml")
     parser.add_argument("--seed", type=int, default=15)
+    parser.add_argument("--candidates", nargs="+", help="default: the config's")
+    parser.add_argument("--chains", type=int, help="default: the config's")
+    parser.add_argument("--samples", type=int, help="warm-up and sampling iterations per chain (default: the config's)")
     parser.add_argument("--out")
     args = parser.parse_args(argv)
     configure_jax(threads=0, cache_dir=".cache/jax")
     config = yaml.safe_load(Path(args.config).read_text())
+    if args.candidates:
+        config["models"]["candidates"] = args.candidates
+    if args.chains:
+        config["sampler"]["num_chains"] = args.chains
+    if args.samples:
+        config["sampler"].update(num_warmup=args.samples, num_samples=args.samples)
     table, timing = run(args.stations, args.seed, config)
     text = report(table, timing, " ".join(sys.argv[1:] if argv is None else argv), config)
     print(text)
