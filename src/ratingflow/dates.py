@@ -18,10 +18,15 @@ def to_utc_naive(values) -> pd.Series:
     return out
 
 
+def period_index(times: np.ndarray, valid_from) -> np.ndarray:
+    """Period number (0-based) of each naive-UTC time, from every period's ``valid_from`` (the first's is unused:
+    the first period is open towards the past)."""
+    starts = [pd.Timestamp(v) for v in list(valid_from)[1:]]
+    if not starts:
+        return np.zeros(len(times), int)
+    return np.searchsorted(np.array(starts, dtype="datetime64[ns]"), times, side="right").astype(int)
+
+
 def period_of(clean: pd.DataFrame, periods: pd.DataFrame) -> np.ndarray:
     """Period number (0-based) of each clean gauging, from the periods table's ``valid_from`` dates."""
-    starts = [pd.Timestamp(v) for v in periods["valid_from"].iloc[1:]]
-    if not starts:
-        return np.zeros(len(clean), int)
-    t = to_utc_naive(clean["datetime"]).to_numpy()
-    return np.searchsorted(np.array(starts, dtype="datetime64[ns]"), t, side="right").astype(int)
+    return period_index(to_utc_naive(clean["datetime"]).to_numpy(), periods["valid_from"])

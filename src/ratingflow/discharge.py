@@ -29,6 +29,7 @@ import pandas as pd
 import xarray as xr
 
 from . import status as station_status
+from .dates import period_index
 from .hydrograph import discharge_series, windows
 from .io import load_idata, save_json
 from .keys import discharge_key
@@ -66,13 +67,6 @@ def thinned(posterior, draws: int) -> dict[str, np.ndarray]:
     total = len(flat["gap"])
     idx = np.unique(np.linspace(0, total - 1, min(draws, total)).round().astype(int))
     return {k: np.asarray(v[idx], np.float32) for k, v in flat.items()}
-
-
-def _period_index(time: np.ndarray, views: list) -> np.ndarray:
-    starts = [pd.Timestamp(v.attrs.get("valid_from")) for v in views[1:]]
-    if not starts:
-        return np.zeros(len(time), int)
-    return np.searchsorted(np.array(starts, dtype="datetime64[ns]"), time, side="right").astype(int)
 
 
 def ranges(views: list, factor: float) -> pd.DataFrame:
@@ -188,7 +182,7 @@ def compute(spec: StationSpec, stage_path, idata, settings: dict, seed: int, pri
     views = period_views(idata)
     time = record["time"].to_numpy()
     stage = record["stage_m"].to_numpy()
-    part = _period_index(time, views)
+    part = period_index(time, [v.attrs.get("valid_from", "") for v in views])
     limits = ranges(views, float(settings["max_depth_factor"]))
     flags = step_flags(stage, part, limits)
     valid = ~np.isnan(stage) & ~(flags & FLAGS["beyond_limit"]).astype(bool)

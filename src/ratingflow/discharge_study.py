@@ -64,6 +64,7 @@ def stations(n: int, seed: int, two_control_share: float = 0.3):
 def run(n: int, seed: int, config: dict, two_control_share: float = 0.3) -> tuple[pd.DataFrame, dict]:
     import arviz as az
     import jax
+    from numpyro.diagnostics import hpdi
 
     from .choice import fit_and_choose
     from .discharge import thinned
@@ -96,8 +97,6 @@ def run(n: int, seed: int, config: dict, two_control_share: float = 0.3) -> tupl
         q = record["true_q"]
         true_volume = sum(np.bincount(win.day[slot], win.weight[slot] * q, minlength=len(win.days)) for slot in range(3))
         volumes = s.daily_volume.sum(axis=1)
-        from numpyro.diagnostics import hpdi
-
         v_lo, v_hi = hpdi(volumes, 0.9)
         above = record["stage"] > st.stage.max()
         row = {"station": st.station_id, "controls": truth.controls, "model": choice.chosen, "gaugings": st.n,
