@@ -19,7 +19,6 @@ are linked from ``results/discharge/`` (``previous``).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from . import reuse
 from . import status as station_status
 from .dates import period_index
 from .hydrograph import discharge_series, windows
@@ -52,13 +52,6 @@ DEFAULTS = {"draws": 1000, "max_depth_factor": 1.5, "max_gap_hours": 24.0, "min_
 BEYOND_SHARE = 0.01
 #: the code of the series: a change here recomputes every station's series
 VERSION = "1"
-
-
-def _digest(paths, settings: dict, seed: int) -> str:
-    h = hashlib.sha256(json.dumps({"settings": settings, "seed": seed, "version": VERSION}, sort_keys=True).encode())
-    for path in paths:
-        h.update(Path(path).read_bytes() if path and Path(path).exists() else b"-")
-    return h.hexdigest()
 
 
 def thinned(posterior, draws: int) -> dict[str, np.ndarray]:
@@ -300,19 +293,9 @@ def _reuse(previous: Path | None, station: str, digest: str, paths: dict, status
     if old.get("inputs_digest") != digest or not all(p.exists() for p in sources.values()):
         return False
     for kind, source in sources.items():
-        _link(source, paths[kind])
+        reuse.link(source, paths[kind])
     save_json({**old, "reused": True}, status_path)
     return True
-
-
-def _link(source: Path, target) -> None:
-    Path(target).unlink(missing_ok=True)
-    try:
-        os.link(source, target)
-    except OSError:
-        import shutil
-
-        shutil.copy2(source, target)
 
 
 def run(spec: StationSpec, raw_dir, fit_nc, clean_csv, folder, settings: dict, seed: int, priors: Priors = Priors(),
@@ -329,7 +312,7 @@ def run(spec: StationSpec, raw_dir, fit_nc, clean_csv, folder, settings: dict, s
         progress(f"station {station}: no stage record (sheet column stage_file), no discharge series")
         return {}
     stage_path = Path(raw_dir) / spec.stage_file
-    digest = _digest([stage_path, fit_nc], {**DEFAULTS, **settings}, seed)
+    digest = reuse.digest([stage_path, fit_nc], {**DEFAULTS, **settings}, seed, VERSION)
     if _reuse(Path(previous) if previous else None, station, digest, paths, status_path):
         progress(f"station {station}: discharge series unchanged (stage record and rating as published), reused")
         return {}

@@ -7,10 +7,11 @@ choice :mod:`ratingflow.choice`; this module only reads, calls and writes.
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 
 import pandas as pd
 
-from . import status
+from . import reuse, status
 from .choice import fit_and_choose
 from .data import StationData, bucket_size
 from .io import load_idata, save_idata
@@ -20,6 +21,9 @@ from .posterior import inference_data
 from .runtime import progress
 from .sampler import SamplerSettings, driver_cache
 
+
+#: raised when the fit's outputs change for the same inputs (published fits are then not reused)
+VERSION = "2"
 
 #: the rating-period programs: a station with n periods is fitted by the smallest that holds them
 PERIOD_BUCKETS = (2, 4, 8, 16)
@@ -32,7 +36,7 @@ def period_round(driver_for, items: list, choices: list, seed: int, se_factor: f
     them (timeless first, then shared, then independent: the simplest within ``se_factor`` SE of the
     best). Fitting the periods only for the chosen segment count keeps the cost near that of the
     timeless fit (docs/periods.md). ``driver_for``: :func:`ratingflow.sampler.driver_cache`."""
-    from .choice import Choice, candidate_table, compare
+    from .choice import choose
     from .model import PERIOD_MODES, Candidate
 
     groups: dict[tuple, list[int]] = {}
@@ -50,9 +54,7 @@ def period_round(driver_for, items: list, choices: list, seed: int, se_factor: f
                  f"(program of {size} periods, {k} segment(s)): sampling")
         fits = driver_for(structure).fit([items[i] for i in members], candidates, seed)
         for i, extra in zip(members, fits):
-            merged = {**choices[i].fits, **extra}
-            chosen, table = compare({name: fit.log_likelihood for name, fit in merged.items()}, se_factor)
-            out[i] = Choice(chosen, candidate_table(merged, table), merged)
+            out[i] = choose({**choices[i].fits, **extra}, se_factor, choices[i].screened)
     return out
 
 
@@ -74,15 +76,27 @@ def _read_station(station_id, clean_csv, periods_csv, extra) -> tuple[StationDat
 
 def run_batch(stations, clean_paths, prior_paths, out_paths, models_paths, seed: int, settings: SamplerSettings,
               priors: Priors, models: ModelSettings, attrs: dict, station_priors=None, periods_paths=None,
-              periods_status_paths=None) -> None:
+              periods_status_paths=None, prior_json_paths=None, previous=None) -> None:
     """Fit, choose and write every station of a batch; a skipped station gets placeholders.
+
+    ``previous`` (``results/fit``): a station whose inputs (clean gaugings, prior verdict, periods, settings,
+    seed) are those of its published fit gets that fit linked, not refitted (:mod:`ratingflow.reuse`).
 
     A station with rating periods (``periods_paths``, from the periods stage) gets a second round in a
     rating-period program (:func:`period_round`); the others are fitted as before."""
     from .io import load_json
 
     todo = []
+    settings_key = {"sampler": asdict(settings), "priors": asdict(priors), "models": asdict(models), "attrs": attrs}
     for i, station_id in enumerate(stations):
+        extra = (station_priors or [{}] * len(stations))[i] or {}
+        inputs = [clean_paths[i], prior_json_paths[i] if prior_json_paths else prior_paths[i]]
+        if periods_paths:
+            inputs += [periods_paths[i], periods_paths[i].replace(".periods.csv", ".shifts.csv"), periods_status_paths[i]]
+        key = reuse.digest(inputs, {**settings_key, "station": extra}, seed, VERSION)
+        if reuse.reuse(previous, [out_paths[i], models_paths[i]], key):
+            progress(f"station {station_id}: inputs as published, fit reused")
+            continue
         prior = load_idata(prior_paths[i])
         reason = status.skipped(prior)
         if not reason and periods_status_paths is not None:
@@ -90,11 +104,11 @@ def run_batch(stations, clean_paths, prior_paths, out_paths, models_paths, seed:
         if reason:
             save_idata(status.empty_idata(station_id, reason), out_paths[i])
             pd.DataFrame(columns=["model"]).to_csv(models_paths[i], index=False)
+            reuse.record(out_paths[i], key)
             progress(f"station {station_id}: skipped ({reason})")
             continue
-        extra = (station_priors or [{}] * len(stations))[i] or {}
         station, extras = _read_station(station_id, clean_paths[i], periods_paths[i] if periods_paths else None, extra)
-        todo.append((station, prior, out_paths[i], models_paths[i], extras))
+        todo.append((station, prior, out_paths[i], models_paths[i], extras, key))
     if not todo:
         return
     start = time.perf_counter()
@@ -102,16 +116,17 @@ def run_batch(stations, clean_paths, prior_paths, out_paths, models_paths, seed:
     driver_for = driver_cache(models.structure(candidates), settings, priors)
     progress(f"{len(todo)} stations x {len(candidates)} candidate models: sampling")
     station_data = [item[0] for item in todo]
-    choices = fit_and_choose(driver_for(), station_data, candidates, seed, models.se_factor)
+    choices = fit_and_choose(driver_for, station_data, candidates, seed, models.se_factor, screen_z=models.screen)
     choices = period_round(driver_for, station_data, choices, seed, models.se_factor)
     results = list(zip(todo, choices))
     buckets = sorted({bucket_size(item[0].n) for item in todo})
     progress(f"{len(todo)} stations (buckets {buckets}) sampled in {time.perf_counter() - start:.1f} s, including "
              "trace and compile or cache load")
-    for (station, prior, out, models_csv, extras), choice in results:
+    for (station, prior, out, models_csv, extras, key), choice in results:
         choice.table.to_csv(models_csv, index=False, float_format="%.6g")
         progress(f"station {station.station_id}: chosen {choice.chosen}\n"
                  + choice.table.drop(columns=["description", "reason"]).to_string(index=False))
         idata = inference_data(choice.fit, prior, {"seed": int(seed), **attrs}, models, **extras)
         idata.attrs["model_choice"] = choice.table.loc[choice.table["chosen"], "reason"].iloc[0]
         save_idata(idata, out)
+        reuse.record(out, key)

@@ -43,15 +43,54 @@ def _break_grid(lo: float, hi: float, stage_rel: np.ndarray) -> np.ndarray:
     return mids
 
 
-def _design(x: np.ndarray, gap: float, breaks) -> np.ndarray:
+def design(x: np.ndarray, gap: float, breaks) -> np.ndarray:
     """Columns of the segmented power law, linear in (ln Q at x = -gap + 1, b_1, b_2 - b_1, ...)."""
     log_depth = np.log(x + gap)
     return np.stack([np.ones_like(x), log_depth] + [np.maximum(log_depth - np.log(bk + gap), 0.0) for bk in breaks],
                     axis=1)
 
 
+def _grid_search(x, y, weights, gaps, combos) -> dict | None:
+    """The weighted least-squares optimum over every (gap, breakpoints) of the grid: one batched solve
+    per gap over all breakpoint combinations. Combinations giving an exponent outside 0.2-8 are out."""
+    best = None
+    p = combos.shape[1] + 2
+    ridge = 1e-9 * np.eye(p)
+    for gap in gaps:
+        log_depth = np.log(x + gap)
+        hinges = np.maximum(log_depth[None, :, None] - np.log(combos + gap)[:, None, :], 0.0)
+        cols = np.concatenate([np.broadcast_to(np.stack([np.ones_like(x), log_depth], axis=1),
+                                                 (len(combos), len(x), 2)), hinges], axis=2)
+        wd = cols * weights[None, :, None]
+        try:
+            coef = np.linalg.solve(np.einsum("cni,cnj->cij", cols, wd) + ridge, np.einsum("cni,n->ci", wd, y)[..., None])[..., 0]
+        except np.linalg.LinAlgError:
+            continue
+        b = np.cumsum(coef[:, 1:], axis=1)
+        sse = np.einsum("n,cn->c", weights, (y[None, :] - np.einsum("cnj,cj->cn", cols, coef)) ** 2)
+        sse = np.where(np.all((b >= 0.2) & (b <= 8), axis=1) & np.isfinite(sse), sse, np.inf)
+        i = int(np.argmin(sse))
+        if np.isfinite(sse[i]) and (best is None or sse[i] < best["sse"]):
+            best = {"sse": float(sse[i]), "gap": gap, "breaks": combos[i].copy(), "coef": coef[i], "b": b[i]}
+    return best
+
+
+#: profile fits already computed in this process (the screen and the chains' start share them)
+_PROFILES: dict = {}
+
+
 def profile_fit(station: StationData, candidate: Candidate, structure: Structure) -> dict:
     """Best (gap, breakpoints, log_q_ref, exponents, sigma) of the segmented power law on a grid."""
+    key = (station.station_id, candidate.n_segments, structure.n_breaks, station.stage.tobytes(),
+           station.discharge.tobytes(), station.discharge_sd.tobytes(), station.h0_range, station.break_ranges)
+    if key not in _PROFILES:
+        if len(_PROFILES) > 4096:
+            _PROFILES.clear()
+        _PROFILES[key] = _profile_fit(station, candidate, structure)
+    return _PROFILES[key]
+
+
+def _profile_fit(station: StationData, candidate: Candidate, structure: Structure) -> dict:
     x, y = station.stage_rel, np.log(station.discharge)
     weights = 1.0 / (station.sd_log**2 + _MIN_SIGMA**2)
     n_breaks = candidate.n_segments - 1
@@ -64,21 +103,7 @@ def profile_fit(station: StationData, candidate: Candidate, structure: Structure
     else:
         combos = [c for c in np.array(np.meshgrid(*grids)).reshape(n_breaks, -1).T if np.all(np.diff(c) > 0)]
         combos = combos or [tuple(g[0] for g in grids)]
-    best = None
-    for gap in _gap_grid(station):
-        for breaks in combos:
-            design = _design(x, gap, breaks)
-            wd = design * weights[:, None]
-            try:
-                coef = np.linalg.solve(design.T @ wd + 1e-9 * np.eye(design.shape[1]), wd.T @ y)
-            except np.linalg.LinAlgError:
-                continue
-            b = np.cumsum(coef[1:])
-            if np.any(b < 0.2) or np.any(b > 8):
-                continue
-            sse = float(np.sum(weights * (y - design @ coef) ** 2))
-            if best is None or sse < best["sse"]:
-                best = {"sse": sse, "gap": gap, "breaks": np.array(breaks, float), "coef": coef, "b": b}
+    best = _grid_search(x, y, weights, _gap_grid(station), np.asarray(combos, float).reshape(len(combos), n_breaks))
     if best is None:  # no grid point with sensible exponents: a plain default start
         span = max(float(np.ptp(station.stage)), 0.05)
         best = {"gap": 0.2 * span, "breaks": np.quantile(x, np.linspace(0, 1, n_breaks + 2)[1:-1]),
@@ -86,14 +111,14 @@ def profile_fit(station: StationData, candidate: Candidate, structure: Structure
         log_depth = np.log(x + best["gap"])
         best["coef"] = np.r_[np.median(y) - 1.8 * np.median(log_depth), 1.8, np.zeros(n_breaks)]
     gap, breaks = best["gap"], best["breaks"]
-    resid = y - _design(x, gap, breaks) @ best["coef"]
+    resid = y - design(x, gap, breaks) @ best["coef"]
     return {
         "gap": float(gap),
         "breaks": breaks,
         "coef": best["coef"],
         "stage_offset": station.stage_offset,
         "b": best["b"],
-        "log_q_ref": float(np.dot(_design(np.array([station.stage_ref]), gap, breaks)[0], best["coef"])),
+        "log_q_ref": float(np.dot(design(np.array([station.stage_ref]), gap, breaks)[0], best["coef"])),
         # residual spread beyond the gaugings' own uncertainty
         "sigma": float(max(np.sqrt(max(np.mean(resid**2) - np.mean(station.sd_log**2), 0.0)), _MIN_SIGMA)),
     }
@@ -105,7 +130,7 @@ def residuals(stage: np.ndarray, discharge: np.ndarray, fit: dict) -> np.ndarray
     x = np.asarray(stage, float) - fit["stage_offset"]
     depth = x + fit["gap"]
     safe = np.where(depth > 0, x, 1e-9 - fit["gap"])
-    out = np.log(discharge) - _design(safe, fit["gap"], fit["breaks"]) @ fit["coef"]
+    out = np.log(discharge) - design(safe, fit["gap"], fit["breaks"]) @ fit["coef"]
     return np.where(depth > 0, out, np.inf)
 
 

@@ -388,6 +388,9 @@ class ModelSettings:
     varying_sigma: bool = False
     transition: float = 0.05
     segment_offsets: bool = False
+    #: a candidate after the first gets NUTS only when its profile leave-one-out gain exceeds this many
+    #: standard errors (ratingflow.screen); None: every candidate is fitted
+    screen: float | None = None
 
     @classmethod
     def from_config(cls, cfg: dict | None) -> "ModelSettings":

@@ -27,6 +27,10 @@ from .runtime import progress
 PRIOR_SITES = ("gap", "b", "log_q_ref", "sigma", "log_a")
 
 
+#: raised when the prior check's outputs change for the same inputs
+VERSION = "1"
+
+
 @partial(jax.jit, static_argnames=("num_samples", "structure", "priors"))
 def _prior_draws(key, stage, sd_log, context, mask, num_samples, structure, priors):
     predictive = Predictive(
@@ -117,8 +121,23 @@ def run(clean_csv, status_json, nc_path, json_path, png_path, station_id: str, s
 
 
 def run_batch(stations, inputs: dict, outputs: dict, seed: int, settings: dict, priors: Priors = Priors(),
-              models: ModelSettings = ModelSettings(), station_priors=None) -> None:
-    """Pipeline step for a batch of stations (one process, see :mod:`ratingflow.batches`)."""
+              models: ModelSettings = ModelSettings(), station_priors=None, previous=None) -> None:
+    """Pipeline step for a batch of stations (one process, see :mod:`ratingflow.batches`). ``previous``
+    (``results/prior``): a station whose clean gaugings and settings are those of its published check gets
+    that check linked (:mod:`ratingflow.reuse`)."""
+    from dataclasses import asdict
+
+    from . import reuse
+
     for i, station_id in enumerate(stations):
+        extra = None if station_priors is None else station_priors[i]
+        key = reuse.digest([inputs["clean"][i], inputs["status"][i]],
+                           {"settings": settings, "priors": asdict(priors), "models": asdict(models), "station": extra},
+                           seed, VERSION)
+        targets = [outputs["nc"][i], outputs["verdict"][i], outputs["plot"][i]]
+        if reuse.reuse(previous, targets, key):
+            progress(f"station {station_id}: clean gaugings as published, prior check reused")
+            continue
         run(inputs["clean"][i], inputs["status"][i], outputs["nc"][i], outputs["verdict"][i], outputs["plot"][i],
-            station_id, seed, settings, priors, models, None if station_priors is None else station_priors[i])
+            station_id, seed, settings, priors, models, extra)
+        reuse.record(targets[0], key)

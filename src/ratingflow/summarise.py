@@ -32,6 +32,10 @@ from .predict import flat_draws, predict, stage_grid
 from .runtime import progress
 
 
+#: raised when the summary's outputs change for the same inputs
+VERSION = "1"
+
+
 def rating_table(idata: az.InferenceData, seed: int, step: float, below: float, above: float,
                  probs=(0.9, 0.95), priors: Priors = Priors()) -> pd.DataFrame:
     """The station's rating table (SI units); see the module docstring."""
@@ -258,10 +262,27 @@ def run(fit_nc, table_csv, table_nc, diagnostics_json, png_path, seed: int, tabl
 
 
 def run_batch(fit_paths, outputs: dict, seed: int, table_cfg: dict, thresholds: dict,
-              priors: Priors = Priors(), titles=None, clean_paths=None, history=None) -> None:
+              priors: Priors = Priors(), titles=None, clean_paths=None, history=None, previous=None) -> None:
     """Pipeline step for a batch of stations (one process, see :mod:`ratingflow.batches`); ``outputs`` maps
-    table, nc, diagnostics and plot to per-station paths."""
+    table, nc, diagnostics and plot to per-station paths. ``previous`` maps the same keys to the published
+    folders: a station whose fit, gaugings, issued ratings and settings are unchanged gets its published
+    summary linked (:mod:`ratingflow.reuse`)."""
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from . import reuse
+
+    kinds = ("table", "nc", "diagnostics", "plot")
     for i, fit_nc in enumerate(fit_paths):
-        run(fit_nc, outputs["table"][i], outputs["nc"][i], outputs["diagnostics"][i], outputs["plot"][i], seed,
-            table_cfg, thresholds, priors, titles[i] if titles else "", clean_paths[i] if clean_paths else None,
-            history)
+        station = Path(fit_nc).stem
+        issued = sorted((Path(history) / station).glob("*/table.csv")) if history else []
+        key = reuse.digest([fit_nc, clean_paths[i] if clean_paths else None, *issued],
+                           {"table": table_cfg, "thresholds": thresholds, "priors": asdict(priors),
+                            "title": titles[i] if titles else ""}, seed, VERSION)
+        targets = [outputs[k][i] for k in kinds]
+        if reuse.reuse(previous and [previous[k] for k in kinds], targets, key):
+            progress(f"station {station}: fit as published, summary reused")
+            continue
+        run(fit_nc, *targets, seed, table_cfg, thresholds, priors, titles[i] if titles else "",
+            clean_paths[i] if clean_paths else None, history)
+        reuse.record(targets[0], key)

@@ -15,6 +15,7 @@ rule fit:
         station_priors=get_station_priors,
         config_hash=CONFIG_HASH,
         jax=jax_params(),
+        previous="results/fit",
     log:
         "logs/fit/{batch}.log",
     benchmark:

@@ -12,6 +12,7 @@ rule prior_check:
         models=config["models"],
         station_priors=get_station_priors,
         jax=jax_params(),
+        previous="results/prior",
     log:
         "logs/prior_check/{batch}.log",
     benchmark:

@@ -16,6 +16,7 @@ rule summarise:
         thresholds=config["diagnostics"],
         priors=config.get("priors", {}),
         history="results/history",
+        previous={"table": "tables", "nc": "tables", "diagnostics": "diagnostics", "plot": "plots"},
         jax=jax_params(),
     log:
         "logs/summarise/{batch}.log",

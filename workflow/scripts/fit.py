@@ -22,4 +22,6 @@ with logged(snakemake.log[0]):
         snakemake.params.station_priors,
         station_files(snakemake.input.periods, stations, ".periods.csv"),
         station_files(snakemake.input.periods, stations, ".status.json"),
+        station_files(snakemake.input.prior, stations, ".json"),
+        snakemake.params.previous,
     )

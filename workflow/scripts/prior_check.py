@@ -17,4 +17,5 @@ with logged(snakemake.log[0]):
         Priors.from_config(snakemake.params.priors),
         ModelSettings.from_config(snakemake.params.models),
         snakemake.params.station_priors,
+        snakemake.params.previous,
     )

@@ -19,4 +19,5 @@ with logged(snakemake.log[0]):
         snakemake.params.titles,
         station_files(snakemake.input.clean, stations, ".csv"),
         snakemake.params.history,
+        {kind: f"results/{folder}" for kind, folder in snakemake.params.previous.items()},
     )

@@ -1,0 +1,131 @@
+"""The candidate screen (ratingflow.screen), the starting metric of the chains and reuse of published outputs."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from ratingflow import reuse, synthetic
+from ratingflow.choice import choose
+from ratingflow.data import StationData
+from ratingflow.initial import design, profile_fit
+from ratingflow.model import Candidate, Structure
+from ratingflow.screen import candidates_to_fit, loo_pointwise, screen
+
+pytestmark = pytest.mark.package
+
+CANDIDATES = [Candidate("seg1"), Candidate("seg2"), Candidate("seg3")]
+STRUCTURE = Structure(3, transition=0.05)
+
+
+def _station(rng, i, truth, n=60):
+    return synthetic.station_data(truth, synthetic.gaugings(rng, truth, n))
+
+
+def test_leave_one_out_density_equals_refitting_without_the_gauging():
+    """The hat-matrix shortcut is exact for fixed gap and breakpoints: each gauging's density equals the one
+    from a weighted least-squares fit without it (deterministic algebra)."""
+    rng = np.random.default_rng(1)
+    truth = synthetic.draw_truth(rng, "s", two_control_share=0.0)
+    st = _station(rng, 0, truth, 25)
+    lpd = loo_pointwise(st, Candidate("seg2"), STRUCTURE)
+    fit = profile_fit(st, Candidate("seg2"), STRUCTURE)
+    x, y = st.stage_rel, np.log(st.discharge)
+    var = st.sd_log**2 + fit["sigma"] ** 2
+    X = design(x, fit["gap"], fit["breaks"])
+    for i in (0, 7, 24):
+        keep = np.arange(st.n) != i
+        w = 1 / var[keep]
+        coef = np.linalg.solve(X[keep].T @ (X[keep] * w[:, None]) + 1e-9 * np.eye(X.shape[1]), X[keep].T @ (w * y[keep]))
+        pred_var = var[i] + X[i] @ np.linalg.inv(X[keep].T @ (X[keep] * w[:, None])) @ X[i]
+        expected = -0.5 * (np.log(2 * np.pi * pred_var) + (y[i] - X[i] @ coef) ** 2 / pred_var)
+        assert lpd[i] == pytest.approx(expected, rel=1e-6, abs=1e-8)
+
+
+def test_screen_keeps_a_clear_break_and_rules_out_most_segmented_fits_of_one_control():
+    """Pooled over 30 stations of each kind, threshold z = 1. Two controls with a strong change of exponent
+    (2.6 -> 1.4 at mid-range, 60 gaugings, 3 % scatter): seg2 is kept at all of them; the profile gain is
+    then tens of SE, so a miss would need a wrong profile fit, not noise. One control: the optimistic gain
+    stays within 1 SE at about half the stations (50 % of 87 on the simulation, docs/screen.md); fewer than
+    5 rulings-out of 30 has probability P(Binomial(30, 0.45) <= 4) < 2e-4."""
+    rng = np.random.default_rng(20261202)
+    two = [_station(rng, i, synthetic.two_controls(f"t{i}", 5.0, 2.6, 0.0, 0.03, 1.5, 1.4)) for i in range(30)]
+    one = [_station(rng, i, synthetic.Truth(f"o{i}", 1, 5.0, 1.8, 0.0, 0.03)) for i in range(30)]
+    kept_two, tables = candidates_to_fit(two, CANDIDATES, STRUCTURE, 1.0)
+    assert all(Candidate("seg2") in kept for kept in kept_two)
+    assert all(t["fitted"].iloc[0] for t in tables)  # the first candidate is always fitted
+    kept_one, _ = candidates_to_fit(one, CANDIDATES, STRUCTURE, 1.0)
+    assert sum(Candidate("seg2") not in kept for kept in kept_one) >= 5
+    # no screen: every candidate, no table
+    every, none = candidates_to_fit(one[:2], CANDIDATES, STRUCTURE, None)
+    assert every == [CANDIDATES, CANDIDATES] and none == [None, None]
+
+
+def test_gplm_and_period_modes_are_always_fitted():
+    rng = np.random.default_rng(3)
+    st = _station(rng, 0, synthetic.Truth("o", 1, 5.0, 1.8, 0.0, 0.03))
+    table = screen(st, [Candidate("seg1"), Candidate("gplm"), Candidate("seg2")], STRUCTURE, 1e9)
+    assert table["fitted"].tolist() == [True, True, False]
+    assert table.loc[2, "screen"].startswith("screened out")
+
+
+class _Fit:
+    def __init__(self, ll):
+        self.log_likelihood = ll
+
+
+def test_choice_table_lists_screened_out_candidates(monkeypatch):
+    """A screened-out candidate is in the table, not fitted, never chosen, with the screen's reason."""
+    import ratingflow.choice as choice
+
+    monkeypatch.setattr(choice, "candidate_table", lambda fits, table: table)
+    rng = np.random.default_rng(0)
+    fits = {"seg1": _Fit(rng.normal(-1.0, 0.1, (2, 100, 20)))}
+    screened = pd.DataFrame({"model": ["seg1", "seg2", "seg3"], "fitted": [True, False, False],
+                             "screen_elpd": [-20.0, -19.5, -19.4], "screen_gain": [np.nan, 0.5, 0.1],
+                             "screen_se": [np.nan, 1.0, 1.0],
+                             "screen": ["first candidate: always fitted", "screened out: x", "screened out: y"]})
+    out = choose(fits, 2.0, screened)
+    assert out.chosen == "seg1"
+    assert out.table["model"].tolist() == ["seg1", "seg2", "seg3"]
+    assert out.table["fitted"].tolist() == [True, False, False]
+    assert out.table["chosen"].tolist() == [True, False, False]
+    assert out.table.loc[1, "reason"] == "screened out: x"
+    assert out.table.loc[1, "screen_gain"] == 0.5
+
+
+def test_laplace_metric_is_the_covariance_of_a_gaussian_potential():
+    """For a Gaussian potential the inverse Hessian is its covariance (deterministic)."""
+    import jax.numpy as jnp
+
+    from ratingflow.sampler import laplace_metric
+
+    cov = np.array([[4.0, 0.1], [0.1, 0.01]])
+    prec = jnp.asarray(np.linalg.inv(cov))
+
+    def potential(z):
+        v = jnp.stack([z["a"], z["b"]])
+        return 0.5 * v @ prec @ v
+
+    metric = laplace_metric(potential, {"a": jnp.float32(0.1), "b": jnp.float32(-0.2)})
+    np.testing.assert_allclose(np.asarray(metric), cov, rtol=1e-3, atol=1e-6)
+
+
+def test_reuse_links_only_when_the_digest_matches(tmp_path):
+    published, batch = tmp_path / "results", tmp_path / "batch"
+    published.mkdir(), batch.mkdir()
+    source = tmp_path / "in.csv"
+    source.write_text("a\n1\n")
+    key = reuse.digest([source], {"x": 1}, 7, "1")
+    (published / "s1.nc").write_text("fit")
+    (published / "s1.models.csv").write_text("models")
+    reuse.record(published / "s1.nc", key)
+    targets = [batch / "s1.nc", batch / "s1.models.csv"]
+    assert reuse.reuse(published, targets, key)
+    assert targets[1].read_text() == "models" and (batch / "s1.nc.inputs").read_text().strip() == key
+    source.write_text("a\n2\n")  # a new gauging: another digest, nothing linked
+    other = reuse.digest([source], {"x": 1}, 7, "1")
+    assert other != key and other != reuse.digest([source], {"x": 2}, 7, "1")
+    for t in targets:
+        t.unlink()
+    assert not reuse.reuse(published, targets, other)
+    assert not any(t.exists() for t in targets)
+    assert not reuse.reuse(None, targets, key)
