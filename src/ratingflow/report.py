@@ -55,8 +55,9 @@ def station_row(spec: StationSpec, status_json, prior_json, diagnostics_json, mo
         flags.append(f"sheet says {spec.controls} control(s); PSIS-LOO chose {model['description']}")
     flags.extend(breakpoint_disagreements(spec.expected_breakpoints(), diag["parameters"]))
     models = pd.read_csv(models_csv)
-    elpd = "; ".join(f"{r.model}: {r.elpd_loo:.1f} (SE {r.se:.1f}, diff {r.elpd_diff:.1f} +- {r.dse:.1f}, "
-                     f"weight {r.weight:.2f}, {r.n_pareto_k_high} with Pareto k > 0.7)" for r in models.itertuples())
+    elpd = "; ".join(f"{r.model}: {r.reason}" if not bool(getattr(r, "fitted", True)) else
+                     f"{r.model}: {r.elpd_loo:.1f} (SE {r.se:.1f}, diff {r.elpd_diff:.1f} +- {r.dse:.1f}, "
+                     f"weight {r.weight:.2f}, {int(r.n_pareto_k_high)} with Pareto k > 0.7)" for r in models.itertuples())
     if status["suspect_lines"]:
         flags.append(f"suspect gaugings at raw lines {row['suspect_lines']} (kept)")
     row["high_leverage_lines"] = " ".join(f"{g['line']} (k {g['pareto_k']:.2f})" for g in diag.get("influential", []))

@@ -5,6 +5,7 @@ Import this before anything that imports JAX: XLA reads its flags when JAX is fi
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 import traceback
@@ -35,7 +36,38 @@ def configure_jax(threads: int = 1, cache_dir: str | None = None, platform: str 
         jax.config.update("jax_compilation_cache_dir", str(cache_dir))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+        _count_cache_lookups()
     warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
+
+
+class _CacheCounter(logging.Handler):
+    """Counts JAX's persistent-cache lookups (its DEBUG records) of this process."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.hits = self.misses = 0
+
+    def emit(self, record):
+        text = record.getMessage()
+        self.hits += text.startswith("Persistent compilation cache hit")
+        self.misses += text.startswith("PERSISTENT COMPILATION CACHE MISS")
+
+
+_COUNTER = _CacheCounter()
+
+
+def _count_cache_lookups() -> None:
+    logger = logging.getLogger("jax._src.compiler")
+    logger.setLevel(logging.DEBUG)
+    if _COUNTER not in logger.handlers:
+        logger.addHandler(_COUNTER)
+    logger.propagate = False
+
+
+def cache_summary() -> str:
+    """Programs of this process loaded from the persistent cache (hits) and compiled (misses)."""
+    return (f"jax persistent compilation cache: {_COUNTER.hits} hit(s), {_COUNTER.misses} miss(es) "
+            "(programs compiled)")
 
 
 @contextlib.contextmanager
@@ -60,6 +92,9 @@ def logged(path: str | None):
                 except BaseException:
                     traceback.print_exc()
                     raise
+                finally:
+                    if _COUNTER.hits or _COUNTER.misses:
+                        progress(cache_summary())
         finally:
             sys.stdout.flush(), sys.stderr.flush()
             os.dup2(saved[0], 1), os.dup2(saved[1], 2)

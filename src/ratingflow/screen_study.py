@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-THRESHOLDS = (-1.0, -0.5, 0.0, 0.5, 1.0)
+THRESHOLDS = (0.0, 0.5, 1.0, 1.5, 2.0)
 
 
 def run(n: int, seed: int, config: dict, log=print) -> pd.DataFrame:

@@ -113,7 +113,9 @@ def test_every_output_exists_and_loads(project):
     for sid in STATIONS:
         rows = models[models["station_id"] == sid].set_index("model")
         assert rows["chosen"].sum() == 1 and rows.loc[rows["chosen"]].index[0] == stations.loc[sid, "model"]
-        assert rows["elpd_loo"].notna().all() and rows["se"].gt(0).all()
+        fitted = rows["fitted"].astype(bool) if "fitted" in rows else pd.Series(True, rows.index)
+        assert fitted.iloc[0] and rows.loc[fitted, "elpd_loo"].notna().all() and rows.loc[fitted, "se"].gt(0).all()
+        assert rows.loc[~fitted, "reason"].str.startswith("screened out").all()  # the screen (issue 16)
 
 
 def test_bad_stations_do_not_stop_the_others(project):
