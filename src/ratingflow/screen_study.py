@@ -12,6 +12,8 @@ often the choice differs from the full one.
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import time
 from pathlib import Path
 
@@ -100,7 +102,8 @@ def main(argv=None) -> int:
     n_two = int((rows[rows["z"] == np.inf]["controls"] == 2).sum())
     Path(args.out).write_text(
         "# Screening candidate models before NUTS\n\n"
-        f"`python -m ratingflow.screen_study --stations {args.stations} --seed {args.seed}` ({wall:.0f} s). "
+        f"`python -m ratingflow.screen_study --stations {args.stations} --seed {args.seed} --config {args.config}` "
+        f"({wall:.0f} s on {platform.node()}, {os.cpu_count()} CPUs, alongside other jobs). "
         f"{args.stations} synthetic stations ({n_two} with two controls), every candidate fitted with NUTS "
         f"(sampler {config['sampler']}), then chosen by PSIS-LOO among all candidates (no screen) and among those "
         "the screen keeps at each threshold, on the same fits. Per-station rows: "
