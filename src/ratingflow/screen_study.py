@@ -31,13 +31,7 @@ def run(n: int, seed: int, config: dict, log=print) -> pd.DataFrame:
     from .sampler import SamplerSettings, driver_cache
     from .screen import screen
 
-    rng = np.random.default_rng(seed)
-    stations, truths = [], []
-    for i in range(n):
-        truth = synthetic.draw_truth(rng, f"scr{i:04d}")
-        table = synthetic.gaugings(rng, truth, int(rng.integers(15, 201)))
-        stations.append(synthetic.station_data(truth, table))
-        truths.append(truth)
+    stations, truths = synthetic.simulated(np.random.default_rng(seed), n, "scr")
     models = ModelSettings.from_config(config["models"])
     candidates = models.candidate_list()
     driver_for = driver_cache(models.structure(candidates), SamplerSettings.from_config(config["sampler"]),

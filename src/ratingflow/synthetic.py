@@ -69,6 +69,16 @@ def station_data(truth: Truth, table: pd.DataFrame) -> StationData:
                        table["q_sigma"].to_numpy(float))
 
 
+def simulated(rng: np.random.Generator, n: int, prefix: str) -> tuple[list[StationData], list[Truth]]:
+    """``n`` stations of the studies: a truth each (:func:`draw_truth`) and 15-200 gaugings."""
+    stations, truths = [], []
+    for i in range(n):
+        truth = draw_truth(rng, f"{prefix}{i:04d}")
+        stations.append(station_data(truth, gaugings(rng, truth, int(rng.integers(15, 201)))))
+        truths.append(truth)
+    return stations, truths
+
+
 def draw_station(rng: np.random.Generator, station_id: str, n: int, two_control_share: float = 0.3):
     """(StationData, Truth): a truth from :func:`draw_truth` and n gaugings of it."""
     truth = draw_truth(rng, station_id, two_control_share)

@@ -82,13 +82,7 @@ def simulate(n: int, seed: int, fitter: Fitter, log=print) -> pd.DataFrame:
     from .. import synthetic
 
     rng = np.random.default_rng(seed)
-    stations, truths = [], []
-    for i in range(n):
-        truth = synthetic.draw_truth(rng, f"sim{i:04d}")
-        table = synthetic.gaugings(rng, truth, int(rng.integers(15, 201)))
-        stations.append(StationData(truth.station_id, table["stage"].to_numpy(), table["q"].to_numpy(),
-                                    table["q_sigma"].to_numpy()))
-        truths.append(truth)
+    stations, truths = synthetic.simulated(rng, n, "sim")
     start = time.perf_counter()
     fits = fitter.fit(stations, seed)
     log(f"simulation: {n} stations fitted in {time.perf_counter() - start:.0f} s")
