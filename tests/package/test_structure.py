@@ -63,4 +63,3 @@ def test_no_import_cycles():
 def test_pyflakes_is_clean():
     run = subprocess.run([sys.executable, "-m", "pyflakes", str(PACKAGE)], capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
-
