@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from functools import partial
+from pathlib import Path
 
 import arviz as az
 import jax
@@ -28,7 +29,9 @@ PRIOR_SITES = ("gap", "b", "log_q_ref", "sigma", "log_a")
 
 
 #: raised when the prior check's outputs change for the same inputs
-VERSION = "1"
+VERSION = "2"
+#: ``prior_check.figures``: draw the prior figure for every station, or only where the check did not pass
+FIGURES = ("flagged", "all")
 
 
 @partial(jax.jit, static_argnames=("num_samples", "structure", "priors"))
@@ -92,7 +95,9 @@ def write_prior_check(idata: az.InferenceData, verdict: dict, nc_path, json_path
 
 def run(clean_csv, status_json, nc_path, json_path, png_path, station_id: str, seed: int, settings: dict,
         priors: Priors = Priors(), models: ModelSettings = ModelSettings(), station_prior: dict | None = None) -> dict:
-    """Pipeline step: prior check of one station from its clean gaugings."""
+    """Pipeline step: prior check of one station from its clean gaugings. The prior figure (``png_path``)
+    is drawn where the check did not pass, or for every station with ``settings["figures"]`` "all"; a
+    station that passes has none (a stale one is removed)."""
     import pandas as pd
 
     reason = status.skip_reason(load_json(status_json))
@@ -109,6 +114,11 @@ def run(clean_csv, status_json, nc_path, json_path, png_path, station_id: str, s
         models,
     )
     write_prior_check(idata, verdict, nc_path, json_path)
+    progress(f"station {station_id}: " + json.dumps(verdict))
+    if verdict["passed"] and settings.get("figures", "flagged") != "all":
+        # a passed check needs no picture: the figure costs four times the check itself
+        Path(png_path).unlink(missing_ok=True)
+        return verdict
     grid = stage_grid(station.stage.min(), station.stage.max(), 0.01 * max(np.ptp(station.stage), 0.01), 0.1, 0.1)
     candidate = models.candidate_list()[0]
     structure = models.structure([candidate])
@@ -116,7 +126,6 @@ def run(clean_csv, status_json, nc_path, json_path, png_path, station_id: str, s
                         grid - station.stage_offset, station.context(candidate, structure, priors),
                         station.typical_sd_log, structure, priors)
     plot_prior(station, grid, curves, verdict, png_path)
-    progress(f"station {station_id}: " + json.dumps(verdict))
     return verdict
 
 
@@ -134,8 +143,8 @@ def run_batch(stations, inputs: dict, outputs: dict, seed: int, settings: dict, 
         key = reuse.digest([inputs["clean"][i], inputs["status"][i]],
                            {"settings": settings, "priors": asdict(priors), "models": asdict(models), "station": extra},
                            seed, VERSION)
-        targets = [outputs["nc"][i], outputs["verdict"][i], outputs["plot"][i]]
-        if reuse.reuse(previous, targets, key):
+        targets = [outputs["nc"][i], outputs["verdict"][i]]
+        if reuse.reuse(previous, targets, key, optional=[outputs["plot"][i]]):
             progress(f"station {station_id}: clean gaugings as published, prior check reused")
             continue
         run(inputs["clean"][i], inputs["status"][i], outputs["nc"][i], outputs["verdict"][i], outputs["plot"][i],

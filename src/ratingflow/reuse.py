@@ -36,11 +36,12 @@ def link(source, target) -> None:
         shutil.copy2(source, target)
 
 
-def reuse(previous, targets: list, key: str) -> bool:
+def reuse(previous, targets: list, key: str, optional: list = ()) -> bool:
     """Link a station's published files to ``targets`` when the digest recorded with them is ``key``.
 
     ``previous``: the folder of the published files (one for all targets, or one per target), None for
-    none. False, and nothing linked, when a file is missing or the digest differs."""
+    none. False, and nothing linked, when a file is missing or the digest differs. ``optional``: files a
+    station may not have (in the first folder); each is linked where it was published."""
     if not previous:
         return False
     folders = [previous] * len(targets) if isinstance(previous, (str, Path)) else previous
@@ -50,6 +51,11 @@ def reuse(previous, targets: list, key: str) -> bool:
             return False
     except OSError:
         return False
+    for target in optional:
+        source = Path(folders[0]) / Path(target).name
+        if source.exists():
+            sources.append(source)
+            targets = [*targets, target]
     for source, target in zip(sources, targets):
         link(source, target)
     record(targets[0], key)
