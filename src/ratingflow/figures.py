@@ -10,12 +10,28 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker as ticker  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from .data import StationData  # noqa: E402
 
 GAUGING_STYLE = dict(fmt="o", ms=3.5, color="k", ecolor="0.45", elinewidth=0.8, capsize=0, zorder=5)
+
+
+_FIGURES: dict = {}
+
+
+def _figure(kind: str, size):
+    """One empty figure per kind, reused from station to station: its canvas keeps the renderer, and with
+    it matplotlib's cache of text sizes (tick labels, titles), which a new figure would start empty."""
+    fig = _FIGURES.get(kind)
+    if fig is None:
+        fig = _FIGURES[kind] = Figure(figsize=size)  # not pyplot's: nothing else can close it
+        FigureCanvasAgg(fig)  # its own canvas, kept: a temporary one per savefig would drop the renderer
+    fig.clear()
+    return fig
 
 
 def _error_bars(station: StationData):
@@ -62,7 +78,8 @@ def plot_fit(station: StationData, table: pd.DataFrame, h0_median: float, residu
     curve_lo, curve_hi = (table[f"curve_hpdi{prob_label}_{b}_m3s"].to_numpy() for b in ("lower", "upper"))
     gaug_lo, gaug_hi = (table[f"gauging_hpdi{prob_label}_{b}_m3s"].to_numpy() for b in ("lower", "upper"))
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.8))
+    fig = _figure("fit", (15, 4.8))
+    axes = fig.subplots(1, 3)
     for ax, log in zip(axes[:2], (False, True)):
         y = stage - h0_median if log else stage
         keep = y > 0 if log else np.ones_like(y, bool)
@@ -81,6 +98,7 @@ def plot_fit(station: StationData, table: pd.DataFrame, h0_median: float, residu
             ax.set_yscale("log")
             ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
             ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+            ax.yaxis.set_minor_locator(ticker.LogLocator(subs=(2, 5)))
             ax.xaxis.set_minor_locator(ticker.LogLocator(subs=(2, 5)))
             ax.set_ylabel("stage above median h0 (m)")
             ax.set_title("log axes", fontsize=10)
@@ -102,7 +120,6 @@ def plot_fit(station: StationData, table: pd.DataFrame, h0_median: float, residu
     # fixed margins: tight_layout costs more than the rest of the figure
     fig.subplots_adjust(left=0.05, right=0.99, bottom=0.11, top=0.88, wspace=0.22)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def plot_rating(idata, table: pd.DataFrame, png_path, title: str = "") -> None:

@@ -8,9 +8,20 @@ ENGINE = "netcdf4"
 
 
 def load_idata(path):
+    """The InferenceData of a netCDF file, as ``az.from_netcdf`` reads it (every group loaded, the root's
+    attributes), with the file opened once for all groups: ``from_netcdf`` opens it again for each group,
+    which takes twice the time of a summarise station's whole read."""
     import arviz as az
+    import netCDF4
+    import xarray as xr
 
-    return az.from_netcdf(path, engine=ENGINE)
+    def read(group):
+        return xr.open_dataset(xr.backends.NetCDF4DataStore(group)).load()
+
+    with netCDF4.Dataset(path, mode="r") as nc:
+        groups = {name: read(group) for name, group in nc.groups.items()}
+        attrs = read(nc).attrs
+    return az.InferenceData(attrs=attrs, **groups)
 
 
 def save_idata(idata, path) -> None:
