@@ -16,7 +16,9 @@ def load_idata(path):
     import xarray as xr
 
     def read(group):
-        return xr.open_dataset(xr.backends.NetCDF4DataStore(group)).load()
+        data = xr.open_dataset(xr.backends.NetCDF4DataStore(group)).load()
+        data.set_close(None)  # in memory: nothing to close once the file is
+        return data
 
     with netCDF4.Dataset(path, mode="r") as nc:
         groups = {name: read(group) for name, group in nc.groups.items()}

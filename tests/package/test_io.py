@@ -1,0 +1,27 @@
+"""Reading InferenceData: the same groups and attributes as ArviZ's reader, and the result can be written again."""
+import arviz as az
+import numpy as np
+
+from ratingflow import status
+from ratingflow.io import load_idata, save_idata
+
+
+def test_load_idata_reads_what_arviz_reads_and_writes_it_back(tmp_path):
+    rng = np.random.default_rng(0)
+    idata = az.from_dict(posterior={"b": rng.normal(size=(2, 50, 3))},
+                         constant_data={"stage": np.linspace(0, 1, 7),
+                                        "gauging_time": np.arange("2020-01-01", "2020-01-08", dtype="datetime64[D]")},
+                         log_likelihood={"log_discharge": rng.normal(size=(2, 50, 7))},
+                         dims={"stage": ["gauging"], "gauging_time": ["gauging"], "log_discharge": ["gauging"]})
+    idata.attrs.update({"station": "s1", "model": "seg2"})
+    for k, source in enumerate((idata, status.empty_idata("s2", "insufficient data"))):
+        path = tmp_path / f"a{k}.nc"
+        save_idata(source, path)
+        ours, theirs = load_idata(path), az.from_netcdf(path, engine="netcdf4")
+        assert ours.groups() == theirs.groups() and ours.attrs == theirs.attrs
+        for group in ours.groups():
+            assert ours[group].identical(theirs[group]), group
+        save_idata(ours, tmp_path / f"b{k}.nc")  # the file is closed: writing must not touch it
+        again = load_idata(tmp_path / f"b{k}.nc")
+        for group in ours.groups():
+            assert again[group].identical(ours[group]), group
