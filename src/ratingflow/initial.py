@@ -50,25 +50,43 @@ def design(x: np.ndarray, gap: float, breaks) -> np.ndarray:
                     axis=1)
 
 
+def grid_fits(x, y, weights, gap: float, combos: np.ndarray, leverage: bool = False):
+    """Weighted least squares at one gap and every breakpoint combination (rows of ``combos``) at once:
+    ``(coef, residuals, exponents, sensible)``, plus the leverages with ``leverage`` (shapes (c, p), (c, n),
+    (c, k + 1), (c,)[, (c, n)]). A combination giving an exponent outside 0.2-8 is not ``sensible``.
+    None where the normal equations are singular."""
+    p = combos.shape[1] + 2
+    log_depth = np.log(x + gap)
+    hinges = np.maximum(log_depth[None, :, None] - np.log(combos + gap)[:, None, :], 0.0)
+    cols = np.concatenate([np.broadcast_to(np.stack([np.ones_like(x), log_depth], axis=1),
+                                             (len(combos), len(x), 2)), hinges], axis=2)
+    wd = cols * weights[None, :, None]
+    gram = np.einsum("cni,cnj->cij", cols, wd) + 1e-9 * np.eye(p)
+    try:
+        coef = np.linalg.solve(gram, np.einsum("cni,n->ci", wd, y)[..., None])[..., 0]
+        gram_inv = np.linalg.inv(gram) if leverage else None
+    except np.linalg.LinAlgError:
+        return None
+    resid = y[None, :] - np.einsum("cnj,cj->cn", cols, coef)
+    b = np.cumsum(coef[:, 1:], axis=1)
+    sensible = np.all((b >= 0.2) & (b <= 8), axis=1) & np.all(np.isfinite(resid), axis=1)
+    out = (coef, resid, b, sensible)
+    if leverage:
+        out += (np.clip(np.einsum("cni,cij,cnj->cn", cols, gram_inv, cols) * weights, 0.0, 1.0 - 1e-6),)
+    return out
+
+
 def _grid_search(x, y, weights, gaps, combos) -> dict | None:
     """The weighted least-squares optimum over every (gap, breakpoints) of the grid: one batched solve
     per gap over all breakpoint combinations. Combinations giving an exponent outside 0.2-8 are out."""
     best = None
-    p = combos.shape[1] + 2
-    ridge = 1e-9 * np.eye(p)
     for gap in gaps:
-        log_depth = np.log(x + gap)
-        hinges = np.maximum(log_depth[None, :, None] - np.log(combos + gap)[:, None, :], 0.0)
-        cols = np.concatenate([np.broadcast_to(np.stack([np.ones_like(x), log_depth], axis=1),
-                                                 (len(combos), len(x), 2)), hinges], axis=2)
-        wd = cols * weights[None, :, None]
-        try:
-            coef = np.linalg.solve(np.einsum("cni,cnj->cij", cols, wd) + ridge, np.einsum("cni,n->ci", wd, y)[..., None])[..., 0]
-        except np.linalg.LinAlgError:
+        fits = grid_fits(x, y, weights, gap, combos)
+        if fits is None:
             continue
-        b = np.cumsum(coef[:, 1:], axis=1)
-        sse = np.einsum("n,cn->c", weights, (y[None, :] - np.einsum("cnj,cj->cn", cols, coef)) ** 2)
-        sse = np.where(np.all((b >= 0.2) & (b <= 8), axis=1) & np.isfinite(sse), sse, np.inf)
+        coef, resid, b, sensible = fits
+        sse = np.einsum("n,cn->c", weights, resid**2)
+        sse = np.where(sensible & np.isfinite(sse), sse, np.inf)
         i = int(np.argmin(sse))
         if np.isfinite(sse[i]) and (best is None or sse[i] < best["sse"]):
             best = {"sse": float(sse[i]), "gap": gap, "breaks": combos[i].copy(), "coef": coef[i], "b": b[i]}
@@ -90,9 +108,9 @@ def profile_fit(station: StationData, candidate: Candidate, structure: Structure
     return _PROFILES[key]
 
 
-def _profile_fit(station: StationData, candidate: Candidate, structure: Structure) -> dict:
-    x, y = station.stage_rel, np.log(station.discharge)
-    weights = 1.0 / (station.sd_log**2 + _MIN_SIGMA**2)
+def profile_grid(station: StationData, candidate: Candidate, structure: Structure) -> tuple[np.ndarray, np.ndarray]:
+    """The grid of the profile fit: gaps (g,) and breakpoint combinations (c, segments - 1), ordered."""
+    x = station.stage_rel
     n_breaks = candidate.n_segments - 1
     lo, hi = station.break_ranges_rel(max(structure.n_breaks, 1), candidate.n_segments)
     grids = [_break_grid(lo[k], hi[k], x) for k in range(n_breaks)]
@@ -103,7 +121,14 @@ def _profile_fit(station: StationData, candidate: Candidate, structure: Structur
     else:
         combos = [c for c in np.array(np.meshgrid(*grids)).reshape(n_breaks, -1).T if np.all(np.diff(c) > 0)]
         combos = combos or [tuple(g[0] for g in grids)]
-    best = _grid_search(x, y, weights, _gap_grid(station), np.asarray(combos, float).reshape(len(combos), n_breaks))
+    return _gap_grid(station), np.asarray(combos, float).reshape(len(combos), n_breaks)
+
+
+def _profile_fit(station: StationData, candidate: Candidate, structure: Structure) -> dict:
+    x, y = station.stage_rel, np.log(station.discharge)
+    weights = 1.0 / (station.sd_log**2 + _MIN_SIGMA**2)
+    n_breaks = candidate.n_segments - 1
+    best = _grid_search(x, y, weights, *profile_grid(station, candidate, structure))
     if best is None:  # no grid point with sensible exponents: a plain default start
         span = max(float(np.ptp(station.stage)), 0.05)
         best = {"gap": 0.2 * span, "breaks": np.quantile(x, np.linspace(0, 1, n_breaks + 2)[1:-1]),

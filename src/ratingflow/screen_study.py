@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 
 THRESHOLDS = (0.0, 0.5, 1.0, 1.5, 2.0)
+#: the screen's leave-one-out density: the grid search left out with the gauging (the screen's), or not
+METHODS = {"reselect": True, "at optimum": False}
 
 
 def run(n: int, seed: int, config: dict, log=print) -> pd.DataFrame:
@@ -41,19 +43,26 @@ def run(n: int, seed: int, config: dict, log=print) -> pd.DataFrame:
     log(f"{n} stations x {len(candidates)} candidates fitted in {time.perf_counter() - start:.0f} s")
     rows = []
     for st, truth, choice in zip(stations, truths, full):
-        table = screen(st, candidates, driver_for().structure, -np.inf)
         base = {"station": st.station_id, "controls": truth.controls, "n": st.n}
-        rows.append({**base, "z": np.inf, "chosen": choice.chosen, "segmented_fits": len(candidates) - 1})
-        for z in THRESHOLDS:
-            keep = [c.name for c in candidates if screen_keeps(table, c.name, z)]
-            picked = choose({name: choice.fits[name] for name in keep}, models.se_factor).chosen
-            rows.append({**base, "z": z, "chosen": picked, "segmented_fits": len(keep) - 1})
-        for c in candidates[1:]:
-            row = table.set_index("model").loc[c.name]
-            rows[-1 - len(THRESHOLDS)][f"{c.name}_gain_se"] = row["screen_gain"] / max(row["screen_se"], 1e-9)
+        full_row = {**base, "method": "", "z": np.inf, "chosen": choice.chosen, "segmented_fits": len(candidates) - 1}
+        rows.append(full_row)
+        for method, reselect in METHODS.items():
+            table = screen(st, candidates, driver_for().structure, -np.inf, reselect)
+            for z in THRESHOLDS:
+                keep = [c.name for c in candidates if screen_keeps(table, c.name, z)]
+                picked = choose({name: choice.fits[name] for name in keep}, models.se_factor).chosen
+                rows.append({**base, "method": method, "z": z, "chosen": picked, "segmented_fits": len(keep) - 1})
+            for c in candidates[1:]:
+                row = table.set_index("model").loc[c.name]
+                full_row[gain_column(c.name, method)] = row["screen_gain"] / max(row["screen_se"], 1e-9)
     out = pd.DataFrame(rows)
     out["segments"] = [Candidate(name).n_segments for name in out["chosen"]]
     return out
+
+
+def gain_column(candidate: str, method: str) -> str:
+    """The CSV column of a candidate's screen gain in SE (on the row without a screen)."""
+    return f"{candidate}_gain_se" + ("" if method == "reselect" else "_" + method.replace(" ", "_"))
 
 
 def screen_keeps(table: pd.DataFrame, name: str, z: float) -> bool:
@@ -65,15 +74,29 @@ def screen_keeps(table: pd.DataFrame, name: str, z: float) -> bool:
 def summary(rows: pd.DataFrame) -> pd.DataFrame:
     full = rows[rows["z"] == np.inf].set_index("station")["chosen"]
     out = []
-    for z, part in rows.groupby("z", sort=True):
+    for (method, z), part in rows.groupby(["method", "z"], sort=True):
         one, two = part[part["controls"] == 1], part[part["controls"] == 2]
         out.append({
+            "leave-one-out": method or "-",
             "threshold z": "no screen" if np.isinf(z) else f"{z:g}",
             "segmented NUTS fits": int(part["segmented_fits"].sum()),
             "two controls found": f"{(two['segments'] >= 2).sum()}/{len(two)}",
             "one control mis-chosen": f"{(one['segments'] >= 2).sum()}/{len(one)}",
             "choice differs from no screen": int((part.set_index("station")["chosen"] != full).sum()),
         })
+    return pd.DataFrame(out)
+
+
+def gains(rows: pd.DataFrame) -> pd.DataFrame:
+    """Median and quartiles of the seg2 screen gain over seg1 (in SE), per class of station and method."""
+    full = rows[np.isinf(rows["z"])]
+    out = []
+    for method in METHODS:
+        for controls, part in full.groupby("controls"):
+            q = part[gain_column("seg2", method)].quantile([0.25, 0.5, 0.75])
+            out.append({"leave-one-out": method, "controls": controls, "stations": len(part),
+                        "seg2 gain / SE: quartile 1": round(q[0.25], 2), "median": round(q[0.5], 2),
+                        "quartile 3": round(q[0.75], 2)})
     return pd.DataFrame(out)
 
 
@@ -101,7 +124,8 @@ def main(argv=None) -> int:
         f"{args.stations} synthetic stations ({n_two} with two controls), every candidate fitted with NUTS "
         f"(sampler {config['sampler']}), then chosen by PSIS-LOO among all candidates (no screen) and among those "
         "the screen keeps at each threshold, on the same fits. Per-station rows: "
-        f"`{Path(args.out).with_suffix('.csv').name}`.\n\n" + table.to_markdown(index=False) + "\n")
+        f"`{Path(args.out).with_suffix('.csv').name}`.\n\n" + table.to_markdown(index=False) + "\n\n"
+        + gains(rows).to_markdown(index=False) + "\n")
     return 0
 
 
