@@ -71,8 +71,8 @@ def grid_fits(x, y, weights, gap: float, combos: np.ndarray, leverage: bool = Fa
     b = np.cumsum(coef[:, 1:], axis=1)
     sensible = np.all((b >= 0.2) & (b <= 8), axis=1) & np.all(np.isfinite(resid), axis=1)
     out = (coef, resid, b, sensible)
-    if leverage:
-        out += (np.clip(np.einsum("cni,cij,cnj->cn", cols, gram_inv, cols) * weights, 0.0, 1.0 - 1e-6),)
+    if leverage:  # h_nn = w_n x_n' G^-1 x_n (matmul: a three-operand einsum is several times slower here)
+        out += (np.clip(np.sum((cols @ gram_inv) * cols, axis=2) * weights, 0.0, 1.0 - 1e-6),)
     return out
 
 

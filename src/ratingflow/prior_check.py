@@ -30,8 +30,6 @@ PRIOR_SITES = ("gap", "b", "log_q_ref", "sigma", "log_a")
 
 #: raised when the prior check's outputs change for the same inputs
 VERSION = "2"
-#: ``prior_check.figures``: draw the prior figure for every station, or only where the check did not pass
-FIGURES = ("flagged", "all")
 
 
 @partial(jax.jit, static_argnames=("num_samples", "structure", "priors"))

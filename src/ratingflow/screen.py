@@ -10,12 +10,12 @@ least-squares fit has an exact leave-one-out residual ``e_i / (1 - h_ii)`` with 
 ``v_i / (1 - h_ii)`` (``h``: the weighted hat matrix, ``v_i``: the gauging's own variance plus the residual
 variance), so each gauging gets a leave-one-out log predictive density, and a candidate a screen elpd.
 
-The grid search is left out with the gauging: each gauging's density is taken at the grid point that fits
-the *other* gaugings best (their sum of squares is ``S - w_i e_i^2 / (1 - h_ii)`` at every grid point, so
-this costs one pass over the grid). Taken at the point chosen with every gauging instead, the elpd of a
-candidate with breakpoints was optimistic (its breakpoint placed with the held-out gauging's help): on
-one-control stations its gain over seg1 had a median of about +1 SE, with the search left out it is about
-0 (docs/screen.md). Rule, in the configured order:
+The screen elpd of a candidate with breakpoints is *optimistic*: the grid chose its breakpoints and zero-flow
+stage with every gauging, the held-out one included. Ruling a candidate out when even this optimistic gain
+over the simpler candidates is small is therefore conservative. Leaving the grid search out too
+(``reselect``: each gauging predicted from the grid point that fits the *other* gaugings best) removes that
+optimism, but docs/screen.md shows it separates one- from two-control stations less well (the reselected
+breakpoint of each fold adds noise), so the screen does not use it. Rule, in the configured order:
 
 * the first candidate is always fitted;
 * a later segmented candidate is fitted when its screen elpd exceeds the best screen elpd of the candidates
@@ -44,14 +44,15 @@ def _density(resid, leverage, variance):
     return -0.5 * (np.log(2 * np.pi * var) + (resid / (1.0 - leverage)) ** 2 / var)
 
 
-def loo_pointwise(station: StationData, candidate: Candidate, structure: Structure, reselect: bool = True) -> np.ndarray:
+def loo_pointwise(station: StationData, candidate: Candidate, structure: Structure, reselect: bool = False) -> np.ndarray:
     """Leave-one-out log predictive density of each gauging under the candidate's profile fit.
 
-    ``reselect`` (the screen's default): each gauging's density comes from the grid point (zero-flow stage
-    and breakpoints) that fits best *without it*, so the grid search itself is left out too and the density
-    is not optimistic. For weighted least squares this is exact and cheap: at every grid point the sum of
-    squares without gauging i is ``S - w_i e_i^2 / (1 - h_ii)``. False: the grid point chosen with every
-    gauging (optimistic for a segmented candidate: its breakpoint was placed with the held-out gauging)."""
+    At the grid point chosen with every gauging (the screen's; optimistic for a segmented candidate: its
+    breakpoint was placed with the held-out gauging's help). ``reselect`` (studied in docs/screen.md, not
+    used by the screen): each gauging's density comes from the grid point (zero-flow stage and breakpoints)
+    that fits best *without it*, so the grid search itself is left out too. For weighted least squares this
+    is exact and cheap: at every grid point the sum of squares without gauging i is
+    ``S - w_i e_i^2 / (1 - h_ii)``."""
     fit = profile_fit(station, candidate, structure)
     x, y = station.stage_rel, np.log(station.discharge)
     variance = station.sd_log**2 + fit["sigma"] ** 2
@@ -77,7 +78,7 @@ def loo_pointwise(station: StationData, candidate: Candidate, structure: Structu
 
 
 def screen(station: StationData, candidates: list[Candidate], structure: Structure, z: float,
-           reselect: bool = True) -> pd.DataFrame:
+           reselect: bool = False) -> pd.DataFrame:
     """One row per candidate: ``fitted`` (whether NUTS runs), and for screenable ones ``screen_elpd``,
     and against the best screened candidate before it ``screen_gain`` and ``screen_se``. ``reselect``: see
     :func:`loo_pointwise`."""

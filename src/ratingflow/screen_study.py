@@ -44,7 +44,11 @@ def run(n: int, seed: int, config: dict, log=print) -> pd.DataFrame:
     rows = []
     for st, truth, choice in zip(stations, truths, full):
         base = {"station": st.station_id, "controls": truth.controls, "n": st.n}
-        full_row = {**base, "method": "", "z": np.inf, "chosen": choice.chosen, "segmented_fits": len(candidates) - 1}
+        chosen = choice.table.set_index("model").loc[choice.chosen]
+        full_row = {**base, "method": "", "z": np.inf, "chosen": choice.chosen, "segmented_fits": len(candidates) - 1,
+                    "chosen_rhat_max": chosen["rhat_max"], "chosen_ess_bulk_min": chosen["ess_bulk_min"],
+                    "chosen_divergences": chosen["divergences"],
+                    "segmented_divergences": int(choice.table["divergences"].iloc[1:].sum())}
         rows.append(full_row)
         for method, reselect in METHODS.items():
             table = screen(st, candidates, driver_for().structure, -np.inf, reselect)
@@ -120,7 +124,7 @@ def main(argv=None) -> int:
     Path(args.out).write_text(
         "# Screening candidate models before NUTS\n\n"
         f"`python -m ratingflow.screen_study --stations {args.stations} --seed {args.seed} --config {args.config}` "
-        f"({wall:.0f} s on {platform.node()}, {os.cpu_count()} CPUs, alongside other jobs). "
+        f"({wall:.0f} s on {platform.node()}, {os.cpu_count()} CPUs). "
         f"{args.stations} synthetic stations ({n_two} with two controls), every candidate fitted with NUTS "
         f"(sampler {config['sampler']}), then chosen by PSIS-LOO among all candidates (no screen) and among those "
         "the screen keeps at each threshold, on the same fits. Per-station rows: "

@@ -26,7 +26,7 @@ def test_leave_one_out_density_equals_refitting_without_the_gauging():
     rng = np.random.default_rng(1)
     truth = synthetic.draw_truth(rng, "s", two_control_share=0.0)
     st = _station(rng, 0, truth, 25)
-    lpd = loo_pointwise(st, Candidate("seg2"), STRUCTURE, reselect=False)
+    lpd = loo_pointwise(st, Candidate("seg2"), STRUCTURE)
     fit = profile_fit(st, Candidate("seg2"), STRUCTURE)
     x, y = st.stage_rel, np.log(st.discharge)
     var = st.sd_log**2 + fit["sigma"] ** 2
@@ -47,7 +47,7 @@ def test_reselecting_leave_one_out_equals_the_grid_search_run_again_without_the_
     truth = synthetic.draw_truth(rng, "s", two_control_share=0.0)
     st = _station(rng, 0, truth, 20)
     candidate = Candidate("seg2")
-    lpd = loo_pointwise(st, candidate, STRUCTURE)
+    lpd = loo_pointwise(st, candidate, STRUCTURE, reselect=True)
     fit = profile_fit(st, candidate, STRUCTURE)
     x, y = st.stage_rel, np.log(st.discharge)
     var = st.sd_log**2 + fit["sigma"] ** 2
@@ -72,10 +72,9 @@ def test_reselecting_leave_one_out_equals_the_grid_search_run_again_without_the_
 def test_screen_keeps_a_clear_break_and_rules_out_most_segmented_fits_of_one_control():
     """Pooled over 30 stations of each kind, threshold z = 1. Two controls with a strong change of exponent
     (2.6 -> 1.4 at mid-range, 60 gaugings, 3 % scatter): seg2 is kept at all of them; the profile gain is
-    then tens of SE, so a miss would need a wrong profile fit, not noise. One control: the leave-one-out gain
-    (the grid search left out too) stays within 1 SE at about three quarters of such stations (153 of 200 of
-    this kind during development, Wilson 95 % lower bound 0.70); fewer than 11 rulings-out of 30 has
-    probability P(Binomial(30, 0.7) <= 10) < 4e-5."""
+    then tens of SE, so a miss would need a wrong profile fit, not noise. One control: the optimistic gain
+    stays within 1 SE at about half the stations (50 % of 87 on the simulation, docs/screen.md); fewer than
+    5 rulings-out of 30 has probability P(Binomial(30, 0.45) <= 4) < 2e-4."""
     rng = np.random.default_rng(20261202)
     two = [_station(rng, i, synthetic.two_controls(f"t{i}", 5.0, 2.6, 0.0, 0.03, 1.5, 1.4)) for i in range(30)]
     one = [_station(rng, i, synthetic.Truth(f"o{i}", 1, 5.0, 1.8, 0.0, 0.03)) for i in range(30)]
@@ -83,7 +82,7 @@ def test_screen_keeps_a_clear_break_and_rules_out_most_segmented_fits_of_one_con
     assert all(Candidate("seg2") in kept for kept in kept_two)
     assert all(t["fitted"].iloc[0] for t in tables)  # the first candidate is always fitted
     kept_one, _ = candidates_to_fit(one, CANDIDATES, STRUCTURE, 1.0)
-    assert sum(Candidate("seg2") not in kept for kept in kept_one) >= 11
+    assert sum(Candidate("seg2") not in kept for kept in kept_one) >= 5
     # no screen: every candidate, no table
     every, none = candidates_to_fit(one[:2], CANDIDATES, STRUCTURE, None)
     assert every == [CANDIDATES, CANDIDATES] and none == [None, None]
