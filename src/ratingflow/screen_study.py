@@ -21,8 +21,9 @@ import numpy as np
 import pandas as pd
 
 THRESHOLDS = (0.0, 0.5, 1.0, 1.5, 2.0)
-#: the screen's leave-one-out density: the grid search left out with the gauging (the screen's), or not
-METHODS = {"reselect": True, "at optimum": False}
+#: the screen's leave-one-out density: at the grid point chosen with every gauging (the screen's), or with the
+#: grid search left out with the gauging too (``reselect``, see :func:`ratingflow.screen.loo_pointwise`)
+METHODS = {"at optimum": False, "reselect": True}
 
 
 def run(n: int, seed: int, config: dict, log=print) -> pd.DataFrame:
@@ -66,7 +67,7 @@ def run(n: int, seed: int, config: dict, log=print) -> pd.DataFrame:
 
 def gain_column(candidate: str, method: str) -> str:
     """The CSV column of a candidate's screen gain in SE (on the row without a screen)."""
-    return f"{candidate}_gain_se" + ("" if method == "reselect" else "_" + method.replace(" ", "_"))
+    return f"{candidate}_gain_se" + ("" if method == "at optimum" else "_" + method)
 
 
 def screen_keeps(table: pd.DataFrame, name: str, z: float) -> bool:

@@ -158,3 +158,28 @@ def test_reuse_links_only_when_the_digest_matches(tmp_path):
     assert not reuse.reuse(published, targets, other)
     assert not any(t.exists() for t in targets)
     assert not reuse.reuse(None, targets, key)
+
+
+def test_screen_study_tables_count_fits_choices_and_gains_per_method():
+    """The study's summary and gain tables from per-station rows (deterministic)."""
+    from ratingflow.screen_study import gain_column, gains, summary
+
+    rows = []
+    for sid, controls, full, gain in (("a", 1, "seg1", 0.5), ("b", 2, "seg2", 4.0)):
+        rows.append({"station": sid, "controls": controls, "method": "", "z": np.inf, "chosen": full,
+                     "segmented_fits": 2, gain_column("seg2", "at optimum"): gain,
+                     gain_column("seg2", "reselect"): gain - 1.0})
+        for method in ("at optimum", "reselect"):
+            keep = gain > 1.0 if method == "at optimum" else gain - 1.0 > 1.0
+            rows.append({"station": sid, "controls": controls, "method": method, "z": 1.0,
+                         "chosen": full if keep or full == "seg1" else "seg1", "segmented_fits": int(keep)})
+    rows = pd.DataFrame(rows)
+    rows["segments"] = [Candidate(name).n_segments for name in rows["chosen"]]
+    table = summary(rows).set_index(["leave-one-out", "threshold z"])
+    assert table.loc[("-", "no screen"), "segmented NUTS fits"] == 4
+    assert table.loc[("at optimum", "1"), "segmented NUTS fits"] == 1
+    assert table.loc[("at optimum", "1"), "two controls found"] == "1/1"
+    assert table.loc[("at optimum", "1"), "choice differs from no screen"] == 0
+    assert gain_column("seg2", "at optimum") == "seg2_gain_se" and gain_column("seg2", "reselect") == "seg2_gain_se_reselect"
+    medians = gains(rows).set_index(["leave-one-out", "controls"])["median"]
+    assert medians[("at optimum", 2)] == 4.0 and medians[("reselect", 1)] == -0.5
