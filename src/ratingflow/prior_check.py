@@ -114,7 +114,7 @@ def run(clean_csv, status_json, nc_path, json_path, png_path, station_id: str, s
     write_prior_check(idata, verdict, nc_path, json_path)
     progress(f"station {station_id}: " + json.dumps(verdict))
     if verdict["passed"] and settings.get("figures", "flagged") != "all":
-        # a passed check needs no picture: the figure costs four times the check itself
+        # a passed check needs no picture: the figure costs more than the check itself (bench/stages.py)
         Path(png_path).unlink(missing_ok=True)
         return verdict
     grid = stage_grid(station.stage.min(), station.stage.max(), 0.01 * max(np.ptp(station.stage), 0.01), 0.1, 0.1)
