@@ -39,6 +39,7 @@ class StationData:
     h0_range: tuple[float, float] | None = None  # surveyed zero-flow stage range [m], if any
     break_ranges: tuple[tuple[float, float], ...] | None = None  # sheet's breakpoint ranges [m], if any
     period: np.ndarray | None = None  # rating period (0-based) of each gauging; None: one timeless rating
+    control_types: tuple[str, ...] = ()  # sheet's control types, lowest first (ratingflow.model.CONTROL_TYPES)
 
     def __post_init__(self):
         n = len(self.stage)
@@ -48,7 +49,8 @@ class StationData:
             raise ValueError(f"station {self.station_id}: {n} valid gaugings, at least 3 are needed")
 
     @classmethod
-    def from_clean(cls, station_id: str, clean: pd.DataFrame, h0_range=None, break_ranges=None) -> "StationData":
+    def from_clean(cls, station_id: str, clean: pd.DataFrame, h0_range=None, break_ranges=None,
+                   control_types=()) -> "StationData":
         if h0_range is not None and None in h0_range:
             h0_range = None
         return cls(
@@ -58,6 +60,7 @@ class StationData:
             discharge_sd=clean["discharge_sd_m3s"].to_numpy(np.float64),
             h0_range=None if h0_range is None else (float(h0_range[0]), float(h0_range[1])),
             break_ranges=tuple((float(a), float(b)) for a, b in break_ranges) if break_ranges else None,
+            control_types=tuple(control_types or ()),
         )
 
     def gap_prior(self, priors=None) -> tuple[float, float]:
@@ -83,7 +86,7 @@ class StationData:
         """The gaugings of period ``p`` as a station of their own (timeless)."""
         members = self.period == p
         return StationData(self.station_id, self.stage[members], self.discharge[members], self.discharge_sd[members],
-                           self.h0_range, self.break_ranges)
+                           self.h0_range, self.break_ranges, control_types=self.control_types)
 
     def period_frame(self, max_periods: int) -> tuple[np.ndarray, np.ndarray]:
         """(floor, ref): each period's lowest and median gauged stage relative to the station offset [m],
@@ -135,7 +138,10 @@ class StationData:
 
     def context(self, candidate, structure, priors=None) -> dict[str, np.ndarray]:
         """The model's ``context`` for one candidate (see :func:`ratingflow.model.rating_model`)."""
+        from .model import Priors, exponent_prior_of
+
         gap_mean, gap_sd = self.gap_prior(priors)
+        b_mean, b_sd = exponent_prior_of(self.control_types, candidate.n_segments, structure, priors or Priors())
         lo, hi = self.break_ranges_rel(structure.n_breaks, candidate.n_segments)
         extra = {}
         if structure.max_periods > 1:  # a rating-period program (ratingflow.model.periods_model)
@@ -148,6 +154,8 @@ class StationData:
             "gap_sd": np.float32(gap_sd),
             "break_lo": lo,
             "break_hi": hi,
+            "b_log_mean": b_mean,
+            "b_log_sd": b_sd,
             "n_segments": np.int32(candidate.n_segments),
             "gplm": np.float32(candidate.gplm),
             **extra,

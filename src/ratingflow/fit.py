@@ -7,7 +7,7 @@ choice :mod:`ratingflow.choice`; this module only reads, calls and writes.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import pandas as pd
 
@@ -62,12 +62,12 @@ def _read_station(station_id, clean_csv, periods_csv, extra) -> tuple[StationDat
     """The station's data, with each gauging's period when it has several, and what its InferenceData
     records of them (see :func:`ratingflow.posterior.inference_data`)."""
     clean = pd.read_csv(clean_csv, dtype={"datetime": str}, keep_default_na=False)
-    station = StationData.from_clean(station_id, clean, extra.get("h0_range"), extra.get("break_ranges"))
+    station = StationData.from_clean(station_id, clean, extra.get("h0_range"), extra.get("break_ranges"),
+                                     extra.get("control_types"))
     table = pd.read_csv(periods_csv, dtype=str, keep_default_na=False) if periods_csv is not None else []
     if len(table) < 2:
         return station, {}
-    station = StationData(station.station_id, station.stage, station.discharge, station.discharge_sd,
-                          station.h0_range, station.break_ranges, period_of(clean, table))
+    station = replace(station, period=period_of(clean, table))
     shifts = pd.read_csv(periods_csv.replace(".periods.csv", ".shifts.csv"), dtype=str, keep_default_na=False)
     applied = shifts[shifts["status"] == "applied"][["date", "source", "interval_start", "interval_end"]]
     return station, {"validity": table, "times": to_utc_naive(clean["datetime"]).to_numpy(),

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import numpyro
 import numpyro.distributions as dist
 
@@ -69,9 +70,9 @@ class Priors:
       20 % in discharge.
     * breakpoints: ``break_u_sd`` 1.5 on the logit scale of each breakpoint's position within its
       range, close to uniform but with less mass at the range's ends.
-    * ``offset_shift`` Normal(0, 0.5): ln of the ratio of an upper control's depth to the depth of the
-      control below, at the breakpoint; 95 % range 0.38 to 2.7 (the new control's zero-flow stage lies
-      above or below the old one's).
+    * ``offset_log_depth`` Normal(ln(B_k - h0), 0.5): ln of an upper control's depth at its breakpoint
+      ``B_k``, around the lowest control's depth there; 95 % range x0.38 to x2.7 (the new control's zero-flow
+      stage lies above or below h0). With two segments ``offset_shift`` = ln(d_2 / d'_2) is then Normal(0, 0.5).
     * ``sigma_slope`` Normal(0, 1): change of ln sigma across the gauged range (option).
     * generalized power law: the exponent's deviation has a GP prior with SD ``exponent_sd`` 0.3 and
       length scale ``exponent_length`` 0.3 of the gauged range.
@@ -156,6 +157,44 @@ def gp_basis(x, span, terms: int, priors: Priors):
     return phi * jnp.sqrt(spectral)
 
 
+def exponent_prior(context, structure: Structure, priors: Priors):
+    """(mean, SD) of ln b of each segment: the station's own (``context["b_log_mean"]``/``["b_log_sd"]``, from
+    its sheet's control types, see :func:`exponent_prior_of`), else the config's."""
+    if "b_log_mean" in context:
+        return context["b_log_mean"], context["b_log_sd"]
+    return exponent_prior_of((), 1, structure, priors)
+
+
+#: exponent prior of each control type, (median, SD of ln b): the hydraulic values BaRatin uses (Le Coz et al.
+#: 2014): 3/2 for a rectangular section (weir or sill), 5/2 for a triangular (V-notch) one, 2 for a parabolic
+#: one, 5/3 for a wide channel (Manning); a natural riffle is a rougher, wider-spread section control
+CONTROL_TYPES = {
+    "rectangular_weir": (1.5, 0.035),
+    "triangular_weir": (2.5, 0.035),
+    "parabolic_weir": (2.0, 0.035),
+    "riffle": (1.6, 0.2),
+    "channel": (1.67, 0.1),
+}
+
+
+def exponent_prior_of(types, n_segments: int, structure: Structure, priors: Priors):
+    """(mean, SD) of ln b per segment of a program (``structure.max_segments``) for a candidate with
+    ``n_segments``, given the sheet's control types (lowest first; empty: none).
+
+    The types serve the candidate with exactly that many segments. A type fixes the exponent of the
+    lowest segment, which is exactly its control's (Q = a (H - h0)^b). An upper segment's exponent is its
+    control's only when that control has its own offset (``segment_offsets``); with one h0 for every
+    segment it is not, and the config's wide prior stays."""
+    mean = np.full(structure.max_segments, np.log(priors.b_median), np.float32)
+    sd = np.array([priors.b_log_sd] + [priors.b_upper_log_sd] * structure.n_breaks, np.float32)
+    if types and len(types) == n_segments:
+        for k, name in enumerate(types):
+            if k == 0 or structure.segment_offsets:
+                median, log_sd = CONTROL_TYPES[name]
+                mean[k], sd[k] = np.log(median), log_sd
+    return mean, sd
+
+
 def residual_sd(sigma, slope, stage, context, exp=jnp.exp):
     """SD of ln Q beyond the gaugings' own uncertainty at ``stage`` (relative, m): ``sigma``, or with a
     ``slope`` (varying sigma) log-linear in stage, ``sigma`` at the reference stage. ``exp``: ``np.exp``
@@ -188,8 +227,7 @@ def rating_model(stage, discharge_sd_log, context, mask=None, discharge=None, pe
     gap = numpyro.sample("gap", dist.LogNormal(context["gap_mean"], context["gap_sd"]))
     log_q_ref = numpyro.sample("log_q_ref", dist.Normal(priors.log_q_ref_mean, priors.log_q_ref_sd))
     sigma = numpyro.sample("sigma", dist.HalfNormal(priors.sigma_scale))
-    b_sd = jnp.array([priors.b_log_sd] + [priors.b_upper_log_sd] * structure.n_breaks)
-    b = numpyro.sample("b", dist.LogNormal(jnp.log(priors.b_median), b_sd).to_event(1))
+    b = numpyro.sample("b", dist.LogNormal(*exponent_prior(context, structure, priors)).to_event(1))
 
     if structure.n_breaks:
         u = numpyro.sample("break_u", dist.Normal(0.0, priors.break_u_sd).expand([structure.n_breaks]).to_event(1))
@@ -197,13 +235,18 @@ def rating_model(stage, discharge_sd_log, context, mask=None, discharge=None, pe
         # breakpoints beyond the candidate's segments change nothing
         active = jnp.arange(1, structure.max_segments) < context["n_segments"]
         if structure.segment_offsets:
-            shift = numpyro.sample("offset_shift",
-                                   dist.Normal(0.0, priors.offset_log_sd).expand([structure.n_breaks]).to_event(1))
-            # each control's offset e_k, and the depth d'_k of the control below at its breakpoint
-            offsets, depth_below = [-gap], []
+            # each upper control's depth d_k at its breakpoint, centred on the lowest control's depth there:
+            # the gaugings above a breakpoint fix the upper control's own offset, whatever h0 is (a centred
+            # parameterisation; one relative to the control below ties h0 and the shift into a curved ridge)
+            log_depth = numpyro.sample("offset_log_depth", dist.Normal(
+                jnp.log(jnp.maximum(breaks + gap, _TINY_DEPTH)), priors.offset_log_sd).to_event(1))
+            # each control's offset e_k, the depth d'_k of the control below at its breakpoint, and ln(d_k / d'_k)
+            offsets, depth_below, shifts = [-gap], [], []
             for k in range(structure.n_breaks):
                 depth_below.append(breaks[k] - offsets[-1])
-                offsets.append(breaks[k] - depth_below[-1] * jnp.exp(shift[k]))
+                offsets.append(breaks[k] - jnp.exp(log_depth[k]))
+                shifts.append(log_depth[k] - jnp.log(depth_below[k]))
+            shift = numpyro.deterministic("offset_shift", jnp.stack(shifts))
             numpyro.deterministic("offset_rel", jnp.stack(offsets))
         else:
             # one h0: the change of exponent at log depth l_k of each breakpoint
@@ -275,9 +318,8 @@ def periods_model(stage, discharge_sd_log, context, mask, discharge, period, *, 
     log_q_ref = numpyro.sample("log_q_ref", dist.Normal(priors.log_q_ref_mean, priors.log_q_ref_sd)
                                .expand([n_p]).to_event(1))
     sigma = numpyro.sample("sigma", dist.HalfNormal(priors.sigma_scale))
-    b_sd = jnp.array([priors.b_log_sd] + [priors.b_upper_log_sd] * n_b)
-    b_all = numpyro.sample("b", dist.LogNormal(jnp.log(priors.b_median), b_sd).expand([n_p, structure.max_segments])
-                           .to_event(2))
+    b_all = numpyro.sample("b", dist.LogNormal(*exponent_prior(context, structure, priors))
+                           .expand([n_p, structure.max_segments]).to_event(2))
     # the shape row each period uses: row 0 (shared) or its own
     row = jnp.where(context["shared"] > 0, 0, jnp.arange(n_p))
     b = b_all[row]

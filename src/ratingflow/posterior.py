@@ -97,11 +97,15 @@ def _period_posterior(result: FitResult) -> dict[str, np.ndarray]:
 
 
 def candidate_context(result: FitResult) -> dict[str, np.ndarray]:
-    """The context a curve of this candidate needs (breakpoint ranges cut to its breakpoints)."""
+    """The context a curve of this candidate needs (breakpoint ranges and exponent priors cut to its
+    breakpoints and segments)."""
     ctx = {key: v for key, v in result.context.items()
            if key not in ("period_floor", "period_ref", "shared")}
     k = result.candidate.n_segments - 1
     ctx["break_lo"], ctx["break_hi"] = ctx["break_lo"][:k], ctx["break_hi"][:k]
+    for key in ("b_log_mean", "b_log_sd"):
+        if key in ctx:
+            ctx[key] = ctx[key][: k + 1]
     return ctx
 
 
@@ -156,7 +160,8 @@ def inference_data(result: FitResult, prior, attrs: dict, models: ModelSettings 
     idata.constant_data["stage_ref"] = ((), np.float64(st.stage_offset + st.stage_ref), {"units": "m", "meaning": "stage where log_q_ref applies"})
     for key, value in candidate_context(result).items():
         value = np.asarray(value)
-        idata.constant_data[f"context_{key}"] = (("breakpoint_number",) if value.ndim else (), value,
+        dim = ("segment",) if key.startswith("b_log") else ("breakpoint_number",)
+        idata.constant_data[f"context_{key}"] = (dim if value.ndim else (), value,
                                                  {"meaning": "model context, relative stage (see ratingflow.model)"})
     for group in ("prior", "prior_predictive"):
         if group in prior.groups():

@@ -19,7 +19,7 @@ from .model import Priors, Structure, rating_model
 #: grids are padded to a multiple of this many stages
 GRID_CHUNK = 256
 #: sites that can be sampled; a curve needs those of its structure
-SAMPLED_SITES = ("gap", "log_q_ref", "sigma", "b", "break_u", "offset_shift", "exponent_w", "sigma_slope")
+SAMPLED_SITES = ("gap", "log_q_ref", "sigma", "b", "break_u", "offset_log_depth", "exponent_w", "sigma_slope")
 
 
 @partial(jax.jit, static_argnames=("structure", "priors"))

@@ -106,7 +106,7 @@ def run(clean_csv, status_json, nc_path, json_path, png_path, station_id: str, s
         return {}
     station_prior = station_prior or {}
     station = StationData.from_clean(station_id, pd.read_csv(clean_csv), station_prior.get("h0_range"),
-                                     station_prior.get("break_ranges"))
+                                     station_prior.get("break_ranges"), station_prior.get("control_types"))
     idata, verdict = prior_check(
         station, seed, int(settings["num_samples"]), float(settings["interval"]), float(settings["min_share"]), priors,
         models,

@@ -53,6 +53,7 @@ class StationSpec:
     controls: int | None = None  # controls the hydrographer expects (compared with the model chosen)
     expected_breakpoints_m: str = ""  # the hydrographer's breakpoints [m], ';'-separated: compared, not a prior
     breakpoints_m: str = ""  # prior ranges of the breakpoints, 'lo-hi' [m, after offset], ';'-separated
+    control_types: str = ""  # type of each control, lowest first, ';'-separated (exponent priors; model.CONTROL_TYPES)
     exclude: str = ""  # ';'-separated raw line numbers (12, 15-17) or dates (2019-06-10)
     dayfirst: bool = False  # dates such as 09/11/2018 read day first (gaugings and shift dates)
     shift_dates: str = ""  # known rating shifts, ';'-separated dates
@@ -97,6 +98,9 @@ class StationSpec:
                 raise ValueError(f"{token!r} is not a range 'lo-hi' in m")
             ranges.append((float(m.group(1)), float(m.group(2))))
         return tuple(ranges) or None
+
+    def control_type_list(self) -> list[str]:
+        return _tokens(self.control_types)
 
     def expected_breakpoints(self) -> list[float]:
         return [float(t) for t in _tokens(self.expected_breakpoints_m)]
@@ -174,6 +178,7 @@ def _check_row(spec: StationSpec, where: str, raw_dir: Path) -> None:
             fail("breakpoints_m", f"range {k + 1}: {lo:g}-{hi:g} is empty")
         if k and lo < ranges[k - 1][0]:
             fail("breakpoints_m", "ranges must be in increasing order")
+    _check_control_types(spec, ranges, fail)
     if (spec.h0_min_m is None) != (spec.h0_max_m is None):
         fail("h0_max_m", "h0_min_m and h0_max_m go together")
     if spec.h0_min_m is not None and not spec.h0_min_m < spec.h0_max_m:
@@ -197,6 +202,22 @@ def _check_row(spec: StationSpec, where: str, raw_dir: Path) -> None:
     if spec.timezone and not _known_timezone(spec.timezone):
         fail("timezone", f"unknown time zone {spec.timezone!r}")
     _check_stage_record(spec, fail, raw_dir)
+
+
+def _check_control_types(spec: StationSpec, ranges, fail) -> None:
+    from .model import CONTROL_TYPES
+
+    types = spec.control_type_list()
+    for name in types:
+        if name not in CONTROL_TYPES:
+            fail("control_types", f"unknown control type {name!r}; known: {', '.join(CONTROL_TYPES)}")
+    if len(types) > 3:
+        fail("control_types", f"{len(types)} controls; at most 3")
+    if types and spec.controls is not None and len(types) != spec.controls:
+        fail("control_types", f"{len(types)} types for {spec.controls} controls (column 'controls')")
+    if types and ranges and len(ranges) != len(types) - 1:
+        fail("control_types", f"{len(types)} controls need {len(types) - 1} breakpoint range(s) in breakpoints_m, "
+                              f"not {len(ranges)}")
 
 
 def _check_stage_record(spec: StationSpec, fail, raw_dir) -> None:

@@ -79,13 +79,14 @@ def get_titles(wildcards):
 
 
 def get_station_priors(wildcards):
-    """Each station's prior hints from the sheet: surveyed zero-flow range and breakpoint ranges [m]."""
+    """Each station's prior hints from the sheet: surveyed zero-flow range, breakpoint ranges [m] and control types."""
     out = []
     for station in members(wildcards):
         spec = SHEET[station]
         h0 = None if spec.h0_min_m is None else [spec.h0_min_m, spec.h0_max_m]
         breaks = spec.breakpoint_ranges()
-        out.append({"h0_range": h0, "break_ranges": None if breaks is None else [list(r) for r in breaks]})
+        out.append({"h0_range": h0, "break_ranges": None if breaks is None else [list(r) for r in breaks],
+                    "control_types": spec.control_type_list()})
     return out
 
 

@@ -1,0 +1,75 @@
+"""Physical priors per control type from the sheet (issue 17): the sheet column, the context, the model's prior."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import yaml
+from numpyro.infer import Predictive
+
+from ratingflow.data import StationData
+from ratingflow.model import CONTROL_TYPES, Candidate, Priors, rating_model, structure_for
+from ratingflow.sheet import SheetError, load_sheet
+
+HEAD = "station_id\tname\tfile\tstage_column\tstage_unit\tdischarge_column\tdischarge_unit\tcontrols\tbreakpoints_m\tcontrol_types\n"
+
+
+def _sheet(tmp_path, row):
+    raw = tmp_path / "raw"
+    raw.mkdir(exist_ok=True)
+    (raw / "x.csv").write_text("h,q\n1,2\n")
+    path = tmp_path / "s.tsv"
+    path.write_text(HEAD + "a\tA\tx.csv\th\tm\tq\tm3/s\t" + row + "\n")
+    return path, raw
+
+
+def test_sheet_reads_and_checks_control_types(tmp_path):
+    spec = load_sheet(*_sheet(tmp_path, "2\t1.0-1.3\triffle; channel"))["a"]
+    assert spec.control_type_list() == ["riffle", "channel"]
+    for row, message in (("2\t\triffle;pipe", "unknown control type 'pipe'"),
+                         ("3\t\triffle;channel", "2 types for 3 controls"),
+                         ("\t1.0-1.3;1.5-2\triffle;channel", "2 controls need 1 breakpoint range"),
+                         ("\t\triffle;channel;channel;channel", "at most 3")):
+        with pytest.raises(SheetError, match=rf"row 2 .*'control_types'.*{message}"):
+            load_sheet(*_sheet(tmp_path, row))
+
+
+def test_schema_names_every_control_type():
+    schema = yaml.safe_load(open("workflow/schemas/stations.schema.yaml"))
+    text = schema["properties"]["control_types"]["description"]
+    assert all(name in text for name in CONTROL_TYPES)
+
+
+def _station(types):
+    return StationData("s", np.linspace(1.0, 3.0, 12), np.ones(12), np.full(12, 0.05), control_types=types)
+
+
+@pytest.mark.parametrize("offsets", [False, True])
+def test_context_takes_the_types_of_a_candidate_with_as_many_segments(offsets):
+    priors = Priors()
+    structure = structure_for([Candidate("seg3")], segment_offsets=offsets)
+    st = _station(("riffle", "channel"))
+    seg2 = st.context(Candidate("seg2"), structure, priors)
+    assert seg2["b_log_mean"][0] == pytest.approx(np.log(1.6)) and seg2["b_log_sd"][0] == pytest.approx(0.2)
+    # the upper exponent is the channel's only when the channel has its own offset
+    expected = (np.log(1.67), 0.1) if offsets else (np.log(priors.b_median), priors.b_upper_log_sd)
+    assert (seg2["b_log_mean"][1], seg2["b_log_sd"][1]) == pytest.approx(expected)
+    for other in ("seg1", "seg3"):  # a candidate with another number of controls keeps the config's prior
+        ctx = st.context(Candidate(other), structure, priors)
+        np.testing.assert_allclose(ctx["b_log_mean"], np.log(priors.b_median), rtol=1e-6)
+        np.testing.assert_allclose(ctx["b_log_sd"], [0.35, 0.5, 0.5], rtol=1e-6)
+
+
+def test_model_draws_the_exponent_from_the_type_prior():
+    """Prior draws of b for a rectangular weir: median 1.5 and SD of ln b 0.035. With 4000 draws the sample
+    median's SE is about 1.25 * 0.035 / sqrt(4000) = 7e-4 in ln b, and the SD's about 0.035 / sqrt(8000) = 4e-4,
+    so the tolerances below (6 and 8 SE) fail by chance with probability < 1e-8."""
+    structure = structure_for([Candidate("seg2")], segment_offsets=True)
+    st = _station(("rectangular_weir", "channel"))
+    ctx = {k: jnp.asarray(v) for k, v in st.context(Candidate("seg2"), structure, Priors()).items()}
+    draws = Predictive(lambda *a: rating_model(*a, structure=structure), num_samples=4000)(
+        jax.random.PRNGKey(3), jnp.asarray(st.stage_rel, jnp.float32), jnp.full(12, 0.05), ctx)
+    log_b = np.log(np.asarray(draws["b"]))
+    assert np.median(log_b[:, 0]) == pytest.approx(np.log(1.5), abs=6 * 7e-4)
+    assert np.std(log_b[:, 0]) == pytest.approx(0.035, abs=8 * 4e-4)
+    assert np.median(log_b[:, 1]) == pytest.approx(np.log(1.67), abs=6 * 0.1 * 1.25 / np.sqrt(4000))
