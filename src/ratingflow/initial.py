@@ -149,66 +149,6 @@ def _profile_fit(station: StationData, candidate: Candidate, structure: Structur
     }
 
 
-def _offset_columns(x: np.ndarray, gap: float, breaks: np.ndarray, shifts: np.ndarray) -> np.ndarray:
-    """Columns of the BaRatin form (each upper control with its own offset, sharp changes), linear in
-    (ln a_1, b_1, ..., b_K) given the gap, breakpoints (m, K - 1) and shifts ln(d_k / d'_k) (m, K - 1):
-    shape (m, n, K + 1). The same curve as :func:`ratingflow.model.rating_model` with ``transition`` 0."""
-    m, k = breaks.shape
-    offset = np.full(m, -gap)
-    rises = []
-    for j in range(k):
-        below = breaks[:, j] - offset  # depth of the control below at its breakpoint
-        depth = np.maximum(x[None, :] - offset[:, None], 1e-12)
-        rises.append(np.maximum(np.log(depth) - np.log(below)[:, None], 0.0))
-        offset = breaks[:, j] - below * np.exp(shifts[:, j])
-    cols = [np.ones((m, len(x))), np.log(x + gap)[None, :] - (rises[0] if k else 0.0)]
-    for j in range(k):
-        upper = np.log1p(np.expm1(rises[j]) * np.exp(-shifts[:, j])[:, None])
-        cols.append(upper - (rises[j + 1] if j + 1 < k else 0.0))
-    return np.stack(cols, axis=2)
-
-
-#: shifts ln(d_k / d'_k) of each upper control's depth at its breakpoint tried by :func:`offsets_profile`
-#: (9 for one breakpoint, 5 each for two)
-OFFSET_SHIFTS = {1: np.linspace(-1.5, 1.0, 9), 2: np.linspace(-1.5, 1.0, 5)}
-
-
-def offsets_profile(station: StationData, candidate: Candidate, structure: Structure) -> dict | None:
-    """Profile fit of the BaRatin form: the grid of (gap, breakpoints) times a grid of offset shifts, each
-    scored by one weighted least-squares solve. The chains of a ``segment_offsets`` fit start here, not at
-    the shared-h0 optimum, whose upper control can sit far from its own offset. None: no sensible point."""
-    from itertools import product
-
-    x, y = station.stage_rel, np.log(station.discharge)
-    weights = 1.0 / (station.sd_log**2 + _MIN_SIGMA**2)
-    k = candidate.n_segments - 1
-    gaps, combos = profile_grid(station, candidate, structure)
-    shift_sets = np.array(list(product(OFFSET_SHIFTS[k], repeat=k)))
-    breaks = np.repeat(combos, len(shift_sets), axis=0)
-    shifts = np.tile(shift_sets, (len(combos), 1))
-    best = None
-    for gap in gaps:
-        cols = _offset_columns(x, gap, breaks, shifts)
-        wd = cols * weights[None, :, None]
-        gram = np.einsum("mni,mnj->mij", cols, wd) + 1e-9 * np.eye(k + 2)
-        try:
-            coef = np.linalg.solve(gram, np.einsum("mni,n->mi", wd, y)[..., None])[..., 0]
-        except np.linalg.LinAlgError:
-            continue
-        sse = np.einsum("n,mn->m", weights, (y[None, :] - np.einsum("mnj,mj->mn", cols, coef)) ** 2)
-        sensible = np.all((coef[:, 1:] >= 0.2) & (coef[:, 1:] <= 8), axis=1) & np.isfinite(sse)
-        sse = np.where(sensible, sse, np.inf)
-        i = int(np.argmin(sse))
-        if np.isfinite(sse[i]) and (best is None or sse[i] < best["sse"]):
-            best = {"sse": float(sse[i]), "gap": float(gap), "breaks": breaks[i], "shifts": shifts[i], "coef": coef[i]}
-    if best is None:
-        return None
-    ref = _offset_columns(np.array([station.stage_ref]), best["gap"], best["breaks"][None], best["shifts"][None])
-    mean_sq = best["sse"] / np.sum(weights)
-    return {**best, "b": best["coef"][1:], "log_q_ref": float(ref[0, 0] @ best["coef"]),
-            "sigma": float(max(np.sqrt(max(mean_sq - np.mean(station.sd_log**2), 0.0)), _MIN_SIGMA))}
-
-
 def residuals(stage: np.ndarray, discharge: np.ndarray, fit: dict) -> np.ndarray:
     """ln Q of gaugings (stage [m] on the station datum, discharge [m3/s]) minus the curve of a
     :func:`profile_fit`. A gauging at or below that curve's h0 gets ``inf``."""
@@ -230,8 +170,6 @@ def init_centre(station: StationData, candidate: Candidate, structure: Structure
     if structure.max_periods > 1:
         return _period_centre(station, candidate, structure)
     fit = profile_fit(station, candidate, structure)
-    if structure.segment_offsets and candidate.n_segments > 1:
-        fit = offsets_profile(station, candidate, structure) or {**fit, "shifts": np.zeros(candidate.n_segments - 1)}
     b = np.full(structure.max_segments, fit["b"][-1])
     b[: len(fit["b"])] = fit["b"]
     centre = {
@@ -249,15 +187,9 @@ def init_centre(station: StationData, candidate: Candidate, structure: Structure
             u[k] = _logit((bk - start) / max(hi[k] - start, 1e-9))
             previous = bk
         centre["break_u"] = u.astype(np.float32)
-        if structure.segment_offsets:  # each upper control's depth at its breakpoint, from the shifts' profile
+        if structure.segment_offsets:  # the grid shares h0: the upper controls start at h0's depth
             breaks = np.asarray(ordered_breakpoints(u.astype(np.float32), lo, hi), np.float64)
-            shifts = np.zeros(structure.n_breaks)
-            shifts[: len(fit.get("shifts", ()))] = fit.get("shifts", ())
-            offset, log_depth = -fit["gap"], np.zeros(structure.n_breaks)
-            for k, bk in enumerate(breaks):
-                log_depth[k] = np.log(max(bk - offset, 1e-6)) + shifts[k]
-                offset = bk - np.exp(log_depth[k])
-            centre["offset_log_depth"] = log_depth.astype(np.float32)
+            centre["offset_log_depth"] = np.log(np.maximum(breaks + fit["gap"], 1e-6)).astype(np.float32)
     if structure.gplm_terms:
         centre["exponent_w"] = np.zeros(structure.gplm_terms, np.float32)
     if structure.varying_sigma:

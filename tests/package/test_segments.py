@@ -123,33 +123,3 @@ def test_report_states_a_breakpoint_disagreement():
     (flag,) = breakpoint_disagreements([1.0], {})
     assert "has none" in flag
 
-
-@pytest.mark.parametrize("name", ["seg2", "seg3"])
-def test_offsets_profile_columns_are_the_model_curve(name):
-    """The offsets' profile fit (ratingflow.initial) scores the same curve as the model with sharp changes."""
-    from ratingflow.initial import _offset_columns
-
-    k = Candidate(name).n_segments
-    params = {"gap": 0.3, "log_q_ref": 2.0, "sigma": 0.05, "b": jnp.array([2.6, 1.5, 2.2])[:k],
-              "break_u": jnp.array([-0.5, 0.8])[: k - 1], "offset_shift": jnp.array([-0.7, 0.4])[: k - 1]}
-    stage = np.linspace(0.0, 4.0, 401)
-    out = _curve(params, stage, Candidate(name))
-    cols = _offset_columns(stage, 0.3, out["breakpoint_rel"][None], out["offset_shift"][None])[0]
-    np.testing.assert_allclose(cols @ np.r_[out["log_a"][0], [2.6, 1.5, 2.2][:k]], out["log_curve"], atol=2e-4)
-
-
-def test_offsets_profile_finds_a_channel_control_with_its_own_offset():
-    """Noise-free gaugings of a riffle (h0 10.0 m, b 2.6) and a channel above 10.8 m whose zero flow is at 10.4 m
-    (b 1.5): the profile's best grid point has the channel's depth at the breakpoint within a grid step."""
-    from ratingflow import synthetic
-    from ratingflow.initial import OFFSET_SHIFTS, offsets_profile
-    from ratingflow.model import Structure
-
-    truth = synthetic.two_controls("o", a=8.0, b=2.6, h0=10.0, sigma=0.0, breakpoint=10.8, b2=1.5, h02=10.4)
-    stage = np.linspace(10.1, 12.5, 60)
-    st = StationData("o", stage, truth.discharge(stage), 0.03 * truth.discharge(stage))
-    fit = offsets_profile(st, Candidate("seg2"), Structure(max_segments=2, segment_offsets=True))
-    true_shift = np.log((10.8 - 10.4) / (10.8 - 10.0))
-    assert abs(fit["shifts"][0] - true_shift) <= np.diff(OFFSET_SHIFTS[1])[0]
-    # within two steps of the breakpoint grid (24 positions over 2.4 m)
-    assert abs(fit["breaks"][0] + st.stage_offset - 10.8) < 0.2 and abs(fit["b"][1] - 1.5) < 0.3
