@@ -112,7 +112,9 @@ def fit_and_choose(driver_for, stations: list, candidates: list, seed: int, se_f
     ``driver_for``: :func:`ratingflow.sampler.driver_cache` (or one :class:`ratingflow.sampler.BatchedNUTS`,
     whose structure then serves every candidate). A plain power law runs in a program of its own (about
     2.5x faster per fit than in the largest candidate's), the other candidates in the largest candidate's
-    program. ``screen_z``: screen the candidates first (:mod:`ratingflow.screen`); NUTS runs only for
+    program. A station whose sheet names its controls' types (``StationData.control_types``, two or more)
+    has its multi-segment candidates fitted in the BaRatin form, each control with its own offset
+    (``segment_offsets``), in a program of their own. ``screen_z``: screen the candidates first (:mod:`ratingflow.screen`); NUTS runs only for
     those the screen keeps, and the table lists the others with the screen's figures. None: every
     candidate is fitted. ``chunk`` bounds the stations per driver call (memory); stations are sent
     grouped by shape bucket. A station's draws do not depend on the chunking.
@@ -124,10 +126,15 @@ def fit_and_choose(driver_for, stations: list, candidates: list, seed: int, se_f
 
     if not callable(driver_for):
         driver, driver_for = driver_for, (lambda structure=None: driver)
-        own = lambda c: None  # noqa: E731 - one program for every candidate
+        own = lambda st, c: None  # noqa: E731 - one program for every candidate
     else:
-        plain = replace(driver_for().structure, max_segments=1, gplm_terms=0)
-        own = lambda c: plain if c.n_segments == 1 and not c.gplm else None  # noqa: E731
+        base = driver_for().structure
+        plain, baratin = replace(base, max_segments=1, gplm_terms=0), replace(base, segment_offsets=True)
+
+        def own(st, c):
+            if c.n_segments == 1 and not c.gplm:
+                return plain
+            return baratin if len(st.control_types) > 1 and not base.segment_offsets else None
     to_fit, screens = candidates_to_fit(stations, candidates, driver_for().structure, screen_z)
     groups: dict[int, list[int]] = {}
     for i, st in enumerate(stations):
@@ -139,9 +146,12 @@ def fit_and_choose(driver_for, stations: list, candidates: list, seed: int, se_f
             part = members[start:start + step]
             fits: dict[int, dict] = {i: {} for i in part}
             for candidate in candidates:
-                todo = [i for i in part if candidate in to_fit[i]]
-                if todo:
-                    for i, res in zip(todo, driver_for(own(candidate)).fit([stations[i] for i in todo], [candidate], seed)):
+                programs: dict = {}
+                for i in part:
+                    if candidate in to_fit[i]:
+                        programs.setdefault(own(stations[i], candidate), []).append(i)
+                for structure, todo in programs.items():
+                    for i, res in zip(todo, driver_for(structure).fit([stations[i] for i in todo], [candidate], seed)):
                         fits[i].update(res)
             for i in part:
                 out[i] = choose(fits[i], se_factor, screens[i])

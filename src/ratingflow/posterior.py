@@ -34,6 +34,7 @@ POSTERIOR_VARS = {
     "break_u": ("1 (breakpoint position within its prior range, logit scale)", ["breakpoint_number"]),
     "offset_shift": ("1 (ln of the upper control's depth over the lower one's, at the breakpoint)",
                      ["breakpoint_number"]),
+    "offset_log_depth": ("ln(m) (the upper control's depth at its breakpoint)", ["breakpoint_number"]),
     "exponent_w": ("1 (weights of the exponent's variation with stage)", ["term"]),
 }
 
@@ -67,6 +68,7 @@ def candidate_posterior(result: FitResult) -> dict[str, np.ndarray]:
         if "offset_rel" in post:  # models.segment_offsets
             out["offset"] = st.stage_offset + post["offset_rel"][..., :k].astype(np.float64)
             out["offset_shift"] = post["offset_shift"][..., : k - 1]
+            out["offset_log_depth"] = post["offset_log_depth"][..., : k - 1]
     if c.gplm:
         out["exponent_w"] = post["exponent_w"]
     if "sigma_slope" in post:
@@ -173,13 +175,23 @@ def inference_data(result: FitResult, prior, attrs: dict, models: ModelSettings 
     idata.constant_data["discharge_sd"].attrs["units"] = "m3/s (1 SD)"
     idata.observed_data["log_discharge"].attrs["units"] = "ln(m3/s)"
     full = {"station": st.station_id, "stage_units": "m", "discharge_units": "m3/s", "model": candidate.name,
-            "model_description": candidate.describe(),
-            **{f"structure_{k}": v for k, v in models.structure([Candidate(candidate.base)]).as_attrs().items()},
+            "model_description": candidate.describe() + ("; each control with its own zero-flow stage (BaRatin form)"
+                                                         if "offset_rel" in result.posterior else ""),
+            **{f"structure_{k}": v for k, v in fit_structure(result, models).as_attrs().items()},
             "periods": int(st.n_periods if periodic else 1), **attrs}
     full.update({f"version_{k}": v for k, v in package_versions().items()})
     idata.attrs.update(full)
     idata.posterior.attrs.update(full)
     return idata
+
+
+def fit_structure(result: FitResult, models: ModelSettings) -> Structure:
+    """The structure of the candidate's own curve: the config's, with own offsets where the fit had them
+    (``segment_offsets``, or a station whose sheet names its control types)."""
+    from dataclasses import replace
+
+    structure = models.structure([Candidate(result.candidate.base)])
+    return replace(structure, segment_offsets="offset_rel" in result.posterior)
 
 
 def model_of(idata) -> tuple[Candidate, Structure, dict]:

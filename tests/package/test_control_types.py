@@ -73,3 +73,54 @@ def test_model_draws_the_exponent_from_the_type_prior():
     assert np.median(log_b[:, 0]) == pytest.approx(np.log(1.5), abs=6 * 7e-4)
     assert np.std(log_b[:, 0]) == pytest.approx(0.035, abs=8 * 4e-4)
     assert np.median(log_b[:, 1]) == pytest.approx(np.log(1.67), abs=6 * 0.1 * 1.25 / np.sqrt(4000))
+
+
+def test_a_station_with_control_types_is_fitted_in_the_baratin_form():
+    """fit_and_choose sends the multi-segment candidates of a station whose sheet names its controls to a
+    program with own offsets, the others' to the config's program, and the saved structure says so."""
+    from dataclasses import replace
+
+    from ratingflow.choice import fit_and_choose
+    from ratingflow.model import ModelSettings
+    from ratingflow.posterior import fit_structure
+    from ratingflow.sampler import FitResult
+
+    rng = np.random.default_rng(0)
+    calls = []
+    base = structure_for([Candidate("seg1"), Candidate("seg2")], transition=0.05)
+
+    class Driver:
+        def __init__(self, structure):
+            self.structure = structure
+
+        def fit(self, stations, candidates, seed):
+            calls.append((self.structure, [st.station_id for st in stations], candidates[0].name))
+            out = []
+            for st in stations:
+                s, k = self.structure.max_segments, candidates[0].n_segments
+                post = {"gap": rng.lognormal(size=(4, 50)), "log_q_ref": rng.normal(size=(4, 50)),
+                        "sigma": rng.lognormal(size=(4, 50)), "b": rng.lognormal(size=(4, 50, s)),
+                        "log_a": rng.normal(size=(4, 50, s)), "breakpoint_rel": rng.uniform(size=(4, 50, max(s - 1, 1))),
+                        "break_u": rng.normal(size=(4, 50, max(s - 1, 1)))}
+                if self.structure.segment_offsets:
+                    post["offset_rel"] = rng.normal(size=(4, 50, s))
+                    post["offset_shift"] = rng.normal(size=(4, 50, s - 1))
+                out.append({candidates[0].name: FitResult(st, candidates[0], {}, post,
+                                                          {"diverging": np.zeros((4, 50), bool)},
+                                                          rng.normal(-1, 0.1, (4, 50, st.n)))})
+            return out
+
+    drivers = {}
+
+    def driver_for(structure=None):
+        structure = structure or base
+        return drivers.setdefault(structure, Driver(structure))
+
+    typed, plain = _station(("riffle", "channel")), replace(_station(()), station_id="t")
+    choices = fit_and_choose(driver_for, [typed, plain], [Candidate("seg1"), Candidate("seg2")], seed=1)
+    seg2 = {tuple(ids): s.segment_offsets for s, ids, name in calls if name == "seg2"}
+    assert seg2 == {("s",): True, ("t",): False}
+    assert all(s.max_segments == 1 for s, _, name in calls if name == "seg1")
+    models = ModelSettings(candidates=("seg1", "seg2"))
+    assert fit_structure(choices[0].fits["seg2"], models).segment_offsets
+    assert not fit_structure(choices[1].fits["seg2"], models).segment_offsets

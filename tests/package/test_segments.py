@@ -123,3 +123,36 @@ def test_report_states_a_breakpoint_disagreement():
     (flag,) = breakpoint_disagreements([1.0], {})
     assert "has none" in flag
 
+
+
+@pytest.mark.parametrize("offsets", [False, True])
+def test_saved_fit_predicts_the_curve_it_was_sampled_with(offsets):
+    """A fit written as InferenceData and read back (model_of, flat_draws) gives, through predict, the very
+    curve each draw had in the sampler: every sampled site the curve needs is saved (a missing one would
+    be drawn from its prior)."""
+    import arviz as az
+    import jax
+    from numpyro.infer import Predictive
+
+    from ratingflow.model import ModelSettings
+    from ratingflow.posterior import inference_data, model_of
+    from ratingflow.predict import flat_draws, predict
+    from ratingflow.sampler import FitResult
+
+    models = ModelSettings(candidates=("seg1", "seg2"), segment_offsets=offsets)
+    structure = models.structure(models.candidate_list())
+    st = StationData("s", np.linspace(1.0, 3.0, 12), np.exp(np.linspace(0, 3, 12)), np.full(12, 0.1),
+                     control_types=("riffle", "channel"))
+    candidate = Candidate("seg2")
+    context = st.context(candidate, structure)
+    draws = Predictive(lambda *a: rating_model(*a, structure=structure), num_samples=20)(
+        jax.random.PRNGKey(0), jnp.asarray(st.stage_rel, jnp.float32), jnp.asarray(st.sd_log, jnp.float32),
+        {k: jnp.asarray(v) for k, v in context.items()})
+    post = {k: np.asarray(v).reshape((4, 5) + v.shape[1:]) for k, v in draws.items() if k != "log_discharge"}
+    fit = FitResult(st, candidate, context, post, {"diverging": np.zeros((4, 5), bool)}, np.zeros((4, 5, 12)))
+    idata = inference_data(fit, az.InferenceData(), {}, models)
+    _, saved_structure, saved_context = model_of(idata)
+    assert saved_structure.segment_offsets == offsets
+    curve, _ = predict(jax.random.PRNGKey(1), flat_draws(idata.posterior), st.stage_rel, saved_context, 0.05,
+                       saved_structure)
+    np.testing.assert_allclose(np.log(curve), post["log_curve"].reshape(20, 12), atol=1e-4)
