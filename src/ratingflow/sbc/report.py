@@ -70,7 +70,18 @@ def figure(rows: pd.DataFrame, levels: int, path: Path) -> None:
     plt.close(fig)
 
 
-def report(rows: pd.DataFrame, command: str, wall: float, settings: dict, out: Path) -> str:
+#: what a replication is, per world
+WORLDS = {
+    "prior": ("Simulation-based calibration of the candidate models",
+              "a synthetic station's gauged stages and stated uncertainties, parameters drawn from the model's "
+              "prior, gaugings drawn from its likelihood"),
+    "generator": ("Ranks of the synthetic generator's truths (is the prior right for the coverage study's world?)",
+                  "a one-control station of `ratingflow.synthetic` with 15-40 gaugings: its truth is the generator's, "
+                  "not a prior draw, so the ranks are uniform only if the prior suits that world too"),
+}
+
+
+def report(rows: pd.DataFrame, command: str, wall: float, settings: dict, out: Path, world: str = "prior") -> str:
     from .ranks import THINNED, tests
 
     levels = THINNED + 1
@@ -83,15 +94,15 @@ def report(rows: pd.DataFrame, command: str, wall: float, settings: dict, out: P
     verdict = "**met**" if worst["p_corrected"] >= ALPHA else "**missed**"
     plot = out.with_suffix(".png")
     figure(rows, levels, plot)
+    title, what = WORLDS[world]
     return (
-        "# Simulation-based calibration of the candidate models\n\n"
+        f"# {title}\n\n"
         f"`{command}` ({wall:.0f} s on {platform.node()}, {os.cpu_count()} CPUs). Written by the command; "
         "re-made by running it again.\n\n"
-        "Each replication: a synthetic station's gauged stages and stated uncertainties, parameters drawn from "
-        "the model's prior, gaugings drawn from its likelihood, then NUTS as in the pipeline "
+        f"Each replication: {what}, then NUTS as in the pipeline "
         f"(sampler {settings['sampler']}, models {settings['models']}). The rank of each true quantity among "
         f"{THINNED} posterior draws spread evenly over the chains is uniform on 0..{THINNED} if the sampler and "
-        "the model code are right. Test: chi-square on 10 equal rank bins per quantity, Bonferroni over the "
+        f"the model code are right{' and the prior suits this world' if world == 'generator' else ''}. Test: chi-square on 10 equal rank bins per quantity, Bonferroni over the "
         f"{len(table)} tests.\n\n"
         f"Verdict: smallest corrected p = {worst['p_corrected']:.3g} ({worst['model']}, {worst['quantity']}); "
         f"target: none below {ALPHA}: {verdict}\n\n"
@@ -142,7 +153,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     rows.to_csv(out.with_suffix(".csv"), index=False)
     command = "python -m ratingflow.sbc " + " ".join(argv if argv is not None else os.sys.argv[1:])
-    text = report(rows, command.strip(), time.perf_counter() - start, config, out)
+    text = report(rows, command.strip(), time.perf_counter() - start, config, out, args.world)
     out.write_text(text)
     print(text)
     return 0
