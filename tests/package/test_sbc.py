@@ -61,3 +61,20 @@ def test_a_replication_is_drawn_from_the_model(name):
     if name == "seg2":
         lo, hi = st.context(Candidate(name), structure)["break_lo"][0], st.context(Candidate(name), structure)["break_hi"][0]
         assert lo <= rep.truth["breakpoint[0]"] <= hi
+
+
+def test_generator_replications_carry_the_generators_truth():
+    """In the generator's world the true curve, read through the model at the generator's parameters, is the
+    generator's own discharge at the check stages."""
+    from ratingflow.synthetic import draw_station
+
+    models = ModelSettings()
+    structure = models.structure(models.candidate_list())
+    reps = sbc.from_generator(3, 2, structure, Priors(), jax.random.PRNGKey(0))
+    rng = np.random.default_rng(3)
+    for rep in reps:  # the same draws as from_generator's, from the same seed
+        st, truth = draw_station(rng, rep.station.station_id, int(rng.integers(15, 41)), two_control_share=0.0)
+        np.testing.assert_allclose(st.discharge, rep.station.discharge)
+        stages = st.stage.min() + np.array(sbc.STAGE_FRACTIONS) * np.ptp(st.stage)
+        curve = [rep.truth[f"curve@{f:.1f}"] for f in sbc.STAGE_FRACTIONS]
+        np.testing.assert_allclose(curve, np.log(truth.discharge(stages)), atol=1e-4)

@@ -124,9 +124,13 @@ def from_generator(design_seed: int, reps: int, structure: Structure, priors: Pr
     for i, k in enumerate(jax.random.split(key, reps)):
         st, truth = draw_station(rng, f"gen{i:04d}", int(rng.integers(gaugings[0], gaugings[1] + 1)),
                                  two_control_share=0.0)
-        sites = {"gap": np.array([st.stage_offset - truth.h0]), "sigma": np.array([truth.sigma]),
-                 "b": np.full((1, structure.max_segments), truth.b),
-                 "log_q_ref": np.log(truth.discharge(np.array([st.stage_offset + st.stage_ref])))}
+        # the sites seg1 does not use (break_u, ...) from a prior draw; the curve's from the generator's truth
+        draw = Predictive(lambda *a, **kw: rating_model(*a, structure=structure, priors=priors, **kw), num_samples=1,
+                          return_sites=[name for name in SAMPLED_SITES])(k, *_model_inputs(st, candidate, structure, priors))
+        sites = {name: np.asarray(v) for name, v in draw.items()}
+        sites.update({"gap": np.array([st.stage_offset - truth.h0]), "sigma": np.array([truth.sigma]),
+                      "b": np.full((1, structure.max_segments), truth.b),
+                      "log_q_ref": np.log(truth.discharge(np.array([st.stage_offset + st.stage_ref])))})
         curve, loglik = _curve_and_loglik(sites, st, candidate, structure, priors, k)
         truth_values = {name: float(v[0]) for name, v in _values(sites, candidate, curve, loglik).items()}
         out.append(Replication(st, candidate, truth_values, sites))
