@@ -35,6 +35,7 @@ def test_report_tables_from_ranks():
                          "quantity": ["curve@0.5", "gap"] * 100, "rank": np.tile([50, 0], 100)})
     table = sbc.tests(rows)
     assert list(table["quantity"]) == ["curve@0.5", "gap"] and table["p_corrected"].iloc[1] < 1e-10
+    assert table["outside_90"].tolist() == [0.0, 1.0]  # rank 0: below every draw
     # the curve's truth always at the middle rank: inside every central interval
     cover = central_coverage(rows, sbc.THINNED + 1)
     assert cover["central 50 %"].item() == 1.0 and cover["points"].item() == 100
