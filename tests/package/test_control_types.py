@@ -104,7 +104,7 @@ def test_a_station_with_control_types_is_fitted_in_the_baratin_form():
                         "break_u": rng.normal(size=(4, 50, max(s - 1, 1)))}
                 if self.structure.segment_offsets:
                     post["offset_rel"] = rng.normal(size=(4, 50, s))
-                    post["offset_shift"] = rng.normal(size=(4, 50, s - 1))
+                    post["offset_shift"] = post["offset_log_depth"] = rng.normal(size=(4, 50, s - 1))
                 out.append({candidates[0].name: FitResult(st, candidates[0], {}, post,
                                                           {"diverging": np.zeros((4, 50), bool)},
                                                           rng.normal(-1, 0.1, (4, 50, st.n)))})
