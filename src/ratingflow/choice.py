@@ -100,7 +100,8 @@ def candidate_table(fits: dict, table: pd.DataFrame) -> pd.DataFrame:
             lo, hi = hpdi(draws, 0.9)
             table.loc[row, [f"breakpoint_{k + 1}_median_m", f"breakpoint_{k + 1}_hpdi90_lower_m",
                             f"breakpoint_{k + 1}_hpdi90_upper_m"]] = (float(np.median(draws)), float(lo), float(hi))
-    table.insert(1, "description", [Candidate(name).describe() for name in table["model"]])
+    table.insert(1, "description", [Candidate(name).describe("offset_rel" in fits[name].posterior)
+                                    for name in table["model"]])
     return table
 
 

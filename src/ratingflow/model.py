@@ -393,10 +393,13 @@ class Candidate:
     def with_mode(self, mode: str) -> "Candidate":
         return Candidate(self.base + (f"-{mode}" if mode else ""))
 
-    def describe(self) -> str:
+    def describe(self, own_offsets: bool = False) -> str:
+        """In words; ``own_offsets``: fitted with each control's own zero-flow stage (``segment_offsets``)."""
         if self.gplm:
             return "generalized power law (exponent varies with stage)"
         text = "power law" if self.n_segments == 1 else f"segmented power law, {self.n_segments} segments"
+        if own_offsets and self.n_segments > 1:
+            text += "; each control with its own zero-flow stage (BaRatin form)"
         return text + PERIOD_MODES[self.mode]
 
 

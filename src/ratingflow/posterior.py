@@ -175,8 +175,7 @@ def inference_data(result: FitResult, prior, attrs: dict, models: ModelSettings 
     idata.constant_data["discharge_sd"].attrs["units"] = "m3/s (1 SD)"
     idata.observed_data["log_discharge"].attrs["units"] = "ln(m3/s)"
     full = {"station": st.station_id, "stage_units": "m", "discharge_units": "m3/s", "model": candidate.name,
-            "model_description": candidate.describe() + ("; each control with its own zero-flow stage (BaRatin form)"
-                                                         if "offset_rel" in result.posterior else ""),
+            "model_description": candidate.describe("offset_rel" in result.posterior),
             **{f"structure_{k}": v for k, v in fit_structure(result, models).as_attrs().items()},
             "periods": int(st.n_periods if periodic else 1), **attrs}
     full.update({f"version_{k}": v for k, v in package_versions().items()})

@@ -124,3 +124,5 @@ def test_a_station_with_control_types_is_fitted_in_the_baratin_form():
     models = ModelSettings(candidates=("seg1", "seg2"))
     assert fit_structure(choices[0].fits["seg2"], models).segment_offsets
     assert not fit_structure(choices[1].fits["seg2"], models).segment_offsets
+    described = [c.table.set_index("model").loc["seg2", "description"] for c in choices]
+    assert "BaRatin form" in described[0] and "BaRatin" not in described[1]
