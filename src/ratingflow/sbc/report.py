@@ -113,7 +113,7 @@ def report(rows: pd.DataFrame, command: str, wall: float, settings: dict, out: P
         "## Fits\n\n" + diag.to_markdown(index=False, floatfmt=".0f") + "\n\n"
         "## Curve bands read off the ranks\n\n"
         "How often the true ln Q of the curve (five stages per replication) lies inside the central 50 % and 90 % "
-        "interval of the posterior draws, when the truth is drawn from the prior.\n\n"
+        f"interval of the posterior draws, when the truth is drawn from {'the prior' if world == 'prior' else 'the generator'}.\n\n"
         + central_coverage(rows, levels).to_markdown(index=False, floatfmt=".3f") + "\n"
     )
 
