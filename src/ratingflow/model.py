@@ -14,7 +14,8 @@ with the exponent part
 for a segmented power law with K controls (the sum telescopes). Segment k has its own offset e_k
 (its stage of zero flow) and takes over at breakpoint ``B_{k-1}``: ``z_k = max(H - B_{k-1}, 0)``,
 ``d'_k = B_{k-1} - e_{k-1}`` is the depth of the control below at the breakpoint and
-``d_k = B_{k-1} - e_k = d'_k exp(offset_shift_k)`` the new control's. Inside segment k this is
+``d_k = B_{k-1} - e_k = d'_k exp(offset_shift_k)`` the new control's (sampled as ``offset_log_depth`` =
+ln d_k, centred on h0's depth at the breakpoint; ``offset_shift`` is derived). Inside segment k this is
 exactly ``Q = a_k (H - e_k)^b_k`` (e_1 = h0) with the segment's own (absolute) exponent ``b_k``, and
 discharge is continuous at every breakpoint by construction:
 ``ln a_k = ln a_{k-1} + b_{k-1} ln d'_k - b_k ln d_k``. This is the BaRatin form of a change of control
@@ -33,7 +34,7 @@ a-b correlation. Breakpoints are ordered by construction: each lies in its prior
 the previous one (see :func:`ordered_breakpoints`).
 
 What varies between candidate models of one compiled program is *data* (``context``): the number of
-active segments and the generalized-power-law switch. The sites of the largest candidate are
+active segments, the generalized-power-law switch and the exponent priors (the sheet's control types). The sites of the largest candidate are
 always sampled; those a candidate does not use have no effect on its likelihood and are sampled from
 their prior (and dropped from its outputs). So one compiled program serves every candidate.
 """
