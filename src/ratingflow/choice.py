@@ -115,8 +115,9 @@ def fit_and_choose(driver_for, stations: list, candidates: list, seed: int, se_f
     2.5x faster per fit than in the largest candidate's), the other candidates in the largest candidate's
     program. A station whose sheet names its controls' types (``StationData.control_types``, two or more)
     has its multi-segment candidates fitted in the BaRatin form, each control with its own offset
-    (``segment_offsets``), in a program of their own. ``screen_z``: screen the candidates first (:mod:`ratingflow.screen`); NUTS runs only for
-    those the screen keeps, and the table lists the others with the screen's figures. None: every
+    (``segment_offsets``), in a program of their own. ``screen_z``: screen the candidates first
+    (:mod:`ratingflow.screen`); NUTS runs only for those the screen keeps, and the table lists the others
+    with the screen's figures. None: every
     candidate is fitted. ``chunk`` bounds the stations per driver call (memory); stations are sent
     grouped by shape bucket. A station's draws do not depend on the chunking.
     """
