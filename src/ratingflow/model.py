@@ -34,8 +34,8 @@ a-b correlation. Breakpoints are ordered by construction: each lies in its prior
 the previous one (see :func:`ordered_breakpoints`).
 
 What varies between candidate models of one compiled program is *data* (``context``): the number of
-active segments, the generalized-power-law switch and the exponent priors (the sheet's control types). The sites of the largest candidate are
-always sampled; those a candidate does not use have no effect on its likelihood and are sampled from
+active segments, the generalized-power-law switch and the exponent priors (the sheet's control types).
+The sites of the largest candidate are always sampled; those a candidate does not use have no effect on its likelihood and are sampled from
 their prior (and dropped from its outputs). So one compiled program serves every candidate.
 """
 from __future__ import annotations

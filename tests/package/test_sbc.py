@@ -16,8 +16,9 @@ def test_ranks_count_the_draws_below_and_split_ties():
     assert sbc.rank(0.5, np.array([0.1, 0.2, 0.9]), rng) == 2
     assert {sbc.rank(1.0, np.array([1.0, 1.0, 0.0]), rng) for _ in range(200)} == {1, 2, 3}
     draws = np.arange(4000.0).reshape(4, 1000)
-    kept = sbc.thin(draws)
-    assert len(kept) == sbc.THINNED and kept[0] == 0 and kept[-1] == 3999 and np.all(np.diff(kept) > 30)
+    kept = sbc.thin({"a": draws, "b": np.stack([draws, -draws], axis=-1)})
+    assert len(kept["a"]) == sbc.THINNED and kept["a"][0] == 0 and kept["a"][-1] == 3999
+    assert np.all(np.diff(kept["a"]) > 30) and np.array_equal(kept["b"][:, 1], -kept["a"])
 
 
 def test_uniformity_tests_pass_uniform_ranks_and_fail_a_narrow_posterior():

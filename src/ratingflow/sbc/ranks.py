@@ -137,11 +137,12 @@ def from_generator(design_seed: int, reps: int, structure: Structure, priors: Pr
     return out
 
 
-def thin(values: np.ndarray, keep: int = THINNED) -> np.ndarray:
-    """``keep`` draws evenly spaced through the draws (chain after chain): far enough apart to be nearly
-    independent, as the rank statistic needs."""
-    flat = np.asarray(values).reshape(-1)
-    return flat[np.linspace(0, len(flat) - 1, keep).round().astype(int)]
+def thin(posterior: dict[str, np.ndarray], keep: int = THINNED) -> dict[str, np.ndarray]:
+    """``keep`` draws of every site (chain, draw, ...), the same ones, evenly spaced through the draws chain
+    after chain: far enough apart to be nearly independent, as the rank statistic needs."""
+    flat = {k: np.asarray(v).reshape((-1,) + np.shape(v)[2:]) for k, v in posterior.items()}
+    index = np.linspace(0, len(next(iter(flat.values()))) - 1, keep).round().astype(int)
+    return {k: v[index] for k, v in flat.items()}
 
 
 def rank(truth: float, draws: np.ndarray, rng: np.random.Generator) -> int:
@@ -159,9 +160,7 @@ def fit_ranks(replications: list[Replication], fits: list, structure: Structure,
     rng = np.random.default_rng(seed)
     rows = []
     for i, (rep, fit) in enumerate(zip(replications, fits)):
-        post = fit.posterior
-        keep = np.linspace(0, post["gap"].size - 1, THINNED).round().astype(int)
-        draws = {k: np.asarray(v).reshape((-1,) + np.asarray(v).shape[2:])[keep] for k, v in post.items()}
+        draws = thin(fit.posterior)
         curve, loglik = _curve_and_loglik(draws, rep.station, rep.candidate, structure, priors,
                                           jax.random.PRNGKey(seed + i))
         values = _values(draws, rep.candidate, curve, loglik)
