@@ -18,6 +18,8 @@ from ..predict import SAMPLED_SITES, predict
 THINNED = 99
 #: bins of the rank histogram and chi-square test (THINNED + 1 must be a multiple)
 BINS = 20
+#: replications fitted per driver call (each fit's draws are kept until its ranks are taken)
+CHUNK = 50
 #: where on the gauged stage range the curve is ranked
 STAGE_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)
 
@@ -231,8 +233,12 @@ def run(candidates: list[Candidate], reps: int, seed: int, models: ModelSettings
             reps_c = from_generator(seed, reps, structure, priors, key)
         else:
             reps_c = [replicate(d, candidate, structure, priors, k) for d, k in zip(plan, jax.random.split(key, reps))]
-        fits = [f[candidate.name] for f in driver.fit([r.station for r in reps_c], [candidate], seed)]
-        frame = fit_ranks(reps_c, fits, structure, priors, seed)
+        frames_c = []
+        for first in range(0, len(reps_c), CHUNK):  # a chunk's fits are ranked and dropped: memory stays bounded
+            part = reps_c[first:first + CHUNK]
+            fits = [f[candidate.name] for f in driver.fit([r.station for r in part], [candidate], seed)]
+            frames_c.append(fit_ranks(part, fits, structure, priors, seed + first))
+        frame = pd.concat(frames_c, ignore_index=True)
         frame["fit_seconds"] = time.perf_counter() - start
         log(f"{candidate.name}: {reps} replications in {time.perf_counter() - start:.0f} s")
         frames.append(frame)
