@@ -126,3 +126,22 @@ def test_a_station_with_control_types_is_fitted_in_the_baratin_form():
     assert not fit_structure(choices[1].fits["seg2"], models).segment_offsets
     described = [c.table.set_index("model").loc["seg2", "description"] for c in choices]
     assert "BaRatin form" in described[0] and "BaRatin" not in described[1]
+
+
+def test_offsets_study_summary_counts_per_variant():
+    """offsets_study's table: converged and breakpoint-inside counts, real and simulated stations apart."""
+    import pandas as pd
+
+    from ratingflow.offsets_study import VARIANTS, summary
+
+    rows = pd.DataFrame({
+        "variant": ["offsets"] * 3 + ["offsets + sheet"], "station": ["green_channel", "two000", "two001", "green_channel"],
+        "chosen": ["seg2", "seg2", "seg1", "seg2"], "converged": [False, True, False, True],
+        "expected_inside": [True, True, False, True], "seg2_divergences": [0, 0, 7, 0]})
+    table = summary(rows).set_index("variant")
+    assert table.loc["offsets", "real: seg2 converged"] == "0/1"
+    assert table.loc["offsets", "simulated: seg2 converged"] == "1/2"
+    assert table.loc["offsets", "simulated: true breakpoint in 90 % HPDI"] == "1/2"
+    assert table.loc["offsets", "divergences (all seg2 fits)"] == 7
+    assert table.loc["offsets + sheet", "simulated: seg2 chosen"] == "-"
+    assert all("," not in name for name in VARIANTS)  # the command line separates variants with ';'
