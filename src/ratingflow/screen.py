@@ -20,7 +20,10 @@ breakpoint of each fold adds noise), so the screen does not use it. Rule, in the
 * the first candidate is always fitted;
 * a later segmented candidate is fitted when its screen elpd exceeds the best screen elpd of the candidates
   before it by more than ``z`` standard errors of the pointwise difference (``models.screen``);
-* candidates the profile fit cannot express (``gplm``, rating-period modes) are always fitted.
+* candidates the profile fit cannot express (``gplm``, rating-period modes) are always fitted;
+* the candidate with as many segments as the controls the sheet describes (``control_types``, two or more)
+  is always fitted: the hydrographer's description deserves NUTS, and the profile (one h0) cannot express
+  its own offsets.
 
 docs/screen.md shows on the simulation that choices stay as good as with every candidate fitted.
 """
@@ -83,6 +86,7 @@ def screen(station: StationData, candidates: list[Candidate], structure: Structu
     and against the best screened candidate before it ``screen_gain`` and ``screen_se``. ``reselect``: see
     :func:`loo_pointwise`."""
     rows, pointwise = [], {}
+    described = len(station.control_types) if len(station.control_types) > 1 else 0
     for i, candidate in enumerate(candidates):
         row = {"model": candidate.name, "fitted": True, "screen_elpd": np.nan, "screen_gain": np.nan,
                "screen_se": np.nan, "screen": "always fitted" if i == 0 else "not screenable"}
@@ -95,10 +99,13 @@ def screen(station: StationData, candidates: list[Candidate], structure: Structu
                 best = max(pointwise, key=lambda name: pointwise[name].sum())
                 diff = lpd - pointwise[best]
                 gain, se = float(diff.sum()), float(np.sqrt(len(diff)) * np.std(diff))
-                row.update(screen_gain=gain, screen_se=se, fitted=bool(gain > z * se))
+                passed = bool(gain > z * se)
+                row.update(screen_gain=gain, screen_se=se, fitted=passed or candidate.n_segments == described)
                 verdict = "fitted" if row["fitted"] else "screened out"
                 row["screen"] = (f"{verdict}: profile leave-one-out gain over {best} {gain:.1f} "
-                                 f"{'>' if row['fitted'] else '<='} {z:g} x SE {se:.1f}")
+                                 f"{'>' if passed else '<='} {z:g} x SE {se:.1f}")
+                if row["fitted"] and not passed:
+                    row["screen"] += f"; the sheet describes {described} controls"
             pointwise[candidate.name] = lpd
         rows.append(row)
     return pd.DataFrame(rows)

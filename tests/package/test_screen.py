@@ -96,6 +96,20 @@ def test_gplm_and_period_modes_are_always_fitted():
     assert table.loc[2, "screen"].startswith("screened out")
 
 
+def test_the_candidate_the_sheet_describes_is_always_fitted():
+    """A station whose sheet names two controls gets its seg2 fitted whatever the profile gain (the profile
+    has one h0 and cannot express their own offsets); seg3 is still screened. With z = 1e9 no gain passes."""
+    from dataclasses import replace
+
+    rng = np.random.default_rng(3)
+    st = _station(rng, 0, synthetic.Truth("o", 1, 5.0, 1.8, 0.0, 0.03))
+    described = replace(st, control_types=("riffle", "channel"))
+    assert screen(st, CANDIDATES, STRUCTURE, 1e9)["fitted"].tolist() == [True, False, False]
+    table = screen(described, CANDIDATES, STRUCTURE, 1e9)
+    assert table["fitted"].tolist() == [True, True, False]
+    assert table.loc[1, "screen"].endswith("the sheet describes 2 controls")
+
+
 class _Fit:
     def __init__(self, ll):
         self.log_likelihood = ll
