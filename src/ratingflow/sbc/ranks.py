@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import jax
 import numpy as np
@@ -90,7 +91,7 @@ def _curve_and_loglik(draws: dict, station: StationData, candidate: Candidate, s
     context = station.context(candidate, structure, priors)
     curve, _ = predict(key, sampled, _check_stages(station), context, station.typical_sd_log, structure, priors)
     stage, sd_log, ctx = _model_inputs(station, candidate, structure, priors)
-    loglik = log_likelihood(lambda *a, **kw: rating_model(*a, structure=structure, priors=priors, **kw),
+    loglik = log_likelihood(partial(rating_model, structure=structure, priors=priors),
                             {k: jax.numpy.asarray(v) for k, v in sampled.items()}, stage, sd_log, ctx,
                             discharge=jax.numpy.asarray(station.discharge, np.float32))["log_discharge"]
     return np.log(np.maximum(curve, np.finfo(float).tiny)), np.asarray(loglik, np.float64).sum(axis=-1)
@@ -102,7 +103,7 @@ def replicate(design, candidate: Candidate, structure: Structure, priors: Priors
     placeholder = StationData(f"{sid}-{candidate.name}", stage, np.ones_like(stage), rel_sd)
     args = _model_inputs(placeholder, candidate, structure, priors)
     prior_key, curve_key = jax.random.split(key)
-    draw = Predictive(lambda *a, **kw: rating_model(*a, structure=structure, priors=priors, **kw),
+    draw = Predictive(partial(rating_model, structure=structure, priors=priors),
                       num_samples=1)(prior_key, *args)
     sites = {k: np.asarray(v) for k, v in draw.items()}
     q = np.exp(np.asarray(sites["log_discharge"][0], np.float64))
@@ -127,8 +128,8 @@ def from_generator(design_seed: int, reps: int, structure: Structure, priors: Pr
         st, truth = draw_station(rng, f"gen{i:04d}", int(rng.integers(gaugings[0], gaugings[1] + 1)),
                                  two_control_share=0.0)
         # the sites seg1 does not use (break_u, ...) from a prior draw; the curve's from the generator's truth
-        draw = Predictive(lambda *a, **kw: rating_model(*a, structure=structure, priors=priors, **kw), num_samples=1,
-                          return_sites=[name for name in SAMPLED_SITES])(k, *_model_inputs(st, candidate, structure, priors))
+        draw = Predictive(partial(rating_model, structure=structure, priors=priors), num_samples=1,
+                          return_sites=list(SAMPLED_SITES))(k, *_model_inputs(st, candidate, structure, priors))
         sites = {name: np.asarray(v) for name, v in draw.items()}
         sites.update({"gap": np.array([st.stage_offset - truth.h0]), "sigma": np.array([truth.sigma]),
                       "b": np.full((1, structure.max_segments), truth.b),
