@@ -23,7 +23,7 @@ from .sampler import SamplerSettings, driver_cache
 
 
 #: raised when the fit's outputs change for the same inputs (published fits are then not reused)
-VERSION = "3"
+VERSION = "4"
 
 #: the rating-period programs: a station with n periods is fitted by the smallest that holds them
 PERIOD_BUCKETS = (2, 4, 8, 16)

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from numpyro import handlers
 
-from .model import Priors, Structure, rating_model
+from .model import Priors, Structure, model_sites, rating_model
 
 #: time steps per compiled chunk (fixed: the random draws of a step do not depend on the record's length)
 CHUNK = 4096
@@ -35,8 +35,8 @@ DAY = 86400.0
 
 def _one_draw(sample, key, stage, context, structure, priors):
     """ln curve and ln discharge (with the structural error) of one draw at its stages."""
-    model = handlers.seed(handlers.substitute(partial(rating_model, structure=structure, priors=priors), data=sample),
-                          key)
+    model = partial(rating_model, structure=structure, priors=priors)
+    model = handlers.seed(handlers.substitute(model, data=model_sites(sample)), key)
     trace = handlers.trace(model).get_trace(stage, jnp.zeros_like(stage), context)
     return trace["log_discharge"]["value"]
 

@@ -175,7 +175,7 @@ def init_centre(station: StationData, candidate: Candidate, structure: Structure
     centre = {
         "gap": np.float32(np.log(fit["gap"])),
         "log_q_ref": np.float32(fit["log_q_ref"]),
-        "sigma": np.float32(np.log(fit["sigma"])),
+        "sigma_z": np.float32(fit["sigma"]),  # sigma = |sigma_z|
         "b": np.log(b).astype(np.float32),
     }
     if structure.n_breaks:
@@ -220,7 +220,7 @@ def _period_centre(station: StationData, candidate: Candidate, structure: Struct
     centre = {
         "gap": gap.astype(np.float32),
         "log_q_ref": log_q_ref.astype(np.float32),
-        "sigma": base["sigma"],
+        "sigma_z": base["sigma_z"],
         "b": np.tile(base["b"], (n_p, 1)).astype(np.float32),
     }
     if structure.n_breaks:
@@ -231,5 +231,5 @@ def _period_centre(station: StationData, candidate: Candidate, structure: Struct
 
 
 #: spread of the chains' starting points around the centre (unconstrained units)
-INIT_JITTER = {"gap": 0.3, "log_q_ref": 0.1, "sigma": 0.3, "b": 0.05, "break_u": 0.3, "exponent_w": 0.3,
+INIT_JITTER = {"gap": 0.3, "log_q_ref": 0.1, "sigma_z": 0.01, "b": 0.05, "break_u": 0.3, "exponent_w": 0.3,
                "sigma_slope": 0.2, "offset_log_depth": 0.1}

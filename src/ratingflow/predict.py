@@ -14,11 +14,12 @@ import jax.numpy as jnp
 import numpy as np
 from numpyro.infer import Predictive
 
-from .model import Priors, Structure, rating_model
+from .model import Priors, Structure, model_sites, rating_model
 
 #: grids are padded to a multiple of this many stages
 GRID_CHUNK = 256
-#: sites that can be sampled; a curve needs those of its structure
+#: the parameters a curve is drawn from (those of its structure), by the names of the outputs
+#: (``sigma``; :func:`ratingflow.model.model_sites` gives the sampled site behind it)
 SAMPLED_SITES = ("gap", "log_q_ref", "sigma", "b", "break_u", "offset_log_depth", "exponent_w", "sigma_slope")
 
 
@@ -53,7 +54,7 @@ def predict(key, samples: dict, stage_rel: np.ndarray, context: dict, sd_log, st
     stage[:g] = stage_rel
     sd = np.zeros(size, np.float32)
     sd[:g] = np.broadcast_to(np.asarray(sd_log, np.float32), (g,))
-    draws = {k: jnp.asarray(v, jnp.float32) for k, v in samples.items() if k in SAMPLED_SITES}
+    draws = model_sites({k: jnp.asarray(v, jnp.float32) for k, v in samples.items() if k in SAMPLED_SITES})
     ctx = {k: jnp.asarray(v) for k, v in context.items()}
     log_curve, log_q = jax.device_get(_predict(key, draws, jnp.asarray(stage), jnp.asarray(sd), ctx, structure, priors))
     gap = np.asarray(samples["gap"])[:, None]

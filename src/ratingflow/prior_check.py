@@ -29,7 +29,7 @@ PRIOR_SITES = ("gap", "b", "log_q_ref", "sigma", "log_a")
 
 
 #: raised when the prior check's outputs change for the same inputs
-VERSION = "2"
+VERSION = "3"
 
 
 @partial(jax.jit, static_argnames=("num_samples", "structure", "priors"))

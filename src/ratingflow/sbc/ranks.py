@@ -12,7 +12,7 @@ from numpyro.infer.util import log_likelihood
 from scipy import stats
 
 from ..data import StationData
-from ..model import Candidate, ModelSettings, Priors, Structure, rating_model
+from ..model import Candidate, ModelSettings, Priors, Structure, model_sites, rating_model
 from ..predict import SAMPLED_SITES, predict
 
 #: posterior draws kept per replication (evenly spaced over the chains): ranks take L + 1 = 100 values
@@ -87,7 +87,7 @@ def _curve_and_loglik(draws: dict, station: StationData, candidate: Candidate, s
                       key) -> tuple[np.ndarray, np.ndarray]:
     """ln Q of the curve at the check stages and the log-likelihood of the station's gaugings, per draw,
     both from the model itself (``Predictive`` and ``log_likelihood``)."""
-    sampled = {k: np.asarray(v) for k, v in draws.items() if k in SAMPLED_SITES}
+    sampled = model_sites({k: np.asarray(v) for k, v in draws.items() if k in SAMPLED_SITES})
     context = station.context(candidate, structure, priors)
     curve, _ = predict(key, sampled, _check_stages(station), context, station.typical_sd_log, structure, priors)
     stage, sd_log, ctx = _model_inputs(station, candidate, structure, priors)
