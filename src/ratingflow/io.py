@@ -26,6 +26,14 @@ def load_idata(path):
     return az.InferenceData(attrs=attrs, **groups)
 
 
+def root_attrs(path) -> dict:
+    """The attributes of a netCDF file's root group (an InferenceData's ``attrs``), without reading its data."""
+    import netCDF4
+
+    with netCDF4.Dataset(path, mode="r") as nc:
+        return {name: nc.getncattr(name) for name in nc.ncattrs()}
+
+
 def save_idata(idata, path) -> None:
     idata.to_netcdf(str(path), engine=ENGINE)
 

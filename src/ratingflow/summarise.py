@@ -24,7 +24,7 @@ from . import status
 from .figures import plot_periods, plot_rating
 from .keys import station_keys
 from .history import keep_issued
-from .io import load_idata, save_json
+from .io import load_idata, root_attrs, save_json
 from .model import Priors
 from .plausibility import influential_gaugings, sigma_flag
 from .posterior import breakpoint_medians, convergence, model_of, parameter_summary, period_views, prob_label
@@ -275,7 +275,10 @@ def run_batch(fit_paths, outputs: dict, seed: int, table_cfg: dict, thresholds: 
     kinds = ("table", "nc", "diagnostics", "plot")
     for i, fit_nc in enumerate(fit_paths):
         station = Path(fit_nc).stem
-        issued = sorted((Path(history) / station).glob("*/table.csv")) if history else []
+        # issued ratings matter only to a fit with rating periods (see run): for a timeless station they would
+        # make its first run after the archive summarise it again for nothing
+        dated = history and int(root_attrs(fit_nc).get("periods", 1)) > 1
+        issued = sorted((Path(history) / station).glob("*/table.csv")) if dated else []
         key = reuse.digest([fit_nc, clean_paths[i] if clean_paths else None, *issued],
                            {"table": table_cfg, "thresholds": thresholds, "priors": asdict(priors),
                             "title": titles[i] if titles else ""}, seed, VERSION)

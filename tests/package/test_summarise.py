@@ -98,3 +98,35 @@ def test_diagnostics_pass_and_fail():
     )
     assert not bad["passed"] and not bad["checks"]["rhat"]
     assert any(f.startswith("R-hat") for f in bad["failures"])
+
+
+def test_an_archived_rating_does_not_make_a_timeless_station_summarise_again(tmp_path):
+    """Issue 16, incremental runs: the archive writes every station's issued table to the history after a run. Issued
+    tables matter only to a fit with rating periods, so a timeless station's summary is linked at the next run, not
+    recomputed (it was: every station of a batch with one new gauging was summarised again); a changed fit is."""
+    import os
+
+    from ratingflow.io import save_idata
+    from ratingflow.summarise import run_batch
+
+    fit = tmp_path / "fit" / "fake.nc"
+    fit.parent.mkdir()
+    save_idata(fake_idata(np.random.default_rng(4), 12.0, 1.7, 100.2, 0.05, spread=1.0, draws=100), fit)
+    kinds = {"table": "csv", "nc": "table.nc", "diagnostics": "json", "plot": "png"}
+    table_cfg = {"stage_step_m": 0.05, "extend_below": 0.1, "extend_above": 0.2, "hpdi_probs": [0.9, 0.95]}
+    history = tmp_path / "history"
+
+    def summarise(folder, previous=None):
+        (tmp_path / folder).mkdir(exist_ok=True)
+        outputs = {k: [str(tmp_path / folder / f"fake.{e}")] for k, e in kinds.items()}
+        run_batch([str(fit)], outputs, 1, table_cfg, THRESHOLDS, history=str(history),
+                  previous=previous and {k: str(tmp_path / previous) for k in kinds})
+        return tmp_path / folder / "fake.csv"
+
+    published = summarise("published")
+    issued = history / "fake" / "2026-12-03T000000Z"
+    issued.mkdir(parents=True)
+    (issued / "table.csv").write_text(published.read_text())
+    assert os.path.samefile(summarise("rerun", previous="published"), published)
+    save_idata(fake_idata(np.random.default_rng(5), 12.0, 1.7, 100.2, 0.05, spread=1.0, draws=100), fit)
+    assert not os.path.samefile(summarise("changed", previous="published"), published)
