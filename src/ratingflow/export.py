@@ -11,7 +11,10 @@ output back (:func:`read_waterml`) and compares it with the tables before it fin
 """
 from __future__ import annotations
 
+import json
+import os
 import xml.etree.ElementTree as ET
+from xml.sax.saxutils import escape
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +34,10 @@ DISCHARGE = "http://www.opengis.net/def/property/OGC/0/Discharge"
 CSV_COLUMNS = ["station_id", "period", "valid_from", "valid_to", "stage_m", "discharge_median_m3s",
                "curve_hpdi90_lower_m3s", "curve_hpdi90_upper_m3s", "gauging_hpdi90_lower_m3s",
                "gauging_hpdi90_upper_m3s", "extrapolated"]
+
+#: the collection's description
+DESCRIPTION = ("Rating tables (posterior median) of ratingflow, with their periods of applicability (UTC), and the "
+               "gaugings they were fitted to.")
 
 for prefix, uri in NS.items():
     ET.register_namespace(prefix, uri)
@@ -64,8 +71,7 @@ def collection(stations: list[dict]) -> ET.ElementTree:
     """The WaterML 2.0 Part 2 document. Each station: ``station_id``, ``name``, ``table`` (its rating
     table with ``period``, ``valid_from``, ``valid_to``) and ``clean`` (its clean gaugings)."""
     root = ET.Element(_q("wmlrgs:Collection"), {_q("gml:id"): "ratingflow-ratings"})
-    _sub(root, "gml:description", "Rating tables (posterior median) of ratingflow, with their periods of "
-                                  "applicability (UTC), and the gaugings they were fitted to.")
+    _sub(root, "gml:description", DESCRIPTION)
     for st in stations:
         for i, g in enumerate(st["clean"].itertuples()):
             obs = _sub(_sub(root, "wmlrgs:gaugingMember"), "om:OM_Observation", gml__id=f"{st['station_id']}-gauging-{i + 1}")
@@ -101,9 +107,9 @@ def collection(stations: list[dict]) -> ET.ElementTree:
     return ET.ElementTree(root)
 
 
-def read_waterml(path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(tables, periods) read back from a document written by :func:`collection`."""
-    root = ET.parse(path).getroot()
+def read_waterml(source) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(tables, periods) read back from a document written by :func:`collection` (a path, or the XML text)."""
+    root = ET.fromstring(source) if isinstance(source, str) and source.lstrip().startswith("<") else ET.parse(source).getroot()
     rows = []
     for table in root.iter(_q("wmlrgs:ConversionTable")):
         station, _, period = table.get(_q("gml:id")).rpartition("-period-")
@@ -123,42 +129,112 @@ def read_waterml(path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(rows), pd.DataFrame(periods)
 
 
-def check_round_trip(path, tables: pd.DataFrame) -> None:
-    """Raise when the XML read back differs from the tables (6 significant digits)."""
-    back, periods = read_waterml(path)
+def check_round_trip(source, tables: pd.DataFrame) -> None:
+    """Raise when the XML read back (a path, or the XML text) differs from the tables (6 significant digits)."""
+    name = "the export" if isinstance(source, str) and source.lstrip().startswith("<") else str(source)
+    back, periods = read_waterml(source)
     if len(back) != len(tables):
-        raise AssertionError(f"{path}: {len(back)} table points read back, {len(tables)} written")
+        raise AssertionError(f"{name}: {len(back)} table points read back, {len(tables)} written")
     keys = ["station_id", "period", "stage_m"]
     back, tables = (t.sort_values(keys, kind="stable").reset_index(drop=True) for t in (back, tables))
     if not (back["station_id"].equals(tables["station_id"].astype(back["station_id"].dtype))
             and np.array_equal(back["period"], tables["period"])):
-        raise AssertionError(f"{path}: stations or periods differ after reading the XML back")
+        raise AssertionError(f"{name}: stations or periods differ after reading the XML back")
     for column in ("stage_m", "discharge_median_m3s"):
         if not np.allclose(back[column].to_numpy(), tables[column].to_numpy(), rtol=1e-5, atol=1e-9):
-            raise AssertionError(f"{path}: column {column} differs after reading the XML back")
+            raise AssertionError(f"{name}: column {column} differs after reading the XML back")
     ends = tables.groupby(["station_id", "period"])["valid_to"].first().fillna("").to_numpy(str)
     periods = periods.sort_values(["station_id", "period"], kind="stable")
     if list(periods["end"]) != list(ends):
-        raise AssertionError(f"{path}: the periods' end dates differ after reading the XML back")
+        raise AssertionError(f"{name}: the periods' end dates differ after reading the XML back")
 
 
-def run(specs, table_csvs, clean_csvs, xml_out, csv_out) -> pd.DataFrame:
-    """Pipeline step: both exports of every fitted station (a station without a table is left out)."""
-    stations, frames = [], []
+#: raised when a station's exported text changes for the same inputs (cached parts are then rebuilt)
+VERSION = "1"
+#: the collection's members, in the order the document lists them (all gaugings, all tables, all groups)
+MEMBERS = ("wmlrgs:gaugingMember", "wmlrgs:conversionMember", "wmlrgs:groupMember")
+
+
+def _sections(text: str) -> list[str]:
+    """A one-station document's members of each kind, as text (each member starts with a newline)."""
+    end = text.rindex("\n</wmlrgs:Collection>")
+    starts = [text.find(f"\n  <{member}>") for member in MEMBERS]
+    return [text[s:min([t for t in starts[k + 1:] if t >= 0] + [end])] if s >= 0 else ""
+            for k, s in enumerate(starts)]
+
+
+def station_part(spec, table_csv, clean_csv) -> dict | None:
+    """One station's share of both exports, checked: its members of the XML collection by kind, its CSV rows,
+    and counts. The station's members are written as a document of their own, read back and compared with
+    its table (:func:`check_round_trip`). None for a station without a table."""
+    table = pd.read_csv(table_csv, dtype={"valid_from": str, "valid_to": str}, keep_default_na=False)
+    if table.empty:
+        return None
+    clean = pd.read_csv(clean_csv, dtype={"datetime": str}, keep_default_na=False)
+    root = collection([{"station_id": spec.station_id, "name": spec.name, "table": table, "clean": clean}]).getroot()
+    text = ET.tostring(root, encoding="unicode")
+    rows = table.assign(station_id=spec.station_id).reindex(columns=CSV_COLUMNS)
+    check_round_trip(text, rows.assign(valid_to=rows["valid_to"].fillna("")))
+    return {"sections": _sections(text), "csv": rows.to_csv(index=False, header=False, float_format="%.6g",
+                                                            lineterminator="\n"),
+            "periods": int(table["period"].nunique()), "gaugings": len(clean)}
+
+
+def _cached_part(spec, table_csv, clean_csv, cache: Path | None) -> tuple[dict | None, bool]:
+    """The station's part from ``cache`` when its table, gaugings and name are those it was built from, else
+    built (and cached). Returns (part, built)."""
+    from . import reuse
+
+    if cache is None:
+        return station_part(spec, table_csv, clean_csv), True
+    key = reuse.digest([table_csv, clean_csv], {"station": spec.station_id, "name": spec.name}, 0, VERSION)
+    path = cache / f"{spec.station_id}.json"
+    try:
+        entry = json.loads(path.read_text())
+        if entry["key"] == key:
+            return entry["part"], False
+    except (OSError, ValueError, KeyError):
+        pass
+    part = station_part(spec, table_csv, clean_csv)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"key": key, "part": part}))
+    os.replace(tmp, path)
+    return part, True
+
+
+def run(specs, table_csvs, clean_csvs, xml_out, csv_out, cache=None) -> dict:
+    """Pipeline step: both exports of every fitted station (a station without a table is left out).
+
+    Each station's part is built and checked on its own (:func:`station_part`); with ``cache`` (a folder) a
+    station whose table, gaugings and name did not change takes its part from there, so an incremental run
+    rebuilds the changed stations only and the whole-run job concatenates the rest. Returns counts."""
+    if cache is not None:
+        cache = Path(cache)
+        cache.mkdir(parents=True, exist_ok=True)
+    parts, built = [], 0
     for spec, table_csv, clean_csv in zip(specs, table_csvs, clean_csvs):
-        table = pd.read_csv(table_csv, dtype={"valid_from": str, "valid_to": str}, keep_default_na=False)
-        if table.empty:
-            continue
-        clean = pd.read_csv(clean_csv, dtype={"datetime": str}, keep_default_na=False)
-        stations.append({"station_id": spec.station_id, "name": spec.name, "table": table, "clean": clean})
-        frames.append(table.assign(station_id=spec.station_id))
+        part, new = _cached_part(spec, table_csv, clean_csv, cache)
+        built += new
+        if part is not None:
+            parts.append(part)
+    # the root declares every namespace, whichever the members use
+    opening = ("<wmlrgs:Collection " + " ".join(f'xmlns:{prefix}="{uri}"' for prefix, uri in NS.items())
+               + f' gml:id="ratingflow-ratings">\n  <gml:description>{escape(DESCRIPTION)}</gml:description>')
     Path(xml_out).parent.mkdir(parents=True, exist_ok=True)
-    collection(stations).write(xml_out, encoding="UTF-8", xml_declaration=True)
-    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=CSV_COLUMNS)
-    out = out[[c for c in CSV_COLUMNS if c in out.columns]]
-    out.to_csv(csv_out, index=False, float_format="%.6g")
-    check_round_trip(xml_out, out)
-    print(f"{len(stations)} stations, {out.groupby(['station_id', 'period']).ngroups if len(out) else 0} rating "
-          f"period(s), {sum(len(s['clean']) for s in stations)} gaugings exported to {xml_out} and {csv_out}; "
-          "read back and compared: identical")
-    return out
+    _write(xml_out, [f"<?xml version='1.0' encoding='UTF-8'?>\n{opening}"]
+           + [part["sections"][k] for k in range(len(MEMBERS)) for part in parts] + ["\n</wmlrgs:Collection>\n"])
+    _write(csv_out, [",".join(CSV_COLUMNS) + "\n"] + [part["csv"] for part in parts])
+    counts = {"stations": len(parts), "periods": sum(p["periods"] for p in parts),
+              "gaugings": sum(p["gaugings"] for p in parts), "built": built, "reused": len(specs) - built}
+    print(f"{counts['stations']} stations, {counts['periods']} rating period(s), {counts['gaugings']} gaugings exported "
+          f"to {xml_out} and {csv_out}; {counts['built']} station(s) built, each read back and compared with its "
+          f"table: identical" + (f"; {counts['reused']} unchanged, taken from {cache}" if cache else ""))
+    return counts
+
+
+def _write(path, chunks) -> None:
+    """``path`` replaced atomically by the concatenated ``chunks``."""
+    tmp = Path(f"{path}.tmp")
+    with open(tmp, "w", encoding="utf-8") as sink:
+        sink.writelines(chunks)
+    os.replace(tmp, path)

@@ -24,7 +24,10 @@ def _station(tmp_path, sid, periods):
 def test_ratings_and_periods_survive_the_round_trip(tmp_path):
     # sheet order z before a: the check must not depend on the order of stations
     specs, tables, cleans = zip(_station(tmp_path, "zeta", 3), _station(tmp_path, "alpha", 1))
-    out = run(list(specs), list(tables), list(cleans), tmp_path / "r.xml", tmp_path / "r.csv")
+    counts = run(list(specs), list(tables), list(cleans), tmp_path / "r.xml", tmp_path / "r.csv")
+    assert counts["stations"] == 2 and counts["periods"] == 4
+    out = pd.read_csv(tmp_path / "r.csv", dtype={"valid_from": str, "valid_to": str}, keep_default_na=False)
+    check_round_trip(tmp_path / "r.xml", out)  # the whole document, as one reader gets it
     back, periods = read_waterml(tmp_path / "r.xml")
     assert len(back) == len(out) == 20
     assert list(periods["end"]) == ["2020-02-01T00:00:00", "2020-03-01T00:00:00", "", ""]
@@ -34,3 +37,29 @@ def test_ratings_and_periods_survive_the_round_trip(tmp_path):
     broken.loc[3, "discharge_median_m3s"] *= 1.01
     with pytest.raises(AssertionError, match="differs"):
         check_round_trip(tmp_path / "r.xml", broken)
+
+
+def test_an_unchanged_station_is_taken_from_the_cache_and_the_document_is_the_same(tmp_path):
+    """Issue 16, incremental runs: the export is one whole-run job, so with hundreds of stations building every
+    station's XML and reading it back on each run cost seconds per hundred stations. With a cache only the changed
+    station is built; the documents are byte for byte those of a run without the cache."""
+    specs, tables, cleans = zip(_station(tmp_path, "zeta", 3), _station(tmp_path, "alpha", 1),
+                                _station(tmp_path, "mid", 2))
+    args = list(specs), list(tables), list(cleans)
+    plain = run(*args, tmp_path / "plain.xml", tmp_path / "plain.csv")
+    first = run(*args, tmp_path / "a.xml", tmp_path / "a.csv", cache=tmp_path / "cache")
+    again = run(*args, tmp_path / "b.xml", tmp_path / "b.csv", cache=tmp_path / "cache")
+    assert (plain["built"], first["built"], again["built"], again["reused"]) == (3, 3, 0, 3)
+    for name in ("a", "b"):
+        for ext in ("xml", "csv"):
+            assert (tmp_path / f"{name}.{ext}").read_bytes() == (tmp_path / f"plain.{ext}").read_bytes()
+    table = pd.read_csv(tables[1])
+    table["discharge_median_m3s"] *= 2.0
+    table.to_csv(tables[1], index=False)
+    changed = run(*args, tmp_path / "c.xml", tmp_path / "c.csv", cache=tmp_path / "cache")
+    assert (changed["built"], changed["reused"]) == (1, 2)
+    back, _ = read_waterml(tmp_path / "c.xml")
+    alpha = back[back["station_id"] == "alpha"]
+    assert np.allclose(alpha["discharge_median_m3s"], 2.0 * alpha["stage_m"] ** 2)
+    out = pd.read_csv(tmp_path / "c.csv", dtype={"valid_from": str, "valid_to": str}, keep_default_na=False)
+    check_round_trip(tmp_path / "c.xml", out)

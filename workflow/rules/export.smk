@@ -9,6 +9,8 @@ rule export:
         specs=list(SHEET.values()),
         tables=per_station("results/tables/{station}.csv"),
         clean=per_station("results/clean/{station}.csv"),
+        # each station's checked part of both exports, rebuilt only when its table or gaugings change
+        cache="results/export/stations",
     log:
         "logs/export.log",
     benchmark:
