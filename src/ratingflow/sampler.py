@@ -10,7 +10,7 @@ station, and with JAX's persistent compilation cache it is shared across process
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from functools import partial
+from functools import cached_property, partial
 
 import jax
 import jax.numpy as jnp
@@ -20,6 +20,7 @@ from numpyro.infer.hmc import hmc
 from numpyro.infer.util import initialize_model, log_likelihood
 
 from .data import StationData, bucket_size
+from .exported import cached_jit
 from .initial import INIT_JITTER, init_centre
 from .keys import station_keys
 from .model import Candidate, Priors, Structure, rating_model
@@ -71,20 +72,28 @@ class BatchedNUTS:
         self.settings = settings
         self.priors = priors
         self.model = partial(rating_model, structure=structure, priors=priors)
+        # traced once per signature across jobs (ratingflow.exported): tracing NUTS took seconds per program
+        self._run = cached_jit(self._run_batch, f"nuts|{structure!r}|{settings!r}|{priors!r}")
+
+    @cached_property
+    def _generators(self):
+        """The model's potential and postprocess functions of (args, kwargs), needed only to trace a program:
+        made on first use (about 1.5 s of eager JAX per structure, which a job that loads its programs skips)."""
         dummy = StationData("dummy", np.array([0.0, 0.5, 1.0]), np.ones(3), np.full(3, 0.05),
-                            period=np.zeros(3, int) if structure.max_periods > 1 else None)
+                            period=np.zeros(3, int) if self.structure.max_periods > 1 else None)
+        context = dummy.context(Candidate("seg1"), self.structure, self.priors)
         args, kwargs = _model_args({k: jnp.asarray(v) for k, v in dummy.padded(16).items()},
-                                   {k: jnp.asarray(v) for k, v in dummy.context(Candidate("seg1"), structure, priors).items()})
-        _, self._potential_gen, self._postprocess_gen, _ = initialize_model(
+                                   {k: jnp.asarray(v) for k, v in context.items()})
+        _, potential_gen, postprocess_gen, _ = initialize_model(
             jax.random.PRNGKey(0), self.model, dynamic_args=True, model_args=args, model_kwargs=kwargs
         )
-        self._run = jax.jit(self._run_batch)
+        return potential_gen, postprocess_gen
 
     def _run_chain(self, key, z0, arrays, context):
         s = self.settings
         args, kwargs = _model_args(arrays, context)
-        init_kernel, sample_kernel = hmc(potential_fn_gen=self._potential_gen, algo="NUTS")
-        metric = laplace_metric(self._potential_gen(*args, **kwargs), z0)
+        init_kernel, sample_kernel = hmc(potential_fn_gen=self._generators[0], algo="NUTS")
+        metric = laplace_metric(self._generators[0](*args, **kwargs), z0)
         state = init_kernel(
             z0,
             s.num_warmup,
@@ -113,7 +122,7 @@ class BatchedNUTS:
         # (a second scan would double the tracing time, which dominates a new process)
         _, (z, stats) = lax.scan(step, state, None, length=s.num_warmup + s.num_samples)
         z, stats = jax.tree.map(lambda x: x[s.num_warmup :], (z, stats))
-        constrained = jax.vmap(self._postprocess_gen(*args, **kwargs))(z)
+        constrained = jax.vmap(self._generators[1](*args, **kwargs))(z)
         samples = {k: v for k, v in constrained.items() if k != "log_curve"}
         loglik = log_likelihood(self.model, samples, *args, **kwargs)["log_discharge"]
         return samples, stats, loglik

@@ -1,0 +1,83 @@
+"""Traced programs kept across processes (``jax.export``), so that a new job does not trace them again.
+
+JAX's persistent compilation cache saves XLA's compilation, but every process still traces and lowers its
+jitted functions in Python first. For the NUTS driver that took about 5 s per program (one station's fit job,
+warm cache, 2-core VM: 10 of its 17 s), paid again by every fit job. :func:`cached_jit` serializes the
+traced program (StableHLO) next to the compilation cache the first time, and later processes deserialize
+it: no tracing, and the compilation itself is then a hit of the persistent cache.
+
+The file's key holds everything the program depends on: the caller's ``key`` (structure, settings,
+priors), the arguments' shapes and dtypes, the backend, the versions of jax, jaxlib and numpyro, and the
+source of the ratingflow package (any change of the code makes new programs, never stale ones).
+Every call goes through the deserialized program, also in the process that traced it, so a station's
+draws do not depend on whether its job found the file.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import jax
+
+#: folder under the compilation cache
+FOLDER = "ratingflow-exports"
+
+
+@functools.cache
+def _code_version() -> str:
+    """sha256 of the package's source files and of the versions of what traces and compiles them."""
+    import jaxlib
+    import numpyro
+
+    h = hashlib.sha256(f"{jax.__version__}|{jaxlib.__version__}|{numpyro.__version__}|{jax.default_backend()}".encode())
+    for path in sorted(Path(__file__).parent.rglob("*.py")):
+        h.update(path.relative_to(Path(__file__).parent).as_posix().encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def _folder() -> Path | None:
+    cache = jax.config.jax_compilation_cache_dir
+    return Path(cache) / FOLDER if cache else None
+
+
+def cached_jit(fn, key: str):
+    """``jax.jit(fn)``, traced once per signature across processes when a persistent compilation cache is
+    set (:func:`ratingflow.runtime.configure_jax`); without one, plain ``jax.jit``. ``key`` must name
+    everything ``fn`` closes over that changes its program."""
+    plain = jax.jit(fn)
+    loaded: dict = {}
+
+    def call(*args):
+        folder = _folder()
+        if folder is None:
+            return plain(*args)
+        leaves, tree = jax.tree.flatten(args)
+        signature = repr((key, str(tree), [(x.shape, str(x.dtype)) for x in leaves]))
+        program = loaded.get(signature)
+        if program is None:
+            program = loaded[signature] = jax.jit(_load_or_export(folder, signature, plain, args).call)
+        return program(*args)
+
+    return call
+
+
+def _load_or_export(folder: Path, signature: str, plain, args):
+    name = hashlib.sha256(f"{_code_version()}|{signature}".encode()).hexdigest()
+    path = folder / f"{name}.jaxexport"
+    try:
+        return jax.export.deserialize(bytearray(path.read_bytes()))
+    except (OSError, ValueError):
+        pass
+    specs = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), args)
+    blob = jax.export.export(plain)(*specs).serialize()
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")  # another job may write the same program
+    with os.fdopen(fd, "wb") as sink:
+        sink.write(blob)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+    return jax.export.deserialize(bytearray(blob))

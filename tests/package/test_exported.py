@@ -1,0 +1,53 @@
+"""Traced programs kept across processes (ratingflow.exported; issue 16, item 4)."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ratingflow.exported import FOLDER, cached_jit
+
+
+@pytest.fixture
+def cache_dir(tmp_path):
+    before = jax.config.jax_compilation_cache_dir
+    jax.config.update("jax_compilation_cache_dir", str(tmp_path))
+    yield tmp_path
+    jax.config.update("jax_compilation_cache_dir", before)
+
+
+def _counting(traces: list):
+    def fn(x, y):
+        traces.append(1)  # runs only while JAX traces fn
+        return {"s": jnp.sum(jnp.sin(x) * y["w"]), "x": x * 2.0}
+    return fn
+
+
+def test_a_new_process_loads_the_program_instead_of_tracing_it(cache_dir):
+    x, y = jnp.arange(5.0), {"w": jnp.linspace(0.0, 1.0, 5)}
+    traces = []
+    first = cached_jit(_counting(traces), "f")(x, y)
+    assert len(traces) == 1
+    again = cached_jit(_counting(traces), "f")  # a new driver, as in the next job: nothing loaded yet
+    second = again(x, y)
+    again(x + 1.0, y)
+    assert len(traces) == 1, "the saved program must be used, not a new trace"
+    expected = jax.jit(_counting([]))(x, y)
+    for out in (first, second):
+        assert np.array_equal(out["s"], expected["s"]) and np.array_equal(out["x"], expected["x"])
+    assert len(list((cache_dir / FOLDER).glob("*.jaxexport"))) == 1
+    cached_jit(_counting(traces), "f")(jnp.arange(6.0), {"w": jnp.ones(6)})  # another shape: another program
+    cached_jit(_counting(traces), "g")(x, y)  # another key (the caller's settings): another program
+    assert len(traces) == 3 and len(list((cache_dir / FOLDER).glob("*.jaxexport"))) == 3
+
+
+def test_without_a_compilation_cache_it_is_plain_jit(tmp_path):
+    before = jax.config.jax_compilation_cache_dir
+    jax.config.update("jax_compilation_cache_dir", None)
+    try:
+        traces = []
+        fn = cached_jit(_counting(traces), "f")
+        fn(jnp.arange(3.0), {"w": jnp.ones(3)})
+        fn(jnp.arange(3.0), {"w": jnp.ones(3)})
+        assert len(traces) == 1
+    finally:
+        jax.config.update("jax_compilation_cache_dir", before)
