@@ -18,6 +18,7 @@ import functools
 import hashlib
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import jax
@@ -59,7 +60,12 @@ def cached_jit(fn, key: str):
         signature = repr((key, str(tree), [(x.shape, str(x.dtype)) for x in leaves]))
         program = loaded.get(signature)
         if program is None:
-            program = loaded[signature] = jax.jit(_load_or_export(folder, signature, plain, args).call)
+            try:
+                program = jax.jit(_load_or_export(folder, signature, plain, args).call)
+            except Exception as err:  # a program jax.export cannot serialize: traced in this process as before
+                warnings.warn(f"ratingflow.exported: {key}: {type(err).__name__}: {err}; using jax.jit")
+                program = plain
+            loaded[signature] = program
         return program(*args)
 
     return call
@@ -70,7 +76,7 @@ def _load_or_export(folder: Path, signature: str, plain, args):
     path = folder / f"{name}.jaxexport"
     try:
         return jax.export.deserialize(bytearray(path.read_bytes()))
-    except (OSError, ValueError):
+    except Exception:  # missing, or unreadable (a partial copy): export it again
         pass
     specs = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), args)
     blob = jax.export.export(plain)(*specs).serialize()

@@ -51,3 +51,14 @@ def test_without_a_compilation_cache_it_is_plain_jit(tmp_path):
         assert len(traces) == 1
     finally:
         jax.config.update("jax_compilation_cache_dir", before)
+
+
+def test_an_unreadable_file_is_exported_again(cache_dir):
+    x, y = jnp.arange(4.0), {"w": jnp.ones(4)}
+    traces = []
+    expected = cached_jit(_counting(traces), "f")(x, y)
+    (path,) = (cache_dir / FOLDER).glob("*.jaxexport")
+    path.write_bytes(b"not a program")
+    out = cached_jit(_counting(traces), "f")(x, y)
+    assert len(traces) == 2 and np.array_equal(out["s"], expected["s"])
+    assert path.read_bytes() != b"not a program"
