@@ -56,6 +56,9 @@ def main(argv=None) -> int:
     parser.add_argument("--ratingcurve", type=int, default=5, help="stations for ratingcurve (0: skip)")
     parser.add_argument("--work", default=str(ROOT / "bench" / "work"))
     parser.add_argument("--rc-venv", default=str(ROOT / "bench" / ".venv-ratingcurve"))
+    parser.add_argument("--candidates", default="",
+                        help="candidate models, comma-separated (default: the config's); e.g. seg1 to measure the "
+                             "incremental run of a large workflow without waiting for its segmented fits")
     args = parser.parse_args(argv)
 
     work = Path(args.work)
@@ -65,6 +68,8 @@ def main(argv=None) -> int:
     sheet, truth = generate(args.stations, work, args.seed)
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     config["jax"]["compilation_cache"] = str(work / ".cache" / "jax")  # cold: compilation is included
+    if args.candidates:
+        config["models"]["candidates"] = args.candidates.split(",")
     (work / "config" / "config.yaml").write_text(yaml.safe_dump(config))
 
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs; --cores {args.cores}")
@@ -108,6 +113,9 @@ def main(argv=None) -> int:
     print(f"\nincremental run after one new gauging at {station['station_id']}: {inc_wall:.1f} s wall, "
           f"{len(ran)} jobs ({', '.join(sorted({r.split()[1].rstrip(':') for r in ran}))})")
     print(cache_lines(work, "incremental run", inc_start))
+    inc_jobs = [(tsv.parent.name, tsv.stem, float(pd.read_csv(tsv, sep="\t")["s"].iloc[-1]))
+                for tsv in sorted((work / "benchmarks").rglob("*.tsv")) if tsv.stat().st_mtime >= inc_start]
+    print("incremental run, job seconds: " + ", ".join(f"{stage}/{job} {sec:.2f}" for stage, job, sec in inc_jobs))
     reused = sum(log.read_text().count(" reused") for log in (work / "logs").rglob("*.log")
                  if log.stat().st_mtime >= inc_start)
     print(f"stations reused (published outputs linked) in the incremental run's jobs: {reused}")
