@@ -6,8 +6,9 @@ XML layout (a ``wmlrgs:Collection``): one ``gaugingMember`` (an ``om:OM_Observat
 of the median rating, gml:id ``{station}-period-{n}``) per rating period, and one ``groupMember``
 (``wmlrgs:ConversionGroup``) per station whose ``ConversionPeriod`` entries give each table's
 ``periodStart`` and, except for the current period, ``periodEnd``. A first period with no start date
-starts at its first gauging. No Python package ships the Part 2 schema, so the stage parses its own
-output back (:func:`read_waterml`) and compares it with the tables before it finishes.
+starts at its first gauging. No Python package ships the Part 2 schema, so the stage parses each station's
+part of its output back (:func:`read_waterml`) and compares it with the station's table (:func:`station_part`);
+a station's checked part is cached and rebuilt only when its inputs change (:func:`run`).
 """
 from __future__ import annotations
 
@@ -107,9 +108,14 @@ def collection(stations: list[dict]) -> ET.ElementTree:
     return ET.ElementTree(root)
 
 
+def _is_text(source) -> bool:
+    """Whether ``source`` is XML text rather than a path."""
+    return isinstance(source, str) and source.lstrip().startswith("<")
+
+
 def read_waterml(source) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(tables, periods) read back from a document written by :func:`collection` (a path, or the XML text)."""
-    root = ET.fromstring(source) if isinstance(source, str) and source.lstrip().startswith("<") else ET.parse(source).getroot()
+    root = ET.fromstring(source) if _is_text(source) else ET.parse(source).getroot()
     rows = []
     for table in root.iter(_q("wmlrgs:ConversionTable")):
         station, _, period = table.get(_q("gml:id")).rpartition("-period-")
@@ -131,7 +137,7 @@ def read_waterml(source) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def check_round_trip(source, tables: pd.DataFrame) -> None:
     """Raise when the XML read back (a path, or the XML text) differs from the tables (6 significant digits)."""
-    name = "the export" if isinstance(source, str) and source.lstrip().startswith("<") else str(source)
+    name = "the export" if _is_text(source) else str(source)
     back, periods = read_waterml(source)
     if len(back) != len(tables):
         raise AssertionError(f"{name}: {len(back)} table points read back, {len(tables)} written")

@@ -5,7 +5,8 @@ values are baked into the program. Here the data are real arguments of one jitte
 stations are padded to a shape bucket and masked, and the NUTS kernel runs over all chains of all
 stations in one program (vectorised in groups of ``chains_per_step``): each chain keeps its own
 step size and mass matrix. One compile per (bucket, number of stations, settings) serves every
-station, and with JAX's persistent compilation cache it is shared across processes too.
+station, and with JAX's persistent compilation cache it is shared across processes too; the traced program is
+kept as well (:mod:`ratingflow.exported`), so a new process neither traces nor compiles it again.
 """
 from __future__ import annotations
 
