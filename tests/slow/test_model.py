@@ -139,3 +139,22 @@ def test_draws_agree_in_distribution_under_another_code_generation(tmp_path):
     for name in ("b", "h0", "sigma"):
         ok, ratio = medians_agree(draws["default"][name], draws["other"][name])
         assert ok, (name, ratio)
+
+
+def test_a_kept_program_gives_the_draws_of_a_traced_one(driver, recovery):
+    """Issue 16 (ratingflow.exported): a job that loads the kept NUTS program, the job that traced and kept it, and
+    a process without a compilation cache (plain jax.jit) give the same draws, bit for bit. Deterministic: no
+    false-failure probability."""
+    import jax
+
+    station = recovery[0][:1]
+    kept = driver.fit(station, SEG1, 3)[0]["seg1"].posterior  # the session's cache: traced and kept, or loaded
+    loaded = BatchedNUTS(structure_for(SEG1), SETTINGS).fit(station, SEG1, 3)[0]["seg1"].posterior
+    before = jax.config.jax_compilation_cache_dir
+    jax.config.update("jax_compilation_cache_dir", None)
+    try:
+        plain = BatchedNUTS(structure_for(SEG1), SETTINGS).fit(station, SEG1, 3)[0]["seg1"].posterior
+    finally:
+        jax.config.update("jax_compilation_cache_dir", before)
+    for name in ("b", "gap", "sigma", "log_q_ref"):
+        assert np.array_equal(kept[name], loaded[name]) and np.array_equal(kept[name], plain[name]), name
