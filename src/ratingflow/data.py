@@ -28,6 +28,15 @@ def sd_log_from_relative(rel_sd: np.ndarray) -> np.ndarray:
     return np.sqrt(np.log1p(np.square(rel_sd)))
 
 
+def own_offset_margin(n: int) -> int:
+    """Gaugings left below the lowest and above the highest breakpoint of a fit where each control has its
+    own offset (BaRatin form): 3, or a tenth of the gaugings. With fewer, a breakpoint near the end of the
+    gauged range leaves a segment with three parameters (exponent, offset, breakpoint) and a couple of
+    gaugings: a wide mode that the chains visit in turn (on 24 simulated two-control stations, R-hat up to
+    1.33 where the range ended at the second-highest gauging)."""
+    return max(3, n // 10)
+
+
 @dataclass(frozen=True)
 class StationData:
     """One station's cleaned gaugings in SI, ready for the model."""
@@ -121,14 +130,17 @@ class StationData:
         """The station's typical gauging uncertainty in ln Q, used for a *new* gauging."""
         return float(np.median(self.sd_log))
 
-    def break_ranges_rel(self, n_breaks: int, n_segments: int) -> tuple[np.ndarray, np.ndarray]:
+    def break_ranges_rel(self, n_breaks: int, n_segments: int, own_offsets: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Prior ranges of the breakpoints (relative stage [m]), padded to ``n_breaks``.
 
         The sheet's ranges serve the candidate with exactly that many breakpoints; otherwise each
         breakpoint may lie anywhere between the second-lowest and the second-highest gauged stage
-        (a segment needs gaugings on both sides of its breakpoint to be estimated)."""
+        (a segment needs gaugings on both sides of its breakpoint to be estimated). With ``own_offsets``
+        (each control its own zero-flow stage: an upper segment has three parameters, not two) the range
+        leaves :func:`own_offset_margin` gaugings on each side."""
         x = np.sort(self.stage_rel)
-        lo, hi = (x[1], x[-2]) if self.n > 3 else (x[0], x[-1])
+        m = min(own_offset_margin(self.n) if own_offsets else 1, (self.n - 1) // 2)
+        lo, hi = (x[m], x[-m - 1]) if self.n > 3 else (x[0], x[-1])
         lows, highs = np.full(n_breaks, lo), np.full(n_breaks, hi)
         ranges = self.break_ranges or ()
         if ranges and len(ranges) == n_segments - 1:
@@ -142,7 +154,7 @@ class StationData:
 
         gap_mean, gap_sd = self.gap_prior(priors)
         b_mean, b_sd = exponent_prior_of(self.control_types, candidate.n_segments, structure, priors or Priors())
-        lo, hi = self.break_ranges_rel(structure.n_breaks, candidate.n_segments)
+        lo, hi = self.break_ranges_rel(structure.n_breaks, candidate.n_segments, structure.segment_offsets)
         extra = {}
         if structure.max_periods > 1:  # a rating-period program (ratingflow.model.periods_model)
             floor, ref = self.period_frame(structure.max_periods)
@@ -156,6 +168,9 @@ class StationData:
             "break_hi": hi,
             "b_log_mean": b_mean,
             "b_log_sd": b_sd,
+            # 1: the exponents' priors are the sheet's control types' (sampled as they are, see
+            # ratingflow.model.control_exponents)
+            "b_typed": np.full(structure.max_segments, len(self.control_types) == candidate.n_segments, np.float32),
             "n_segments": np.int32(candidate.n_segments),
             "gplm": np.float32(candidate.gplm),
             **extra,

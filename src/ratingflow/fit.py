@@ -24,6 +24,9 @@ from .sampler import SamplerSettings, driver_cache
 
 #: raised when the fit's outputs change for the same inputs (published fits are then not reused)
 VERSION = "4"
+#: raised when the BaRatin form (each control its own offset) changes: only the stations fitted in it (the config's
+#: ``models.segment_offsets``, or two or more control types in the sheet) are refitted
+OFFSETS_FORM = "2"
 
 #: the rating-period programs: a station with n periods is fitted by the smallest that holds them
 PERIOD_BUCKETS = (2, 4, 8, 16)
@@ -93,7 +96,9 @@ def run_batch(stations, clean_paths, prior_paths, out_paths, models_paths, seed:
         inputs = [clean_paths[i], prior_json_paths[i] if prior_json_paths else prior_paths[i]]
         if periods_paths:
             inputs += [periods_paths[i], periods_paths[i].replace(".periods.csv", ".shifts.csv"), periods_status_paths[i]]
-        key = reuse.digest(inputs, {**settings_key, "station": extra}, seed, VERSION)
+        own_offsets = models.segment_offsets or len(extra.get("control_types") or ()) > 1
+        key = reuse.digest(inputs, {**settings_key, "station": extra, **({"offsets_form": OFFSETS_FORM} if own_offsets else {})},
+                           seed, VERSION)
         if reuse.reuse(previous, [out_paths[i], models_paths[i]], key):
             progress(f"station {station_id}: inputs as published, fit reused")
             continue

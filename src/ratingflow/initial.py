@@ -112,7 +112,7 @@ def profile_grid(station: StationData, candidate: Candidate, structure: Structur
     """The grid of the profile fit: gaps (g,) and breakpoint combinations (c, segments - 1), ordered."""
     x = station.stage_rel
     n_breaks = candidate.n_segments - 1
-    lo, hi = station.break_ranges_rel(max(structure.n_breaks, 1), candidate.n_segments)
+    lo, hi = station.break_ranges_rel(max(structure.n_breaks, 1), candidate.n_segments, structure.segment_offsets)
     grids = [_break_grid(lo[k], hi[k], x) for k in range(n_breaks)]
     if n_breaks == 0:
         combos = [()]
@@ -179,7 +179,7 @@ def init_centre(station: StationData, candidate: Candidate, structure: Structure
         "b": np.log(b).astype(np.float32),
     }
     if structure.n_breaks:
-        lo, hi = station.break_ranges_rel(structure.n_breaks, candidate.n_segments)
+        lo, hi = station.break_ranges_rel(structure.n_breaks, candidate.n_segments, structure.segment_offsets)
         u = np.zeros(structure.n_breaks)
         previous = -np.inf
         for k, bk in enumerate(fit["breaks"]):

@@ -211,10 +211,14 @@ def _sigma(priors: Priors):
 
 
 def model_sites(draws: dict) -> dict:
-    """Draws keyed by the names the outputs use (``sigma``), with the sampled site the model needs to be
-    conditioned on them (``sigma_z``: sigma itself, as only |sigma_z| enters the model)."""
+    """Draws keyed by the names the outputs use (``sigma``, ``b`` and ``b_shared``), with the sampled sites
+    the model needs to be conditioned on them: ``sigma_z`` (sigma itself, as only |sigma_z| enters the
+    model), and with segment offsets ``b`` = ``b_shared`` (the outputs' ``b`` is each control's own exponent,
+    ``b_control`` in the model; see :func:`control_exponents`)."""
     if "sigma" in draws and SIGMA_SITE not in draws:
-        return {**draws, SIGMA_SITE: draws["sigma"]}
+        draws = {**draws, SIGMA_SITE: draws["sigma"]}
+    if "b_shared" in draws:
+        draws = {**draws, "b": draws["b_shared"]}
     return draws
 
 
@@ -225,6 +229,27 @@ def residual_sd(sigma, slope, stage, context, exp=jnp.exp):
     if slope is None:
         return sigma
     return sigma * exp(slope * (stage - context["stage_ref"]) / context["span"])
+
+
+def control_exponents(b, breaks, depth_below, log_depth, context):
+    """Each control's own exponent (segment offsets), from the sampled ``b``.
+
+    For an upper control k, ``b_k`` is sampled as the exponent the segment would have with the offset of the
+    control below: the one that gives the same rise of ln Q from its breakpoint ``B`` to the highest gauging
+    (``D`` above ``B``). Its own offset then bends it: ``b_control_k = b_k ln(1 + D / d'_k) / ln(1 + D / d_k)``
+    (``d'_k``, ``d_k``: depths of the control below and of the new one at ``B``), so the rise stays
+    ``b_k ln(1 + D / d'_k)`` whatever the offset. The gaugings above a breakpoint fix that rise well and the
+    curvature (the offset) poorly; sampling the own exponent directly puts the two on a curved ridge
+    (``docs/offsets.md``). At ``d_k = d'_k`` (one h0) both are the same, so ``b_k`` keeps the one-h0 model's
+    prior. Where the sheet gives the control's type (``context["b_typed"]``, whose prior is the control's own
+    exponent) it is sampled as it is; a fit saved without ``b_typed`` (before this form) was sampled so too."""
+    typed = context.get("b_typed")
+    out = [b[0]]
+    for k in range(len(depth_below)):
+        rise = jnp.maximum(context["span"] - breaks[k], 1e-3)
+        bend = jnp.log(jnp.log1p(rise / depth_below[k])) - jnp.log(jnp.log1p(rise * jnp.exp(-log_depth[k])))
+        out.append(b[k + 1] * (1.0 if typed is None else jnp.exp((1.0 - typed[k + 1]) * bend)))
+    return jnp.concatenate([jnp.stack(out), b[len(out):]])
 
 
 def rating_model(stage, discharge_sd_log, context, mask=None, discharge=None, period=None, *,
@@ -271,6 +296,8 @@ def rating_model(stage, discharge_sd_log, context, mask=None, discharge=None, pe
                 shifts.append(log_depth[k] - jnp.log(depth_below[k]))
             shift = numpyro.deterministic("offset_shift", jnp.stack(shifts))
             numpyro.deterministic("offset_rel", jnp.stack(offsets))
+            # each control's own exponent (b: as if it kept the offset of the control below)
+            b = numpyro.deterministic("b_control", control_exponents(b, breaks, depth_below, log_depth, context))
         else:
             # one h0: the change of exponent at log depth l_k of each breakpoint
             log_break = jnp.log(jnp.maximum(breaks + gap, _TINY_DEPTH))

@@ -35,6 +35,8 @@ POSTERIOR_VARS = {
     "offset_shift": ("1 (ln of the upper control's depth over the lower one's, at the breakpoint)",
                      ["breakpoint_number"]),
     "offset_log_depth": ("ln(m) (the upper control's depth at its breakpoint)", ["breakpoint_number"]),
+    "b_shared": ("1 (segment offsets: the sampled exponent, each upper segment's as if it kept the offset of the "
+                 "control below; see ratingflow.model.control_exponents)", ["segment"]),
     "exponent_w": ("1 (weights of the exponent's variation with stage)", ["term"]),
 }
 
@@ -58,7 +60,7 @@ def candidate_posterior(result: FitResult) -> dict[str, np.ndarray]:
     if "h0_rel" in post:  # a rating-period program (ratingflow.model.periods_model)
         return _period_posterior(result)
     out = {name: post[name] for name in ("gap", "log_q_ref", "sigma")}
-    out["b"] = post["b"][..., :k]
+    out["b"] = post.get("b_control", post["b"])[..., :k]  # segment offsets: each control's own (b_control)
     out["log_a"] = post["log_a"][..., :k]
     out["a"] = np.exp(out["log_a"].astype(np.float64))
     out["h0"] = st.stage_offset - post["gap"].astype(np.float64)
@@ -69,6 +71,7 @@ def candidate_posterior(result: FitResult) -> dict[str, np.ndarray]:
             out["offset"] = st.stage_offset + post["offset_rel"][..., :k].astype(np.float64)
             out["offset_shift"] = post["offset_shift"][..., : k - 1]
             out["offset_log_depth"] = post["offset_log_depth"][..., : k - 1]
+            out["b_shared"] = post["b"][..., :k]
     if c.gplm:
         out["exponent_w"] = post["exponent_w"]
     if "sigma_slope" in post:
@@ -105,7 +108,7 @@ def candidate_context(result: FitResult) -> dict[str, np.ndarray]:
            if key not in ("period_floor", "period_ref", "shared")}
     k = result.candidate.n_segments - 1
     ctx["break_lo"], ctx["break_hi"] = ctx["break_lo"][:k], ctx["break_hi"][:k]
-    for key in ("b_log_mean", "b_log_sd"):
+    for key in ("b_log_mean", "b_log_sd", "b_typed"):
         if key in ctx:
             ctx[key] = ctx[key][: k + 1]
     return ctx
@@ -162,7 +165,7 @@ def inference_data(result: FitResult, prior, attrs: dict, models: ModelSettings 
     idata.constant_data["stage_ref"] = ((), np.float64(st.stage_offset + st.stage_ref), {"units": "m", "meaning": "stage where log_q_ref applies"})
     for key, value in candidate_context(result).items():
         value = np.asarray(value)
-        dim = ("segment",) if key.startswith("b_log") else ("breakpoint_number",)
+        dim = ("segment",) if key.startswith("b_") else ("breakpoint_number",)
         idata.constant_data[f"context_{key}"] = (dim if value.ndim else (), value,
                                                  {"meaning": "model context, relative stage (see ratingflow.model)"})
     for group in ("prior", "prior_predictive"):

@@ -20,7 +20,8 @@ from .model import Priors, Structure, model_sites, rating_model
 GRID_CHUNK = 256
 #: the parameters a curve is drawn from (those of its structure), by the names of the outputs
 #: (``sigma``; :func:`ratingflow.model.model_sites` gives the sampled site behind it)
-SAMPLED_SITES = ("gap", "log_q_ref", "sigma", "b", "break_u", "offset_log_depth", "exponent_w", "sigma_slope")
+SAMPLED_SITES = ("gap", "log_q_ref", "sigma", "b", "b_shared", "break_u", "offset_log_depth", "exponent_w",
+                 "sigma_slope")
 
 
 @partial(jax.jit, static_argnames=("structure", "priors"))

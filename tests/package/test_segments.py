@@ -23,10 +23,10 @@ def test_breakpoints_are_ordered_and_inside_their_ranges():
     np.testing.assert_allclose(b, [0.5, 2.5], atol=1e-3)
 
 
-def _curve(params, stage, candidate, transition=0.0, segment_offsets=True):
+def _curve(params, stage, candidate, transition=0.0, segment_offsets=True, control_types=()):
     """ln Q of the model's curve for fixed unconstrained-free parameter values."""
     structure = structure_for([candidate], transition=transition, segment_offsets=segment_offsets)
-    st = StationData("s", np.linspace(0.0, 4.0, 9), np.ones(9), np.full(9, 0.05))
+    st = StationData("s", np.linspace(0.0, 4.0, 9), np.ones(9), np.full(9, 0.05), control_types=control_types)
     context = {k: jnp.asarray(v) for k, v in st.context(candidate, structure).items()}
     params = dict(params)
     shift = params.pop("offset_shift", None)
@@ -50,7 +50,7 @@ def test_segments_are_power_laws_joined_continuously():
               "break_u": jnp.array([-0.5, 0.8]), "offset_shift": jnp.array([-0.7, 0.4])}
     stage = np.linspace(0.0, 4.0, 4001)
     out = _curve(params, stage, Candidate("seg3"))
-    breaks, log_a, b, e = out["breakpoint_rel"], out["log_a"], np.array([2.6, 1.5, 2.2]), out["offset_rel"]
+    breaks, log_a, b, e = out["breakpoint_rel"], out["log_a"], out["b_control"], out["offset_rel"]
     assert e[0] == pytest.approx(-0.3) and e[1] > e[0]  # a shift < 0: the upper control's zero flow lies higher
     segment = np.searchsorted(breaks, stage, side="right")
     expected = log_a[segment] + b[segment] * np.log(stage - e[segment])
@@ -60,6 +60,7 @@ def test_segments_are_power_laws_joined_continuously():
     # one h0 for all segments: the same, with every offset at h0
     shared = _curve(params, stage, Candidate("seg3"), segment_offsets=False)
     segment = np.searchsorted(shared["breakpoint_rel"], stage, side="right")
+    b = np.array([2.6, 1.5, 2.2])
     np.testing.assert_allclose(shared["log_curve"], shared["log_a"][segment] + b[segment] * np.log(stage + 0.3),
                                atol=2e-5)
     assert "offset_shift" not in shared
@@ -68,6 +69,30 @@ def test_segments_are_power_laws_joined_continuously():
     other = _curve({**params, "b": jnp.array([2.6, 1.5, 9.0]), "break_u": jnp.array([-0.5, -3.0]),
                     "offset_shift": jnp.array([-0.7, 1.5])}, stage, Candidate("seg2"))
     np.testing.assert_allclose(two["log_curve"], other["log_curve"], atol=1e-6)
+
+
+def test_own_offset_bends_the_exponent_but_keeps_the_rise():
+    """With own offsets an upper segment's sampled ``b`` is its exponent as if it kept the offset of the control
+    below (ratingflow.model.control_exponents): whatever the own offset, the rise of ln Q from the breakpoint
+    to the highest gauging is that of the one-h0 curve, and with no shift the own exponent is ``b`` itself.
+    Where the sheet gives the control types, ``b`` is each control's own exponent as it is."""
+    top = 4.0  # the highest gauging of _curve's station
+    params = {"gap": 0.3, "log_q_ref": 2.0, "sigma": 0.05, "b": jnp.array([2.6, 1.5]), "break_u": jnp.array([0.3])}
+    rises, exponents = [], []
+    for shift in (-0.7, 0.0, 0.4):
+        out = _curve({**params, "offset_shift": jnp.array([shift])}, np.array([0.0, 1.0, top]), Candidate("seg2"))
+        brk = float(out["breakpoint_rel"][0])
+        at_break = _curve({**params, "offset_shift": jnp.array([shift])}, np.array([brk]), Candidate("seg2"))
+        rises.append(out["log_curve"][2] - at_break["log_curve"][0])
+        exponents.append(out["b_control"][1])
+    expected = 1.5 * np.log((top + 0.3) / (brk + 0.3))
+    np.testing.assert_allclose(rises, expected, rtol=1e-5)
+    assert exponents[1] == pytest.approx(1.5, rel=1e-6)
+    # a zero-flow stage higher up (shift < 0) curves the segment more, so its own exponent is smaller
+    assert exponents[0] < 1.5 < exponents[2]
+    typed = _curve({**params, "offset_shift": jnp.array([-0.7])}, np.array([0.0, top]), Candidate("seg2"),
+                   control_types=("riffle", "channel"))
+    np.testing.assert_allclose(typed["b_control"], [2.6, 1.5], rtol=1e-6)
 
 
 def test_rounded_transition_stays_close_to_the_segments():
@@ -156,3 +181,21 @@ def test_saved_fit_predicts_the_curve_it_was_sampled_with(offsets):
     curve, _ = predict(jax.random.PRNGKey(1), flat_draws(idata.posterior), st.stage_rel, saved_context, 0.05,
                        saved_structure)
     np.testing.assert_allclose(np.log(curve), post["log_curve"].reshape(20, 12), atol=1e-4)
+
+
+def test_own_offsets_keep_gaugings_beyond_the_breakpoints():
+    """Where each control has its own offset, the breakpoint range leaves own_offset_margin gaugings at each
+    end (an upper segment has three parameters); with one h0, one gauging."""
+    from ratingflow.data import own_offset_margin
+
+    for n in (12, 50):
+        x = np.linspace(0.0, 4.0, n)
+        st = StationData("s", x[::-1], np.ones(n), np.full(n, 0.05))
+        lo, hi = st.break_ranges_rel(1, 2)
+        np.testing.assert_allclose([lo[0], hi[0]], [x[1], x[-2]], rtol=1e-6)
+        m = own_offset_margin(n)
+        assert m == (3 if n == 12 else 5)
+        lo, hi = st.break_ranges_rel(1, 2, own_offsets=True)
+        np.testing.assert_allclose([lo[0], hi[0]], [x[m], x[-m - 1]], rtol=1e-6)
+        context = st.context(Candidate("seg2"), structure_for([Candidate("seg2")], segment_offsets=True))
+        assert context["break_lo"][0] == np.float32(x[m])

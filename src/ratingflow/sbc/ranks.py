@@ -66,7 +66,7 @@ def _values(draws: dict[str, np.ndarray], candidate: Candidate, curve: np.ndarra
     k = candidate.n_segments
     out = {name: np.asarray(draws[name], np.float64).reshape(-1) for name in ("gap", "log_q_ref", "sigma")}
     for j in range(k):
-        out[f"b[{j}]"] = np.asarray(draws["b"])[:, j]
+        out[f"b[{j}]"] = np.asarray(draws.get("b_control", draws["b"]))[:, j]  # each control's own exponent
     for j in range(k - 1):
         out[f"breakpoint[{j}]"] = np.asarray(draws["breakpoint_rel"])[:, j]
     if "offset_rel" in draws:
