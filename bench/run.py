@@ -59,6 +59,8 @@ def main(argv=None) -> int:
     parser.add_argument("--candidates", default="",
                         help="candidate models, comma-separated (default: the config's); e.g. seg1 to measure the "
                              "incremental run of a large workflow without waiting for its segmented fits")
+    parser.add_argument("--segment-offsets", choices=("true", "false"), default="",
+                        help="override the config's models.segment_offsets (each control its own offset)")
     args = parser.parse_args(argv)
 
     work = Path(args.work)
@@ -70,6 +72,8 @@ def main(argv=None) -> int:
     config["jax"]["compilation_cache"] = str(work / ".cache" / "jax")  # cold: compilation is included
     if args.candidates:
         config["models"]["candidates"] = args.candidates.split(",")
+    if args.segment_offsets:
+        config["models"]["segment_offsets"] = args.segment_offsets == "true"
     (work / "config" / "config.yaml").write_text(yaml.safe_dump(config))
 
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs; --cores {args.cores}")
