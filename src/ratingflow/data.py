@@ -130,7 +130,8 @@ class StationData:
         """The station's typical gauging uncertainty in ln Q, used for a *new* gauging."""
         return float(np.median(self.sd_log))
 
-    def break_ranges_rel(self, n_breaks: int, n_segments: int, own_offsets: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    def break_ranges_rel(self, n_breaks: int, n_segments: int,
+                         own_offsets: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Prior ranges of the breakpoints (relative stage [m]), padded to ``n_breaks``.
 
         The sheet's ranges serve the candidate with exactly that many breakpoints; otherwise each

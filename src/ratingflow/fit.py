@@ -77,6 +77,15 @@ def _read_station(station_id, clean_csv, periods_csv, extra) -> tuple[StationDat
                      "shifts": applied.to_dict("records")}
 
 
+def station_key(inputs: list, settings_key: dict, extra: dict, models: ModelSettings, seed: int) -> str:
+    """The key of one station's fit (:mod:`ratingflow.reuse`): its input files, the settings, the sheet's hints
+    (``extra``), the seed and :data:`VERSION`; for a station fitted in the BaRatin form (``models.segment_offsets``,
+    or two or more control types) also :data:`OFFSETS_FORM`."""
+    own_offsets = models.segment_offsets or len(extra.get("control_types") or ()) > 1
+    form = {"offsets_form": OFFSETS_FORM} if own_offsets else {}
+    return reuse.digest(inputs, {**settings_key, "station": extra, **form}, seed, VERSION)
+
+
 def run_batch(stations, clean_paths, prior_paths, out_paths, models_paths, seed: int, settings: SamplerSettings,
               priors: Priors, models: ModelSettings, attrs: dict, station_priors=None, periods_paths=None,
               periods_status_paths=None, prior_json_paths=None, previous=None) -> None:
@@ -96,9 +105,7 @@ def run_batch(stations, clean_paths, prior_paths, out_paths, models_paths, seed:
         inputs = [clean_paths[i], prior_json_paths[i] if prior_json_paths else prior_paths[i]]
         if periods_paths:
             inputs += [periods_paths[i], periods_paths[i].replace(".periods.csv", ".shifts.csv"), periods_status_paths[i]]
-        own_offsets = models.segment_offsets or len(extra.get("control_types") or ()) > 1
-        key = reuse.digest(inputs, {**settings_key, "station": extra, **({"offsets_form": OFFSETS_FORM} if own_offsets else {})},
-                           seed, VERSION)
+        key = station_key(inputs, settings_key, extra, models, seed)
         if reuse.reuse(previous, [out_paths[i], models_paths[i]], key):
             progress(f"station {station_id}: inputs as published, fit reused")
             continue

@@ -199,3 +199,26 @@ def test_own_offsets_keep_gaugings_beyond_the_breakpoints():
         np.testing.assert_allclose([lo[0], hi[0]], [x[m], x[-m - 1]], rtol=1e-6)
         context = st.context(Candidate("seg2"), structure_for([Candidate("seg2")], segment_offsets=True))
         assert context["break_lo"][0] == np.float32(x[m])
+
+
+def test_a_change_of_the_own_offset_form_refits_only_the_stations_fitted_in_it(tmp_path, monkeypatch):
+    """fit.station_key: OFFSETS_FORM enters the key of a station fitted in the BaRatin form (two or more control
+    types, or models.segment_offsets) and no other, so a change of that form leaves other published fits reused."""
+    from ratingflow import fit
+    from ratingflow.model import ModelSettings
+
+    clean = tmp_path / "s.csv"
+    clean.write_text("line,stage_m,discharge_m3s\n2,1.0,2.0\n")
+    plain, typed = {}, {"control_types": ["riffle", "channel"]}
+
+    def keys(models=ModelSettings()):
+        return [fit.station_key([str(clean)], {"models": str(models)}, extra, models, 1) for extra in (plain, typed)]
+
+    before = keys()
+    monkeypatch.setattr(fit, "OFFSETS_FORM", fit.OFFSETS_FORM + "-next")
+    after = keys()
+    assert after[0] == before[0] and after[1] != before[1]
+    own = ModelSettings(segment_offsets=True)
+    first = keys(own)
+    monkeypatch.setattr(fit, "OFFSETS_FORM", fit.OFFSETS_FORM + "-again")
+    assert all(a != b for a, b in zip(first, keys(own)))
