@@ -124,6 +124,7 @@ def fit_and_choose(driver_for, stations: list, candidates: list, seed: int, se_f
     from dataclasses import replace
 
     from .data import bucket_size
+    from .model import describes_controls
     from .screen import candidates_to_fit
 
     if not callable(driver_for):
@@ -136,7 +137,7 @@ def fit_and_choose(driver_for, stations: list, candidates: list, seed: int, se_f
         def own(st, c):
             if c.n_segments == 1 and not c.gplm:
                 return plain
-            return baratin if len(st.control_types) > 1 and not base.segment_offsets else None
+            return baratin if describes_controls(st.control_types) and not base.segment_offsets else None
     to_fit, screens = candidates_to_fit(stations, candidates, driver_for().structure, screen_z)
     groups: dict[int, list[int]] = {}
     for i, st in enumerate(stations):

@@ -151,7 +151,7 @@ class StationData:
 
     def context(self, candidate, structure, priors=None) -> dict[str, np.ndarray]:
         """The model's ``context`` for one candidate (see :func:`ratingflow.model.rating_model`)."""
-        from .model import Priors, exponent_prior_of
+        from .model import Priors, exponent_prior_of, types_serve
 
         gap_mean, gap_sd = self.gap_prior(priors)
         b_mean, b_sd = exponent_prior_of(self.control_types, candidate.n_segments, structure, priors or Priors())
@@ -171,7 +171,7 @@ class StationData:
             "b_log_sd": b_sd,
             # 1: the exponents' priors are the sheet's control types' (sampled as they are, see
             # ratingflow.model.control_exponents)
-            "b_typed": np.full(structure.max_segments, len(self.control_types) == candidate.n_segments, np.float32),
+            "b_typed": np.full(structure.max_segments, types_serve(self.control_types, candidate.n_segments), np.float32),
             "n_segments": np.int32(candidate.n_segments),
             "gplm": np.float32(candidate.gplm),
             **extra,

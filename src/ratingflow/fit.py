@@ -15,7 +15,7 @@ from . import reuse, status
 from .choice import fit_and_choose
 from .data import StationData, bucket_size
 from .io import load_idata, save_idata
-from .model import ModelSettings, Priors, Structure
+from .model import ModelSettings, Priors, Structure, describes_controls
 from .dates import period_of, to_utc_naive
 from .posterior import inference_data
 from .runtime import progress
@@ -81,7 +81,7 @@ def station_key(inputs: list, settings_key: dict, extra: dict, models: ModelSett
     """The key of one station's fit (:mod:`ratingflow.reuse`): its input files, the settings, the sheet's hints
     (``extra``), the seed and :data:`VERSION`; for a station fitted in the BaRatin form (``models.segment_offsets``,
     or two or more control types) also :data:`OFFSETS_FORM`."""
-    own_offsets = models.segment_offsets or len(extra.get("control_types") or ()) > 1
+    own_offsets = models.segment_offsets or describes_controls(extra.get("control_types"))
     form = {"offsets_form": OFFSETS_FORM} if own_offsets else {}
     return reuse.digest(inputs, {**settings_key, "station": extra, **form}, seed, VERSION)
 

@@ -178,6 +178,17 @@ CONTROL_TYPES = {
 }
 
 
+def describes_controls(types) -> bool:
+    """Whether the sheet's control types describe a change of control (two or more): such a station's segmented
+    candidates are fitted with each control its own offset (the BaRatin form)."""
+    return len(types or ()) > 1
+
+
+def types_serve(types, n_segments: int) -> bool:
+    """Whether the sheet's control types (one per control) serve a candidate with ``n_segments``."""
+    return bool(types) and len(types) == n_segments
+
+
 def exponent_prior_of(types, n_segments: int, structure: Structure, priors: Priors):
     """(mean, SD) of ln b per segment of a program (``structure.max_segments``) for a candidate with
     ``n_segments``, given the sheet's control types (lowest first; empty: none).
@@ -188,7 +199,7 @@ def exponent_prior_of(types, n_segments: int, structure: Structure, priors: Prio
     segment it is not, and the config's wide prior stays."""
     mean = np.full(structure.max_segments, np.log(priors.b_median), np.float32)
     sd = np.array([priors.b_log_sd] + [priors.b_upper_log_sd] * structure.n_breaks, np.float32)
-    if types and len(types) == n_segments:
+    if types_serve(types, n_segments):
         for k, name in enumerate(types):
             if k == 0 or structure.segment_offsets:
                 median, log_sd = CONTROL_TYPES[name]

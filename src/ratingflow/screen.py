@@ -34,7 +34,7 @@ import pandas as pd
 
 from .data import StationData
 from .initial import grid_fits, profile_fit, profile_grid
-from .model import Candidate, Structure
+from .model import Candidate, Structure, describes_controls
 
 
 def screenable(candidate: Candidate) -> bool:
@@ -86,7 +86,7 @@ def screen(station: StationData, candidates: list[Candidate], structure: Structu
     and against the best screened candidate before it ``screen_gain`` and ``screen_se``. ``reselect``: see
     :func:`loo_pointwise`."""
     rows, pointwise = [], {}
-    described = len(station.control_types) if len(station.control_types) > 1 else 0
+    described = len(station.control_types) if describes_controls(station.control_types) else 0
     for i, candidate in enumerate(candidates):
         row = {"model": candidate.name, "fitted": True, "screen_elpd": np.nan, "screen_gain": np.nan,
                "screen_se": np.nan, "screen": "always fitted" if i == 0 else "not screenable"}
