@@ -40,6 +40,34 @@ def test_leave_one_out_density_equals_refitting_without_the_gauging():
         assert lpd[i] == pytest.approx(expected, rel=1e-6, abs=1e-8)
 
 
+def test_the_profile_finds_a_gap_between_the_coarse_grid_points_and_then_sees_no_second_segment(monkeypatch):
+    """On an exact power law whose gap lies between two coarse grid gaps, the refined grid search finds the gap
+    within its step (about 4 %); without the refinement the coarse gap's misfit is curvature that a breakpoint
+    takes up, and the screen saw a gain for seg2 that the data do not have (deterministic: no noise)."""
+    import ratingflow.initial as initial
+
+    stage = np.linspace(0.2, 3.0, 60)
+    st0 = StationData("exact", stage, np.ones_like(stage), np.full(60, 0.05))
+    gaps, _ = profile_grid(st0, Candidate("seg1"), STRUCTURE)
+    gap = float(np.sqrt(gaps[10] * gaps[11]))  # half-way between two coarse gaps, geometrically
+    x = stage - stage.min()
+    st = StationData("exact", stage, 7.0 * (x + gap) ** 1.7, 0.05 * 7.0 * (x + gap) ** 1.7)
+
+    def seg2_gain(st):
+        initial._PROFILES.clear()
+        lpd = {c.name: loo_pointwise(st, c, STRUCTURE) for c in CANDIDATES[:2]}
+        return float(np.sum(lpd["seg2"] - lpd["seg1"])), profile_fit(st, Candidate("seg1"), STRUCTURE)
+
+    gain, fit = seg2_gain(st)
+    assert fit["gap"] == pytest.approx(gap, rel=0.04)
+    assert gain < 0.5  # an extra segment gains nothing on a power law
+    monkeypatch.setattr(initial, "N_REFINE", 0)
+    coarse_gain, coarse = seg2_gain(st)
+    initial._PROFILES.clear()
+    assert abs(coarse["gap"] / gap - 1) > 0.1
+    assert coarse_gain > gain + 1.0
+
+
 def test_reselecting_leave_one_out_equals_the_grid_search_run_again_without_the_gauging():
     """With ``reselect`` each gauging's density is that of the grid point chosen without it: the same as
     searching the whole grid again on the other gaugings and predicting the held-out one (deterministic)."""
