@@ -21,6 +21,8 @@ N_GAPS = 24
 N_BREAKS = 24
 #: gaps of the refinement between the best coarse gap's neighbours (a step of about 4 %)
 N_REFINE = 16
+#: breakpoint combinations the refinement tries: the best ones at the best coarse gap
+REFINE_COMBOS = 12
 #: floor of the residual SD used to weight gaugings
 _MIN_SIGMA = 0.03
 
@@ -82,22 +84,26 @@ def _grid_search(x, y, weights, gaps, combos) -> dict | None:
     """The weighted least-squares optimum over every (gap, breakpoints) of the grid: one batched solve
     per gap over all breakpoint combinations. Combinations giving an exponent outside 0.2-8 are out.
 
-    The coarse gap grid is then refined between the best gap's neighbours (``N_REFINE`` gaps). Every
-    gaugings' residual depends on the gap, and a gap one coarse step (35 %) off the optimum leaves a
+    The coarse gap grid is then refined between the best gap's neighbours (``N_REFINE`` gaps, with the
+    ``REFINE_COMBOS`` combinations that came closest at the best coarse gap). Every gauging's residual depends
+    on the gap, and a gap one coarse step (35 %) off the optimum leaves a
     curvature in the residuals that a breakpoint can take up: on one-control stations the screen then saw
     a gain for a second segment that NUTS, whose gap is continuous, does not (docs/screen.md)."""
-    best, best_at = None, None
+    best, best_at, best_sse = None, None, None
     for i, gap in enumerate(gaps):
         found = _best_at(x, y, weights, gap, combos)
         if found is not None and (best is None or found["sse"] < best["sse"]):
-            best, best_at = found, i
+            best, best_at, best_sse = found, i, found.pop("all_sse")
     if best is None or len(gaps) < 2 or N_REFINE < 1:
         return best
+    # the refinement tries the combinations that came closest at the best coarse gap
+    combos = combos[np.argsort(best_sse)[:REFINE_COMBOS]]
     fine = np.geomspace(gaps[max(best_at - 1, 0)], gaps[min(best_at + 1, len(gaps) - 1)], N_REFINE)
     for gap in fine:
         found = _best_at(x, y, weights, gap, combos)
         if found is not None and found["sse"] < best["sse"]:
             best = found
+    best.pop("all_sse", None)
     return best
 
 
@@ -112,7 +118,8 @@ def _best_at(x, y, weights, gap: float, combos) -> dict | None:
     i = int(np.argmin(sse))
     if not np.isfinite(sse[i]):
         return None
-    return {"sse": float(sse[i]), "gap": float(gap), "breaks": combos[i].copy(), "coef": coef[i], "b": b[i]}
+    return {"sse": float(sse[i]), "gap": float(gap), "breaks": combos[i].copy(), "coef": coef[i], "b": b[i],
+            "all_sse": sse}
 
 
 #: profile fits already computed in this process (the screen and the chains' start share them)
