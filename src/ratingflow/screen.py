@@ -56,7 +56,7 @@ def loo_pointwise(station: StationData, candidate: Candidate, structure: Structu
     that fits best *without it*, so the grid search itself is left out too. For weighted least squares this
     is exact and cheap: at every grid point the sum of squares without gauging i is
     ``S - w_i e_i^2 / (1 - h_ii)``."""
-    fit = profile_fit(station, candidate, structure)
+    fit = profile_fit(station, candidate, structure, refine=True)
     x, y = station.stage_rel, np.log(station.discharge)
     variance = station.sd_log**2 + fit["sigma"] ** 2
     weights = 1.0 / variance

@@ -27,7 +27,7 @@ def test_leave_one_out_density_equals_refitting_without_the_gauging():
     truth = synthetic.draw_truth(rng, "s", two_control_share=0.0)
     st = _station(rng, 0, truth, 25)
     lpd = loo_pointwise(st, Candidate("seg2"), STRUCTURE)
-    fit = profile_fit(st, Candidate("seg2"), STRUCTURE)
+    fit = profile_fit(st, Candidate("seg2"), STRUCTURE, refine=True)
     x, y = st.stage_rel, np.log(st.discharge)
     var = st.sd_log**2 + fit["sigma"] ** 2
     X = design(x, fit["gap"], fit["breaks"])
@@ -56,7 +56,7 @@ def test_the_profile_finds_a_gap_between_the_coarse_grid_points_and_then_sees_no
     def seg2_gain(st):
         initial._PROFILES.clear()
         lpd = {c.name: loo_pointwise(st, c, STRUCTURE) for c in CANDIDATES[:2]}
-        return float(np.sum(lpd["seg2"] - lpd["seg1"])), profile_fit(st, Candidate("seg1"), STRUCTURE)
+        return float(np.sum(lpd["seg2"] - lpd["seg1"])), profile_fit(st, Candidate("seg1"), STRUCTURE, refine=True)
 
     gain, fit = seg2_gain(st)
     assert fit["gap"] == pytest.approx(gap, rel=0.04)
@@ -76,7 +76,7 @@ def test_reselecting_leave_one_out_equals_the_grid_search_run_again_without_the_
     st = _station(rng, 0, truth, 20)
     candidate = Candidate("seg2")
     lpd = loo_pointwise(st, candidate, STRUCTURE, reselect=True)
-    fit = profile_fit(st, candidate, STRUCTURE)
+    fit = profile_fit(st, candidate, STRUCTURE, refine=True)
     x, y = st.stage_rel, np.log(st.discharge)
     var = st.sd_log**2 + fit["sigma"] ** 2
     gaps, combos = profile_grid(st, candidate, STRUCTURE)
