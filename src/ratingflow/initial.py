@@ -119,7 +119,7 @@ def _best_at(x, y, weights, gap: float, combos) -> tuple[dict | None, np.ndarray
     return {"sse": float(sse[i]), "gap": gap, "breaks": combos[i].copy(), "coef": coef[i], "b": b[i]}, sse
 
 
-#: profile fits already computed in this process (the screen and the chains' start share them)
+#: profile fits already computed in this process (the screen's refined ones, the chains' start's coarse ones)
 _PROFILES: dict = {}
 
 
