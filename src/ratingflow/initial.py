@@ -80,28 +80,30 @@ def grid_fits(x, y, weights, gap: float, combos: np.ndarray, leverage: bool = Fa
     return out
 
 
-def _grid_search(x, y, weights, gaps, combos, refine: bool = False) -> dict | None:
-    """The weighted least-squares optimum over every (gap, breakpoints) of the grid: one batched solve
+def _grid_search(x, y, weights, gaps, combos, refine: bool = False) -> tuple[dict | None, dict | None]:
+    """(coarse, refined): the weighted least-squares optimum over every (gap, breakpoints) of the grid: one batched solve
     per gap over all breakpoint combinations. Combinations giving an exponent outside 0.2-8 are out.
 
     ``refine`` (the screen's): the coarse gap grid is then refined between the best gap's neighbours (``N_REFINE``
     gaps, with the ``REFINE_COMBOS`` combinations that came closest at the best coarse gap). Every gauging's
     residual depends on the gap, and a gap one coarse step (35 %) off the optimum leaves a curvature in the
     residuals that a breakpoint can take up: on one-control stations the screen then saw a gain for a second
-    segment that NUTS, whose gap is continuous, does not (docs/screen.md). The chains' start does not need it."""
+    segment that NUTS, whose gap is continuous, does not (docs/screen.md). The chains' start does not need it.
+    Without ``refine`` both are the coarse optimum."""
     best, best_at, best_sse = None, None, None
     for i, gap in enumerate(gaps):
         found, sse = _best_at(x, y, weights, gap, combos)
         if found is not None and (best is None or found["sse"] < best["sse"]):
             best, best_at, best_sse = found, i, sse
+    coarse = best
     if best is None or not refine or len(gaps) < 2 or N_REFINE < 1:
-        return best
+        return coarse, best
     combos = combos[np.argsort(best_sse)[:REFINE_COMBOS]]
     for gap in np.geomspace(gaps[max(best_at - 1, 0)], gaps[min(best_at + 1, len(gaps) - 1)], N_REFINE):
         found, _ = _best_at(x, y, weights, gap, combos)
         if found is not None and found["sse"] < best["sse"]:
             best = found
-    return best
+    return coarse, best
 
 
 def _best_at(x, y, weights, gap: float, combos) -> tuple[dict | None, np.ndarray | None]:
@@ -126,13 +128,17 @@ _PROFILES: dict = {}
 def profile_fit(station: StationData, candidate: Candidate, structure: Structure, refine: bool = False) -> dict:
     """Best (gap, breakpoints, log_q_ref, exponents, sigma) of the segmented power law on a grid; ``refine``: with
     the gap refined (the screen's, see :func:`_grid_search`)."""
-    key = (station.station_id, candidate.n_segments, structure.n_breaks, refine, station.stage.tobytes(),
+    key = (station.station_id, candidate.n_segments, structure.n_breaks, station.stage.tobytes(),
            station.discharge.tobytes(), station.discharge_sd.tobytes(), station.h0_range, station.break_ranges)
-    if key not in _PROFILES:
+    if (key, refine) not in _PROFILES:
         if len(_PROFILES) > 4096:
             _PROFILES.clear()
-        _PROFILES[key] = _profile_fit(station, candidate, structure, refine)
-    return _PROFILES[key]
+        # the refined search passes through the coarse optimum: keep both (the chains' start uses the coarse one)
+        coarse, refined = _grid_search(*_weighted(station), *profile_grid(station, candidate, structure), refine)
+        _PROFILES[key, False] = _profile_fit(station, candidate, coarse)
+        if refine:
+            _PROFILES[key, True] = _profile_fit(station, candidate, refined)
+    return _PROFILES[key, refine]
 
 
 def profile_grid(station: StationData, candidate: Candidate, structure: Structure) -> tuple[np.ndarray, np.ndarray]:
@@ -151,11 +157,15 @@ def profile_grid(station: StationData, candidate: Candidate, structure: Structur
     return _gap_grid(station), np.asarray(combos, float).reshape(len(combos), n_breaks)
 
 
-def _profile_fit(station: StationData, candidate: Candidate, structure: Structure, refine: bool) -> dict:
-    x, y = station.stage_rel, np.log(station.discharge)
-    weights = 1.0 / (station.sd_log**2 + _MIN_SIGMA**2)
+def _weighted(station: StationData):
+    """(x, ln Q, weights) of the profile's least squares."""
+    return station.stage_rel, np.log(station.discharge), 1.0 / (station.sd_log**2 + _MIN_SIGMA**2)
+
+
+def _profile_fit(station: StationData, candidate: Candidate, best: dict | None) -> dict:
+    """The profile fit's figures from a grid optimum (None: a plain default start)."""
+    x, y, _ = _weighted(station)
     n_breaks = candidate.n_segments - 1
-    best = _grid_search(x, y, weights, *profile_grid(station, candidate, structure), refine)
     if best is None:  # no grid point with sensible exponents: a plain default start
         span = max(float(np.ptp(station.stage)), 0.05)
         best = {"gap": 0.2 * span, "breaks": np.quantile(x, np.linspace(0, 1, n_breaks + 2)[1:-1]),
