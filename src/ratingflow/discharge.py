@@ -125,7 +125,7 @@ def aggregates(volumes: np.ndarray, covered: np.ndarray, days: np.ndarray, probs
     """Daily, monthly and annual mean discharge and volume: per draw, then median and HPDI. Both are over the
     covered part of the window (``coverage``: its share; a gap is never filled, since the missing part is often a
     flood beyond the limit); a window covered less than ``min_coverage`` has none."""
-    from numpyro.diagnostics import hpdi
+    from .intervals import median_and_hpdi
 
     out = {}
     day_index = pd.DatetimeIndex(days.astype("datetime64[ns]"))
@@ -145,11 +145,11 @@ def aggregates(volumes: np.ndarray, covered: np.ndarray, days: np.ndarray, probs
             mean = np.where(ok, vol / np.where(cov > 0, cov, 1.0), np.nan)
         table = pd.DataFrame({"start": pd.DatetimeIndex(starts).strftime("%Y-%m-%d"), "coverage": share.round(6)})
         for what, draws, unit in (("mean_discharge", mean, "m3s"), ("volume", np.where(ok, vol, np.nan), "m3")):
-            table[f"{what}_median_{unit}"] = np.where(ok, np.median(np.where(ok, draws, 0.0), axis=0), np.nan)
-            for prob in probs:
-                bounds = hpdi(np.where(ok, draws, 0.0), prob, axis=0)
-                table[f"{what}_hpdi{prob_label(prob)}_lower_{unit}"] = np.where(ok, bounds[0], np.nan)
-                table[f"{what}_hpdi{prob_label(prob)}_upper_{unit}"] = np.where(ok, bounds[1], np.nan)
+            median, bands = median_and_hpdi(np.where(ok, draws, 0.0), probs)
+            table[f"{what}_median_{unit}"] = np.where(ok, median, np.nan)
+            for prob, (lo, hi) in bands.items():
+                table[f"{what}_hpdi{prob_label(prob)}_lower_{unit}"] = np.where(ok, lo, np.nan)
+                table[f"{what}_hpdi{prob_label(prob)}_upper_{unit}"] = np.where(ok, hi, np.nan)
         out[name] = table
         out[name + "_draws"] = (starts, np.where(ok, vol, np.nan))
     return out

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from numpyro import handlers
 
+from .intervals import hpdi_of_sorted
 from .model import Priors, Structure, model_sites, rating_model
 
 #: time steps per compiled chunk (fixed: the random draws of a step do not depend on the record's length)
@@ -52,17 +53,6 @@ def _chunk(key, samples, stage, nonsys_sd, sys_z, block, sys_sd, context, struct
     log_q = jax.vmap(_one_draw, in_axes=(0, 0, 0, None, None, None))(
         samples, jax.random.split(k_model, draws), noisy, context, structure, priors)
     return jnp.where(noisy + samples["gap"][:, None] <= 0, 0.0, jnp.exp(log_q))
-
-
-def hpdi_sorted(rows: np.ndarray, prob: float) -> tuple[np.ndarray, np.ndarray]:
-    """HPDI of each row of ``rows`` (steps, draws), already sorted along draws: the narrowest interval holding
-    ``int(prob * draws)`` + 1 draws, exactly as ``numpyro.diagnostics.hpdi``."""
-    n = rows.shape[1]
-    length = int(prob * n)
-    widths = rows[:, length:] - rows[:, : n - length]
-    start = widths.argmin(axis=1)
-    idx = np.arange(len(rows))
-    return rows[idx, start], rows[idx, start + length]
 
 
 @dataclass
@@ -183,7 +173,7 @@ def discharge_series(key, samples: dict, stage_rel: np.ndarray, nonsys_sd: np.nd
         rows.sort(axis=1)
         median[idx] = 0.5 * (rows[:, (draws - 1) // 2] + rows[:, draws // 2])
         for prob in probs:
-            lo_b, hi_b = hpdi_sorted(rows, prob)
+            lo_b, hi_b = hpdi_of_sorted(rows, prob, axis=1)
             bounds[prob][0][idx], bounds[prob][1][idx] = lo_b, hi_b
         fold_days(q, idx, win, volumes)
     return Series(median, bounds, volumes, win)

@@ -1,7 +1,34 @@
-"""Binomial intervals for the studies' coverage figures."""
+"""Intervals: the median and HPDI bands of draws (rating tables, discharge series), and binomial intervals for
+the studies' coverage figures."""
 from __future__ import annotations
 
 import numpy as np
+
+
+def hpdi_of_sorted(ordered: np.ndarray, prob: float, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """HPDI bounds of draws already sorted along ``axis``: the narrowest interval holding ``int(prob * n)`` + 1
+    sorted draws, exactly as ``numpyro.diagnostics.hpdi`` (which sorts again on every call). Each bound has the
+    shape of ``ordered`` without ``axis``."""
+    ordered = np.moveaxis(ordered, axis, 0)
+    n = ordered.shape[0]
+    length = int(prob * n)
+    start = (ordered[length:] - ordered[: n - length]).argmin(axis=0)[None]
+    return (np.take_along_axis(ordered, start, axis=0)[0],
+            np.take_along_axis(ordered, start + length, axis=0)[0])
+
+
+def median_and_hpdi(draws: np.ndarray, probs) -> tuple[np.ndarray, dict]:
+    """The median and, for each probability, the HPDI bounds of ``draws`` along axis 0, from one sort: the
+    values of ``np.median`` and ``numpyro.diagnostics.hpdi``, which sort for every call (in a rating table of
+    4000 draws x 500 stages, median and four bands sorted five times).
+
+    Returns:
+        (median, {prob: (lower, upper)}), each of shape ``draws.shape[1:]``.
+    """
+    ordered = np.sort(draws, axis=0)
+    n = ordered.shape[0]
+    median = ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
+    return median, {prob: hpdi_of_sorted(ordered, prob) for prob in probs}
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:

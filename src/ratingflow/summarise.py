@@ -1,8 +1,8 @@
 """Pipeline stage ``summarise``: the rating table with HPDI bands, convergence diagnostics and the rating
 figure (drawn by :mod:`ratingflow.figures`) of each station.
 
-The table gives, on a regular stage grid, the median discharge and ``numpyro.diagnostics.hpdi``
-bounds for
+The table gives, on a regular stage grid, the median discharge and HPDI bounds (as
+``numpyro.diagnostics.hpdi`` gives them) for
 
 * the *curve* (parameter uncertainty only), and
 * a *new gauging* (parameter uncertainty plus residual spread plus the station's typical gauging
@@ -18,12 +18,12 @@ import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
-from numpyro.diagnostics import hpdi
 
 from . import status
 from .figures import plot_periods, plot_rating
 from .keys import station_keys
 from .history import keep_issued
+from .intervals import median_and_hpdi
 from .io import load_idata, root_attrs, save_json
 from .model import Priors
 from .plausibility import influential_gaugings, sigma_flag
@@ -50,10 +50,12 @@ def rating_table(idata: az.InferenceData, seed: int, step: float, below: float, 
         station_keys(seed, station)["predict"], flat_draws(idata.posterior), grid - offset, context,
         typical_sd_log, structure, priors,
     )
-    table = pd.DataFrame({"stage_m": grid, "discharge_median_m3s": np.median(curve, axis=0)})
+    table = pd.DataFrame({"stage_m": grid})
     for kind, draws in (("curve", curve), ("gauging", gauging)):
-        for prob in probs:
-            lo, hi = hpdi(draws, prob, axis=0)
+        median, bands = median_and_hpdi(draws, probs)
+        if kind == "curve":
+            table["discharge_median_m3s"] = median
+        for prob, (lo, hi) in bands.items():
             label = prob_label(prob)
             table[f"{kind}_hpdi{label}_lower_m3s"] = lo
             table[f"{kind}_hpdi{label}_upper_m3s"] = hi

@@ -12,7 +12,8 @@ from numpyro.diagnostics import hpdi
 from scipy.stats import binom
 
 from ratingflow.discharge import FLAGS, aggregates, run, unit_hint
-from ratingflow.hydrograph import discharge_series, hpdi_sorted, windows
+from ratingflow.hydrograph import discharge_series, windows
+from ratingflow.intervals import hpdi_of_sorted, median_and_hpdi
 from ratingflow.io import save_idata
 from ratingflow.model import Structure
 from ratingflow.sheet import StationSpec
@@ -50,14 +51,20 @@ def test_stage_in_local_time_and_units():
     assert first["nonsys_sd_m"] == pytest.approx(0.0001)
 
 
-def test_hpdi_of_sorted_rows_is_numpyros():
+def test_hpdi_of_sorted_rows_and_median_and_hpdi_are_numpyros():
     x = np.random.default_rng(1).gamma(2.0, size=(300, 1000)).astype(np.float32)
     rows = np.sort(x, axis=1)
-    for prob in (0.9, 0.95):
-        lo, hi = hpdi_sorted(rows, prob)
-        ref = hpdi(x.T, prob, axis=0)
-        np.testing.assert_array_equal(lo, ref[0])
-        np.testing.assert_array_equal(hi, ref[1])
+    for n in (1000, 999):  # the median of an even and of an odd number of draws
+        median, bands = median_and_hpdi(x.T[:n], (0.9, 0.95))
+        np.testing.assert_array_equal(median, np.median(x.T[:n], axis=0))
+        for prob in (0.9, 0.95):
+            ref = hpdi(x.T[:n], prob, axis=0)
+            np.testing.assert_array_equal(bands[prob][0], ref[0])
+            np.testing.assert_array_equal(bands[prob][1], ref[1])
+            if n == 1000:
+                lo, hi = hpdi_of_sorted(rows, prob, axis=1)
+                np.testing.assert_array_equal(lo, ref[0])
+                np.testing.assert_array_equal(hi, ref[1])
 
 
 def _integrate(win, q):
