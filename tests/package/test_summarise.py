@@ -130,3 +130,40 @@ def test_an_archived_rating_does_not_make_a_timeless_station_summarise_again(tmp
     assert os.path.samefile(summarise("rerun", previous="published"), published)
     save_idata(fake_idata(np.random.default_rng(5), 12.0, 1.7, 100.2, 0.05, spread=1.0, draws=100), fit)
     assert not os.path.samefile(summarise("changed", previous="published"), published)
+
+
+def _figure_inputs(scale, top, breaks):
+    import pandas as pd
+
+    stage = np.linspace(0.5, top, 12)
+    q = scale * (stage - 0.2) ** 1.7
+    station = StationData("s", stage, q * np.exp(0.05 * np.sin(7 * stage)), 0.05 * q)
+    grid = stage_grid(stage.min(), stage.max(), 0.01 * top, 0.2, 0.2)
+    median = scale * np.clip(grid - 0.2, 0, None) ** 1.7
+    table = pd.DataFrame({"stage_m": grid, "discharge_median_m3s": median,
+                          "extrapolated": (grid < stage.min()) | (grid > stage.max())})
+    for kind, spread in (("curve", 0.1), ("gauging", 0.2)):
+        table[f"{kind}_hpdi90_lower_m3s"] = median * (1 - spread)
+        table[f"{kind}_hpdi90_upper_m3s"] = median * (1 + spread)
+    residuals = np.log(station.discharge / (scale * (stage - 0.2) ** 1.7))
+    return station, table, 0.2, residuals, "90", breaks
+
+
+def test_the_fit_figure_kept_from_station_to_station_carries_nothing_over(tmp_path):
+    """The fit figure's axes are emptied and reused for the next station (:func:`ratingflow.figures._fit_axes`):
+    a station drawn after another, larger one with breakpoints gives the same pixels as drawn first.
+    Deterministic (no draws)."""
+    from PIL import Image
+
+    from ratingflow import figures
+
+    small, large = _figure_inputs(2.0, 3.0, ()), _figure_inputs(40.0, 50.0, (8.0, 20.0))
+    figures._FIGURES.clear()
+    figures.plot_fit(*small[:5], tmp_path / "first.png", "small", small[5])
+    figures.plot_fit(*large[:5], tmp_path / "large.png", "large", large[5])
+    figures.plot_fit(*small[:5], tmp_path / "after.png", "small", small[5])
+    first, after, other = (np.asarray(Image.open(tmp_path / f"{n}.png").convert("RGB"))
+                           for n in ("first", "after", "large"))
+    assert first.shape == after.shape
+    assert np.array_equal(first, after)
+    assert not np.array_equal(first, other)
