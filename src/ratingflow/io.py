@@ -1,10 +1,8 @@
-"""Reading and writing results: InferenceData (the netCDF4 engine is about 3x faster than h5netcdf
-here) and small JSON records."""
+"""Reading and writing results: InferenceData (netCDF4, about 3x faster than h5netcdf here; each file opened
+once for all its groups) and small JSON records."""
 from __future__ import annotations
 
 import json
-
-ENGINE = "netcdf4"
 
 
 def load_idata(path):
@@ -35,7 +33,19 @@ def root_attrs(path) -> dict:
 
 
 def save_idata(idata, path) -> None:
-    idata.to_netcdf(str(path), engine=ENGINE)
+    """Write InferenceData as ``idata.to_netcdf`` lays it out (the root's attributes, one netCDF group per
+    ArviZ group; ``az.from_netcdf`` and :func:`load_idata` read it), with the file opened once and without
+    zlib: ``to_netcdf`` reopens the file for every group and compresses every variable, which took 0.22-0.30 s
+    for a fit of 4 x 1000 draws against 0.06-0.07 s here; the file is about 1.5 times larger (a fit of 192
+    gaugings: 3.3 -> 4.9 MB), and reads faster. A variable read from a compressed file keeps its encoding."""
+    import netCDF4
+    import xarray as xr
+
+    with netCDF4.Dataset(str(path), mode="w", format="NETCDF4") as nc:
+        if idata.attrs:
+            xr.Dataset(attrs=idata.attrs).dump_to_store(xr.backends.NetCDF4DataStore(nc))
+        for group in idata.groups():
+            idata[group].dump_to_store(xr.backends.NetCDF4DataStore(nc.createGroup(group)))
 
 
 def load_json(path) -> dict:
