@@ -17,6 +17,10 @@ MIN_POINTS = 6
 SEARCH_POINTS = 1000
 #: from this many gaugings on, the final robust fit is a cubic in ln(H - h0)
 CURVED_MIN_POINTS = 12
+#: candidate zero-flow stages, geometric from 0.001 to 3 stage ranges below the lowest gauging
+GAPS = 48
+#: relative distance within which the vectorised search leaves the choice to the scalar fit
+TIE = 1e-6
 
 
 def _huber_fit(x: np.ndarray, y: np.ndarray, degree: int = 1, iterations: int = 20, k: float = 1.345):
@@ -34,6 +38,49 @@ def _huber_fit(x: np.ndarray, y: np.ndarray, degree: int = 1, iterations: int = 
     return coef, r, max(1.4826 * np.median(np.abs(r)), MIN_SCALE)
 
 
+def _huber_lines(x: np.ndarray, y: np.ndarray, iterations: int = 20, k: float = 1.345):
+    """:func:`_huber_fit` of a straight line for every row of ``x`` (one row per candidate zero-flow stage) at
+    once: (slopes, scales). Weighted least squares in closed form, so the values agree with the scalar fit to
+    rounding, not to the bit; :func:`_choose_gap` settles near ties with the scalar fit."""
+    w = np.ones_like(x)
+    for _ in range(iterations):
+        sw = w.sum(axis=1)
+        xm, ym = (w * x).sum(axis=1) / sw, (w @ y) / sw
+        dx = x - xm[:, None]
+        slope = (w * dx) @ y / (w * dx * dx).sum(axis=1)
+        r = y - ym[:, None] - slope[:, None] * dx
+        scale = np.maximum(1.4826 * np.median(np.abs(r - np.median(r, axis=1, keepdims=True)), axis=1), MIN_SCALE)
+        u = np.abs(r) / (k * scale[:, None])
+        w = np.where(u <= 1, 1.0, 1.0 / np.maximum(u, 1e-12))
+    return slope, np.maximum(1.4826 * np.median(np.abs(r), axis=1), MIN_SCALE)
+
+
+def _choose_gap(depth: np.ndarray, y: np.ndarray, gaps: np.ndarray):
+    """The gap (zero-flow stage below the lowest gauging) whose robust line has the smallest scale among those
+    with an exponent in [0.3, 6], the first of equals; None if no exponent is plausible.
+
+    All gaps are fitted at once (:func:`_huber_lines`); the few within :data:`TIE` of the best, or of an exponent
+    bound, are refitted with :func:`_huber_fit`, so that the choice is the one that fit makes gap by gap (the
+    clean gaugings' ``robust_z``, and with them the fit keys, stay as they were)."""
+    x = np.log(depth[None, :] + gaps[:, None])
+    with np.errstate(all="ignore"):
+        slope, scale = _huber_lines(x, y)
+    finite = bool(np.isfinite(slope).all() and np.isfinite(scale).all())
+    # degenerate (e.g. a single stage): every gap by the scalar fit
+    open_ = (slope >= 0.3 - TIE) & (slope <= 6.0 + TIE) if finite else np.ones(len(gaps), bool)
+    while open_.any():
+        near = open_ & (scale <= scale[open_].min() * (1 + TIE)) if finite else open_
+        exact = {}
+        for i in np.flatnonzero(near):
+            coef, _, s = _huber_fit(x[i], y)
+            if 0.3 <= coef[1] <= 6.0:
+                exact[i] = s
+        if exact:
+            return gaps[min(exact, key=lambda i: (exact[i], i))]
+        open_ &= ~near
+    return None
+
+
 def suspect_gaugings(stage: np.ndarray, discharge: np.ndarray, threshold: float = 4.0):
     """Robust standardized residuals and the suspect flags (|z| > threshold)."""
     stage, discharge = np.asarray(stage, float), np.asarray(discharge, float)
@@ -44,21 +91,16 @@ def suspect_gaugings(stage: np.ndarray, discharge: np.ndarray, threshold: float 
     span = max(float(np.ptp(stage)), 1e-3)
     # choose h0 on at most SEARCH_POINTS gaugings spread over the stage range (large files)
     pick = np.argsort(stage)[np.linspace(0, n - 1, min(n, SEARCH_POINTS)).astype(int)]
-    best = None
-    for gap in np.geomspace(1e-3 * span, 3.0 * span, 48):
-        coef, _, scale = _huber_fit(np.log(stage[pick] - stage.min() + gap), y[pick])
-        if not 0.3 <= coef[1] <= 6.0:
-            continue
-        if best is None or scale < best[1]:
-            best = (gap, scale)
-    if best is None:
+    gap = _choose_gap(stage[pick] - stage.min(), y[pick], np.geomspace(1e-3 * span, 3.0 * span, GAPS))
+    if gap is None:
         return np.zeros(n), np.zeros(n, bool)
-    x = np.log(stage - stage.min() + best[0])
-    _, r, scale = _huber_fit(x, y)
+    x = np.log(stage - stage.min() + gap)
     if n >= CURVED_MIN_POINTS:
         # let the curve bend (a change of control) so that misfit of the single power law is not
         # taken for a bad gauging
         xs = (x - x.mean()) / max(x.std(), 1e-9)
         _, r, scale = _huber_fit(xs, y, degree=3)
+    else:
+        _, r, scale = _huber_fit(x, y)
     z = r / scale
     return z, np.abs(z) > threshold

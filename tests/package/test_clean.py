@@ -135,3 +135,41 @@ def test_sheet_errors_name_row_and_column(tmp_path):
         path.write_text(header + body)
         with pytest.raises(SheetError, match=message):
             load_sheet(path, raw)
+
+
+def _gap_one_by_one(depth, y, gaps):
+    """The robust screen's gap search as it was written first: one scalar Huber fit per gap."""
+    from ratingflow.robust import _huber_fit
+
+    best = None
+    for gap in gaps:
+        coef, _, scale = _huber_fit(np.log(depth + gap), y)
+        if 0.3 <= coef[1] <= 6.0 and (best is None or scale < best[1]):
+            best = (gap, scale)
+    return None if best is None else best[0]
+
+
+def test_the_vectorised_gap_search_chooses_the_gap_of_the_scalar_fits():
+    """All gaps fitted at once must pick the very gap the scalar fits pick (the clean table's robust_z, and with it
+    every fit key, depends on it), also on ties (noise-free curves clip the scale), a single stage and bad exponents."""
+    from ratingflow.robust import GAPS, _choose_gap
+
+    rng = np.random.default_rng(7)
+    kinds = {"noisy": 0, "noise-free": 0, "single stage": 0, "none plausible": 0}
+    for i in range(60):
+        n = int(rng.integers(6, 60))
+        h = np.sort(rng.uniform(0.1, 3.0, n))
+        noise = [0.0, 1e-4, 0.05, 0.3][i % 4]
+        b = -1.0 if i % 15 == 7 else rng.uniform(0.6, 3.5)  # -1: discharge falling with stage
+        if i % 15 == 3:
+            h[:] = h[0]
+        y = rng.normal(0, 1) + b * np.log(h - rng.uniform(-0.3, 0.09)) + noise * rng.standard_normal(n)
+        y[int(rng.integers(n))] += 2.0 * (i % 3 == 0)
+        depth = h - h.min()
+        gaps = np.geomspace(1e-3 * max(np.ptp(h), 1e-3), 3.0 * max(np.ptp(h), 1e-3), GAPS)
+        expected = _gap_one_by_one(depth, y, gaps)
+        assert _choose_gap(depth, y, gaps) == expected, i
+        kind = ("single stage" if i % 15 == 3 else "none plausible" if expected is None
+                else "noise-free" if noise == 0 else "noisy")
+        kinds[kind] += 1
+    assert min(kinds.values()) > 0, kinds  # each kind of case was met
