@@ -35,7 +35,7 @@ def one(steps, minutes, draws, rng, key):
     import jax
 
     from ratingflow.hydrograph import discharge_series, windows
-    from ratingflow.model import Structure
+    from ratingflow.candidates import Structure
 
     t = np.datetime64("2018-01-01") + np.arange(steps) * np.timedelta64(minutes, "m")
     h = (0.8 + 0.6 * np.sin(np.arange(steps) / (steps / 60.0)) ** 2).astype(np.float64)

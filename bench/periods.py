@@ -39,7 +39,7 @@ def main() -> None:
     from ratingflow.choice import fit_and_choose
     from ratingflow.data import StationData
     from ratingflow.fit import period_round
-    from ratingflow.model import ModelSettings, Priors
+    from ratingflow.candidates import ModelSettings, Priors
     from ratingflow.periods import PeriodSettings, station_periods
     from ratingflow.sampler import SamplerSettings, driver_cache
     from ratingflow.synthetic import dated_station

@@ -36,7 +36,7 @@ def job(spec_path: str) -> None:
     from ratingflow.runtime import configure_jax
 
     configure_jax(1, spec["cache"])
-    from ratingflow.model import ModelSettings, Priors
+    from ratingflow.candidates import ModelSettings, Priors
 
     models = ModelSettings(candidates=("seg1",))
     ids, work = spec["stations"], Path(spec["work"])

@@ -85,7 +85,7 @@ def candidate_table(fits: dict, table: pd.DataFrame) -> pd.DataFrame:
     """The comparison table with each candidate's convergence and breakpoints (median, 90 % HPDI)."""
     from numpyro.diagnostics import hpdi
 
-    from .model import Candidate
+    from .candidates import Candidate
     from .posterior import candidate_posterior, convergence
 
     table = table.copy()
@@ -124,7 +124,7 @@ def fit_and_choose(driver_for, stations: list, candidates: list, seed: int, se_f
     from dataclasses import replace
 
     from .data import bucket_size
-    from .model import describes_controls
+    from .candidates import describes_controls
     from .screen import candidates_to_fit
 
     if not callable(driver_for):
@@ -164,7 +164,7 @@ def fit_and_choose(driver_for, stations: list, candidates: list, seed: int, se_f
 def choose(fits: dict, se_factor: float, screened: pd.DataFrame | None = None) -> Choice:
     """The choice among a station's fits. ``screened`` (:func:`ratingflow.screen.screen`): the candidates
     it ruled out are listed too (not fitted, with the screen's reason), and every row gets its figures."""
-    from .model import Candidate
+    from .candidates import Candidate
 
     chosen, table = compare({name: fit.log_likelihood for name, fit in fits.items()}, se_factor)
     table = candidate_table(fits, table)

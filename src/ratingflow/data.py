@@ -48,7 +48,7 @@ class StationData:
     h0_range: tuple[float, float] | None = None  # surveyed zero-flow stage range [m], if any
     break_ranges: tuple[tuple[float, float], ...] | None = None  # sheet's breakpoint ranges [m], if any
     period: np.ndarray | None = None  # rating period (0-based) of each gauging; None: one timeless rating
-    control_types: tuple[str, ...] = ()  # sheet's control types, lowest first (ratingflow.model.CONTROL_TYPES)
+    control_types: tuple[str, ...] = ()  # sheet's control types, lowest first (ratingflow.candidates.CONTROL_TYPES)
 
     def __post_init__(self):
         n = len(self.stage)
@@ -75,7 +75,7 @@ class StationData:
     def gap_prior(self, priors=None) -> tuple[float, float]:
         """(mean, sd) of ln gap: the surveyed h0 range as a 95 % interval, else the config prior."""
         if self.h0_range is None:
-            from .model import Priors
+            from .candidates import Priors
 
             priors = priors or Priors()
             return float(np.log(priors.gap_median_m)), float(priors.gap_log_sd)
@@ -151,7 +151,7 @@ class StationData:
 
     def context(self, candidate, structure, priors=None) -> dict[str, np.ndarray]:
         """The model's ``context`` for one candidate (see :func:`ratingflow.model.rating_model`)."""
-        from .model import Priors, exponent_prior_of, types_serve
+        from .candidates import Priors, exponent_prior_of, types_serve
 
         gap_mean, gap_sd = self.gap_prior(priors)
         b_mean, b_sd = exponent_prior_of(self.control_types, candidate.n_segments, structure, priors or Priors())

@@ -33,7 +33,7 @@ from .dates import period_index
 from .hydrograph import discharge_series, windows
 from .io import load_idata, save_json
 from .keys import discharge_key
-from .model import Priors
+from .candidates import Priors
 from .posterior import model_of, period_views, prob_label
 from .predict import SAMPLED_SITES, flat_draws
 from .rawfile import CleaningError

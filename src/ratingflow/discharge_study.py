@@ -69,7 +69,7 @@ def run(n: int, seed: int, config: dict, two_control_share: float = 0.3) -> tupl
     from .choice import fit_and_choose
     from .discharge import thinned
     from .hydrograph import discharge_series, windows
-    from .model import ModelSettings, Priors
+    from .candidates import ModelSettings, Priors
     from .posterior import inference_data, model_of
     from .sampler import BatchedNUTS, SamplerSettings
 

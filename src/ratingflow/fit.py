@@ -15,7 +15,7 @@ from . import reuse, status
 from .choice import fit_and_choose
 from .data import StationData, bucket_size
 from .io import load_idata, save_idata
-from .model import ModelSettings, Priors, Structure, describes_controls
+from .candidates import ModelSettings, Priors, Structure, describes_controls
 from .dates import period_of, to_utc_naive
 from .posterior import inference_data
 from .runtime import progress
@@ -40,7 +40,7 @@ def period_round(driver_for, items: list, choices: list, seed: int, se_factor: f
     best). Fitting the periods only for the chosen segment count keeps the cost near that of the
     timeless fit (docs/periods.md). ``driver_for``: :func:`ratingflow.sampler.driver_cache`."""
     from .choice import choose
-    from .model import PERIOD_MODES, Candidate
+    from .candidates import PERIOD_MODES, Candidate
 
     groups: dict[tuple, list[int]] = {}
     for i, (station, choice) in enumerate(zip(items, choices)):

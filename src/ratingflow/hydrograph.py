@@ -26,7 +26,8 @@ import numpy as np
 from numpyro import handlers
 
 from .intervals import hpdi_of_sorted
-from .model import Priors, Structure, model_sites, rating_model
+from .candidates import Priors, Structure
+from .model import model_sites, rating_model
 
 #: time steps per compiled chunk (fixed: the random draws of a step do not depend on the record's length)
 CHUNK = 4096

@@ -14,7 +14,7 @@ from itertools import combinations
 import numpy as np
 
 from .data import StationData
-from .model import Candidate, Structure, ordered_breakpoints
+from .candidates import Candidate, Structure
 
 #: grid sizes: gaps (geometric) and breakpoint positions per breakpoint
 N_GAPS = 24
@@ -225,6 +225,8 @@ def init_centre(station: StationData, candidate: Candidate, structure: Structure
             previous = bk
         centre["break_u"] = u.astype(np.float32)
         if structure.segment_offsets:  # the grid shares h0: the upper controls start at h0's depth
+            from .model import ordered_breakpoints  # JAX: only the sampler's start needs it
+
             breaks = np.asarray(ordered_breakpoints(u.astype(np.float32), lo, hi), np.float64)
             centre["offset_log_depth"] = np.log(np.maximum(breaks + fit["gap"], 1e-6)).astype(np.float32)
     if structure.gplm_terms:

@@ -6,8 +6,10 @@ so results do not depend on run order, batch composition or process.
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
-import jax
+if TYPE_CHECKING:
+    import jax
 
 #: every use of randomness for a station, in a fixed order; never reorder, only append
 USES = ("prior", "init", "fit", "predict")
@@ -20,10 +22,14 @@ def station_seed(seed: int, station_id: str) -> int:
 
 def station_keys(seed: int, station_id: str) -> dict[str, jax.Array]:
     """The station's keys, one per use in :data:`USES`."""
+    import jax  # here, so that stages without JAX (rating periods) can take station seeds
+
     key = jax.random.PRNGKey(station_seed(seed, station_id))
     return dict(zip(USES, jax.random.split(key, len(USES))))
 
 
 def discharge_key(seed: int, station_id: str) -> jax.Array:
     """The key of a station's discharge series (kept apart from :data:`USES`, whose split it would change)."""
+    import jax
+
     return jax.random.PRNGKey(station_seed(seed, f"{station_id}:discharge"))

@@ -53,7 +53,7 @@ def run(stations: list[str], sheet_path, raw_dir, config: dict, every: int, seed
     from .clean import clean as clean_station
     from .data import StationData
     from .fit import period_round
-    from .model import ModelSettings, Priors
+    from .candidates import ModelSettings, Priors
     from .dates import to_utc_naive
     from .periods import PeriodSettings, known_shifts, station_periods
     from .sampler import SamplerSettings, driver_cache

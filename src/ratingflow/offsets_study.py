@@ -62,7 +62,7 @@ def simulated_stations(n: int, seed: int):
 
 def run(real, simulated, config: dict, seed: int, log=print, variants=tuple(VARIANTS)) -> pd.DataFrame:
     from .choice import fit_and_choose
-    from .model import Candidate, ModelSettings, Priors
+    from .candidates import Candidate, ModelSettings, Priors
     from .sampler import SamplerSettings, driver_cache
 
     settings, priors = SamplerSettings.from_config(config["sampler"]), Priors.from_config(config.get("priors"))

@@ -31,7 +31,7 @@ import pandas as pd
 from .data import StationData
 from .dates import to_utc_naive
 from .initial import profile_fit, residuals
-from .model import Candidate, Structure
+from .candidates import Candidate, Structure
 
 PERIOD_COLUMNS = ["period", "valid_from", "valid_to", "first_gauging", "last_gauging", "n_gaugings",
                   "start_source", "current"]

@@ -11,7 +11,7 @@ import arviz as az
 import numpy as np
 from numpyro.diagnostics import hpdi
 
-from .model import Candidate, ModelSettings, Structure
+from .candidates import Candidate, ModelSettings, Structure
 
 if TYPE_CHECKING:
     from .sampler import FitResult

@@ -14,7 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 from numpyro.infer import Predictive
 
-from .model import Priors, Structure, model_sites, rating_model
+from .candidates import Priors, Structure
+from .model import model_sites, rating_model
 
 #: grids are padded to a multiple of this many stages
 GRID_CHUNK = 256

@@ -21,7 +21,8 @@ from .data import StationData, bucket_size
 from .figures import plot_prior
 from .io import load_json, save_idata, save_json
 from .keys import station_keys
-from .model import ModelSettings, Priors, rating_model
+from .candidates import ModelSettings, Priors
+from .model import rating_model
 from .predict import flat_draws, predict, stage_grid
 from .runtime import progress
 

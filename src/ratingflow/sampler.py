@@ -24,7 +24,8 @@ from .data import StationData, bucket_size
 from .exported import cached_jit
 from .initial import INIT_JITTER, init_centre
 from .keys import station_keys
-from .model import Candidate, Priors, Structure, rating_model
+from .candidates import Candidate, Priors, Structure
+from .model import rating_model
 
 @dataclass(frozen=True)
 class SamplerSettings:

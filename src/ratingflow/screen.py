@@ -34,7 +34,7 @@ import pandas as pd
 
 from .data import StationData
 from .initial import grid_fits, profile_fit, profile_grid
-from .model import Candidate, Structure, describes_controls
+from .candidates import Candidate, Structure, describes_controls
 
 
 def screenable(candidate: Candidate) -> bool:

@@ -30,7 +30,7 @@ def run(n: int, seed: int, config: dict, log=print) -> pd.DataFrame:
     """One row per station and threshold (plus ``z`` = inf: no screen, every candidate fitted)."""
     from . import synthetic
     from .choice import choose, fit_and_choose
-    from .model import Candidate, ModelSettings, Priors
+    from .candidates import Candidate, ModelSettings, Priors
     from .sampler import SamplerSettings, driver_cache
     from .screen import screen
 

@@ -53,7 +53,7 @@ class StationSpec:
     controls: int | None = None  # controls the hydrographer expects (compared with the model chosen)
     expected_breakpoints_m: str = ""  # the hydrographer's breakpoints [m], ';'-separated: compared, not a prior
     breakpoints_m: str = ""  # prior ranges of the breakpoints, 'lo-hi' [m, after offset], ';'-separated
-    control_types: str = ""  # type of each control, lowest first, ';'-separated (exponent priors; model.CONTROL_TYPES)
+    control_types: str = ""  # type of each control, lowest first, ';'-separated (exponent priors; candidates.CONTROL_TYPES)
     exclude: str = ""  # ';'-separated raw line numbers (12, 15-17) or dates (2019-06-10)
     dayfirst: bool = False  # dates such as 09/11/2018 read day first (gaugings and shift dates)
     shift_dates: str = ""  # known rating shifts, ';'-separated dates
@@ -205,7 +205,7 @@ def _check_row(spec: StationSpec, where: str, raw_dir: Path) -> None:
 
 
 def _check_control_types(spec: StationSpec, ranges, fail) -> None:
-    from .model import CONTROL_TYPES
+    from .candidates import CONTROL_TYPES
 
     types = spec.control_type_list()
     for name in types:

@@ -25,7 +25,7 @@ from .keys import station_keys
 from .history import keep_issued
 from .intervals import median_and_hpdi
 from .io import load_idata, root_attrs, save_json
-from .model import Priors
+from .candidates import Priors
 from .plausibility import influential_gaugings, sigma_flag
 from .posterior import breakpoint_medians, convergence, model_of, parameter_summary, period_views, prob_label
 from .predict import flat_draws, predict, stage_grid

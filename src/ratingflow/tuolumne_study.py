@@ -26,7 +26,7 @@ def run(site: str, data: Path, work: Path, config: dict):
     from .clean import clean
     from .data import StationData
     from .discharge import compute
-    from .model import ModelSettings, Priors
+    from .candidates import ModelSettings, Priors
     from .posterior import inference_data
     from .sampler import BatchedNUTS, SamplerSettings
     from .sheet import StationSpec

@@ -8,7 +8,8 @@ import yaml
 from numpyro.infer import Predictive
 
 from ratingflow.data import StationData
-from ratingflow.model import CONTROL_TYPES, Candidate, Priors, rating_model, structure_for
+from ratingflow.candidates import CONTROL_TYPES, Candidate, Priors, structure_for
+from ratingflow.model import rating_model
 from ratingflow.sheet import SheetError, load_sheet
 
 HEAD = "station_id\tname\tfile\tstage_column\tstage_unit\tdischarge_column\tdischarge_unit\tcontrols\tbreakpoints_m\tcontrol_types\n"
@@ -81,7 +82,7 @@ def test_a_station_with_control_types_is_fitted_in_the_baratin_form():
     from dataclasses import replace
 
     from ratingflow.choice import fit_and_choose
-    from ratingflow.model import ModelSettings
+    from ratingflow.candidates import ModelSettings
     from ratingflow.posterior import fit_structure
     from ratingflow.sampler import FitResult
 

@@ -103,7 +103,8 @@ def test_a_period_view_gives_the_period_models_curve():
     from numpyro.infer import Predictive
 
     from ratingflow.data import StationData
-    from ratingflow.model import Candidate, Structure, rating_model
+    from ratingflow.candidates import Candidate, Structure
+    from ratingflow.model import rating_model
     from ratingflow.posterior import model_of, period_view
     from ratingflow.predict import flat_draws, predict
     from ratingflow.sampler import FitResult

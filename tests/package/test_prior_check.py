@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 
 from ratingflow import prior_check, publish, reuse
-from ratingflow.model import ModelSettings
+from ratingflow.candidates import ModelSettings
 
 SETTINGS = {"num_samples": 200, "interval": 0.99, "min_share": 0.9}
 

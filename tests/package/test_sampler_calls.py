@@ -7,7 +7,7 @@ import pytest
 def test_a_segmented_program_advances_fewer_chains_per_call_on_a_cpu():
     """On a CPU the plain power law's program runs 8 fits (32 chains) per call, a program with breakpoints
     2 fits (8 chains): its trees vary more between chains, and a call waits for the deepest one."""
-    from ratingflow.model import Structure
+    from ratingflow.candidates import Structure
     from ratingflow.sampler import (CPU_CHAINS_PER_STEP, CPU_SEGMENTED_CHAINS_PER_STEP, BatchedNUTS,
                                     SamplerSettings)
 

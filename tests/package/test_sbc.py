@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 
 from ratingflow.sbc import ranks as sbc
-from ratingflow.model import Candidate, ModelSettings, Priors
+from ratingflow.candidates import Candidate, ModelSettings, Priors
 from ratingflow.sbc.report import band, central_coverage
 
 

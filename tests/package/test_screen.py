@@ -7,7 +7,7 @@ from ratingflow import reuse, synthetic
 from ratingflow.choice import choose
 from ratingflow.data import StationData
 from ratingflow.initial import design, grid_fits, profile_fit, profile_grid
-from ratingflow.model import Candidate, Structure
+from ratingflow.candidates import Candidate, Structure
 from ratingflow.screen import candidates_to_fit, loo_pointwise, screen
 
 pytestmark = pytest.mark.package

@@ -7,7 +7,8 @@ from numpyro import handlers
 
 from ratingflow.choice import compare
 from ratingflow.data import StationData
-from ratingflow.model import Candidate, ordered_breakpoints, rating_model, structure_for
+from ratingflow.candidates import Candidate, structure_for
+from ratingflow.model import ordered_breakpoints, rating_model
 from ratingflow.sheet import SheetError, load_sheet
 
 
@@ -159,7 +160,7 @@ def test_saved_fit_predicts_the_curve_it_was_sampled_with(offsets):
     import jax
     from numpyro.infer import Predictive
 
-    from ratingflow.model import ModelSettings
+    from ratingflow.candidates import ModelSettings
     from ratingflow.posterior import inference_data, model_of
     from ratingflow.predict import flat_draws, predict
     from ratingflow.sampler import FitResult
@@ -205,7 +206,7 @@ def test_a_change_of_the_own_offset_form_refits_only_the_stations_fitted_in_it(t
     """fit.station_key: OFFSETS_FORM enters the key of a station fitted in the BaRatin form (two or more control
     types, or models.segment_offsets) and no other, so a change of that form leaves other published fits reused."""
     from ratingflow import fit
-    from ratingflow.model import ModelSettings
+    from ratingflow.candidates import ModelSettings
 
     clean = tmp_path / "s.csv"
     clean.write_text("line,stage_m,discharge_m3s\n2,1.0,2.0\n")

@@ -63,3 +63,13 @@ def test_no_import_cycles():
 def test_pyflakes_is_clean():
     run = subprocess.run([sys.executable, "-m", "pyflakes", str(PACKAGE)], capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_stages_that_sample_nothing_do_not_import_jax():
+    """Every job pays its imports (JAX with NumPyro about 2-3 s of a job's few seconds): the stages that sample
+    nothing, rating periods among them, must not load JAX, NumPyro or ArviZ."""
+    light = ["clean", "periods", "publish", "report", "changes", "overview", "export"]
+    code = (f"import sys; import {', '.join('ratingflow.' + s for s in light)}; "
+            "print(sorted(m for m in ('jax', 'numpyro', 'arviz') if m in sys.modules))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "[]", run.stdout

@@ -6,7 +6,7 @@ from numpyro.diagnostics import hpdi
 from ratingflow.data import StationData
 from ratingflow.posterior import inference_data
 from ratingflow.sampler import FitResult
-from ratingflow.model import Candidate, structure_for
+from ratingflow.candidates import Candidate, structure_for
 from ratingflow.predict import stage_grid
 from ratingflow.summarise import diagnostics, rating_table, table_dataset
 

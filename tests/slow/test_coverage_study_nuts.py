@@ -11,7 +11,7 @@ import pytest
 from ratingflow.coverage_study.cli import main
 from ratingflow.coverage_study.report import write_report
 from ratingflow.coverage_study.study import Fitter, crossval, heldout_summary, real_stations, simulate, simulation_summary
-from ratingflow.model import ModelSettings, Priors
+from ratingflow.candidates import ModelSettings, Priors
 from ratingflow.sampler import SamplerSettings
 from stats import station_coverage_limits, station_mean_coverage, within_clustered_tolerance
 

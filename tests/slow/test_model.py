@@ -12,7 +12,7 @@ from numpyro.diagnostics import hpdi
 
 from ratingflow import synthetic
 from ratingflow.data import bucket_size
-from ratingflow.model import Candidate, structure_for
+from ratingflow.candidates import Candidate, structure_for
 from ratingflow.posterior import candidate_posterior
 from ratingflow.sampler import BatchedNUTS, SamplerSettings
 from stats import binomial_tail, medians_agree
@@ -108,7 +108,7 @@ import numpy as np
 from ratingflow.runtime import configure_jax
 configure_jax(1, "")
 from ratingflow import synthetic
-from ratingflow.model import Candidate, structure_for
+from ratingflow.candidates import Candidate, structure_for
 from ratingflow.posterior import candidate_posterior
 from ratingflow.sampler import BatchedNUTS, SamplerSettings
 st, _ = synthetic.draw_station(np.random.default_rng(3), "xla", 40, two_control_share=0.0)

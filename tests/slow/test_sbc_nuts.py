@@ -7,7 +7,7 @@ quantities the test fails by chance with probability at most 1e-3."""
 import numpy as np
 
 from ratingflow.sbc import ranks as sbc
-from ratingflow.model import Candidate, ModelSettings, Priors
+from ratingflow.candidates import Candidate, ModelSettings, Priors
 from ratingflow.sampler import SamplerSettings
 from stats import ALPHA
 

@@ -11,7 +11,7 @@ import pytest
 from ratingflow import synthetic
 from ratingflow.choice import compare, fit_and_choose, loo_idata
 from ratingflow.data import StationData
-from ratingflow.model import Candidate, ModelSettings, structure_for
+from ratingflow.candidates import Candidate, ModelSettings, structure_for
 from ratingflow.posterior import candidate_posterior, inference_data
 from ratingflow.sampler import BatchedNUTS, SamplerSettings
 from ratingflow.sheet import load_sheet
@@ -138,7 +138,7 @@ def acceptance():
     import yaml
 
     from ratingflow.clean import clean
-    from ratingflow.model import Priors
+    from ratingflow.candidates import Priors
 
     cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     sheet = load_sheet(ROOT / "config" / "stations.tsv", ROOT / "data" / "raw")

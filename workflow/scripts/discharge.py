@@ -4,7 +4,7 @@ with logged(snakemake.log[0]):
     configure_jax(snakemake.threads, snakemake.params.jax["cache"], snakemake.params.jax["device"])
     from ratingflow.discharge import run_batch
     from ratingflow.io import station_files
-    from ratingflow.model import Priors
+    from ratingflow.candidates import Priors
 
     specs = snakemake.params.specs
     stations = [s.station_id for s in specs]

@@ -4,7 +4,7 @@ with logged(snakemake.log[0]):
     configure_jax(snakemake.threads, snakemake.params.jax["cache"], snakemake.params.jax["device"])
     from ratingflow.fit import run_batch
     from ratingflow.io import station_files
-    from ratingflow.model import ModelSettings, Priors
+    from ratingflow.candidates import ModelSettings, Priors
     from ratingflow.sampler import SamplerSettings
 
     stations, out = snakemake.params.stations, snakemake.output[0]

@@ -3,7 +3,7 @@ from ratingflow.runtime import configure_jax, logged
 with logged(snakemake.log[0]):
     configure_jax(snakemake.threads, snakemake.params.jax["cache"], snakemake.params.jax["device"])
     from ratingflow.io import station_files
-    from ratingflow.model import ModelSettings, Priors
+    from ratingflow.candidates import ModelSettings, Priors
     from ratingflow.prior_check import run_batch
 
     stations, clean, out = snakemake.params.stations, snakemake.input.clean, snakemake.output[0]

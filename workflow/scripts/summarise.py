@@ -3,7 +3,7 @@ from ratingflow.runtime import configure_jax, logged
 with logged(snakemake.log[0]):
     configure_jax(snakemake.threads, snakemake.params.jax["cache"], snakemake.params.jax["device"])
     from ratingflow.io import station_files
-    from ratingflow.model import Priors
+    from ratingflow.candidates import Priors
     from ratingflow.summarise import run_batch
 
     stations, out = snakemake.params.stations, snakemake.output

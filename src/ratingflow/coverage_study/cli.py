@@ -80,7 +80,7 @@ def main(argv=None) -> int:
     cache = args.jax_cache if args.jax_cache is not None else jax_cfg.get("compilation_cache") or ""
     configure_jax(0, cache or None, jax_cfg.get("device", "cpu"))  # before anything imports JAX
 
-    from ..model import ModelSettings, Priors
+    from ..candidates import ModelSettings, Priors
     from ..sampler import SamplerSettings
     from . import study
     from .peer import run_peer

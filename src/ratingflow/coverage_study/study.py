@@ -25,7 +25,8 @@ from ..choice import fit_and_choose
 from ..data import StationData
 from ..intervals import wilson
 from ..keys import station_keys, station_seed
-from ..model import ModelSettings, Priors, residual_sd
+from ..candidates import ModelSettings, Priors
+from ..model import residual_sd
 from ..posterior import candidate_context, candidate_posterior
 from ..predict import SAMPLED_SITES, predict
 from ..sampler import BatchedNUTS, SamplerSettings

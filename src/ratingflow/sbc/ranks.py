@@ -12,7 +12,8 @@ from numpyro.infer.util import log_likelihood
 from scipy import stats
 
 from ..data import StationData
-from ..model import Candidate, ModelSettings, Priors, Structure, model_sites, rating_model
+from ..candidates import Candidate, ModelSettings, Priors, Structure
+from ..model import model_sites, rating_model
 from ..predict import SAMPLED_SITES, predict
 
 #: posterior draws kept per replication (evenly spaced over the chains): ranks take L + 1 = 100 values

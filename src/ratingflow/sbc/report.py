@@ -140,7 +140,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     config = yaml.safe_load(Path(args.config).read_text())
     configure_jax(args.threads, (config.get("jax") or {}).get("compilation_cache") or None)
-    from ..model import Candidate, ModelSettings, Priors
+    from ..candidates import Candidate, ModelSettings, Priors
     from ..sampler import SamplerSettings
     from .ranks import run
 
