@@ -19,14 +19,20 @@ def gauging_keys(clean: pd.DataFrame) -> list[tuple]:
             for d, h, q in zip(clean["datetime"].fillna(""), clean["stage_m"], clean["discharge_m3s"])]
 
 
-def read_snapshot(snapshot: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(table, clean) of a snapshot; a table from before rating periods gets one open period."""
-    table = pd.read_csv(snapshot / "table.csv", dtype={"valid_from": str, "valid_to": str}, keep_default_na=False)
+#: how a rating table and a clean table are read (dates as text, empty cells as '')
+TABLE_CSV = {"dtype": {"valid_from": str, "valid_to": str}, "keep_default_na": False}
+CLEAN_CSV = {"dtype": {"datetime": str}, "keep_default_na": False}
+
+
+def read_snapshot(snapshot: Path, read=pd.read_csv) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(table, clean) of a snapshot; a table from before rating periods gets one open period. ``read``: the
+    reader (``pd.read_csv``'s signature)."""
+    table = read(snapshot / "table.csv", **TABLE_CSV)
     if "period" not in table:
         table.insert(0, "period", 1)
         table.insert(1, "valid_from", "")
         table.insert(2, "valid_to", "")
-    clean = pd.read_csv(snapshot / "clean.csv", dtype={"datetime": str}, keep_default_na=False)
+    clean = read(snapshot / "clean.csv", **CLEAN_CSV)
     return table, clean
 
 
