@@ -10,7 +10,6 @@ as a possible rating shift.
 """
 from __future__ import annotations
 
-import io
 import math
 import shutil
 from datetime import datetime, timezone
@@ -19,8 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .history import gauging_keys as _gauging_keys
 from .history import CLEAN_CSV, TABLE_CSV, latest_snapshot, read_snapshot
+from .history import gauging_keys as _gauging_keys
+from .io import csv_reader
 
 QUANTILES = (0.1, 0.5, 0.9)
 BAND = "curve_hpdi90"
@@ -57,24 +57,9 @@ def new_gauging_test(before: pd.DataFrame, clean: pd.DataFrame, new: np.ndarray)
             f"median deviation {bias:+.0f} %)"), p
 
 
-def _reader():
-    """``pd.read_csv`` that parses each content once: an unchanged station's table and gaugings are the bytes of
-    its snapshot's, and most stations are unchanged (half the reads of a run's changes stage)."""
-    parsed: dict = {}
-
-    def read(path, **options) -> pd.DataFrame:
-        data = Path(path).read_bytes()
-        key = (data, repr(options))
-        if key not in parsed:
-            parsed[key] = pd.read_csv(io.BytesIO(data), **options)
-        return parsed[key].copy()
-
-    return read
-
-
 def station_changes(station: str, table_csv, clean_csv, previous: Path | None, shifts_csv=None) -> dict:
     row: dict = {"station_id": station, "previous_rating": "" if previous is None else previous.name}
-    read = _reader()
+    read = csv_reader()  # one per station: an unchanged station's files are its snapshot's bytes, parsed once
     table, clean = read(table_csv, **TABLE_CSV), read(clean_csv, **CLEAN_CSV)
     if table.empty:
         row["change"] = "not fitted"

@@ -64,3 +64,26 @@ def station_files(directory, stations, suffix: str) -> list[str]:
 
     os.makedirs(directory, exist_ok=True)
     return [os.path.join(str(directory), f"{station}{suffix}") for station in stations]
+
+
+def csv_reader():
+    """``pd.read_csv`` that parses each content once per reader and hands out copies. The whole-run stages read
+    thousands of small files, and many are the same bytes: an unchanged station's table and its snapshot's,
+    the header-only shift tables of stations without shifts, a table read by two steps."""
+    import io
+
+    import pandas as pd
+
+    parsed: dict = {}
+
+    def read(path, **options) -> pd.DataFrame:
+        from pathlib import Path
+
+        data = Path(path).read_bytes()
+        key = (data, repr(options))
+        if key not in parsed:
+            parsed[key] = pd.read_csv(io.BytesIO(data), **options)
+        return parsed[key].copy()
+
+    return read
+

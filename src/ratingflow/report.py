@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 
 from . import status as station_status
-from .io import load_json
+from .io import csv_reader, load_json
 from .sheet import StationSpec
 
 #: the per-station files the report reads, by input name
@@ -16,7 +16,8 @@ class StrictModeError(RuntimeError):
 
 
 def station_row(spec: StationSpec, status_json, prior_json, diagnostics_json, models_csv, periods_json=None,
-                periods_csv=None, shifts_csv=None, discharge_json=None) -> dict:
+                periods_csv=None, shifts_csv=None, discharge_json=None, read=pd.read_csv) -> dict:
+    """``read``: the CSV reader (:func:`ratingflow.io.csv_reader` in :func:`run`)."""
     status = load_json(status_json)
     periods_status = load_json(periods_json) if periods_json else {}
     if status.get("status") == station_status.OK and station_status.skip_reason(periods_status):
@@ -54,7 +55,7 @@ def station_row(spec: StationSpec, status_json, prior_json, diagnostics_json, mo
     if spec.controls is not None and model["name"] != "gplm" and model["n_segments"] != spec.controls:
         flags.append(f"sheet says {spec.controls} control(s); PSIS-LOO chose {model['description']}")
     flags.extend(breakpoint_disagreements(spec.expected_breakpoints(), diag["parameters"]))
-    models = pd.read_csv(models_csv)
+    models = read(models_csv)
     elpd = "; ".join(f"{r.model}: {r.reason}" if not bool(getattr(r, "fitted", True)) else
                      f"{r.model}: {r.elpd_loo:.1f} (SE {r.se:.1f}, diff {r.elpd_diff:.1f} +- {r.dse:.1f}, "
                      f"weight {r.weight:.2f}, {int(r.n_pareto_k_high)} with Pareto k > 0.7)" for r in models.itertuples())
@@ -78,7 +79,7 @@ def station_row(spec: StationSpec, status_json, prior_json, diagnostics_json, mo
         "diagnostics_passed": diag["passed"],
         "prior_share_inside": prior["share_inside"],
         "prior_check_passed": prior["passed"],
-        **_period_columns(diag, shifts_csv),
+        **_period_columns(diag, shifts_csv, read),
     })
     return row
 
@@ -107,13 +108,13 @@ def discharge_columns(discharge_json) -> tuple[dict, list[str]]:
     return columns, flags
 
 
-def _period_columns(diag: dict, shifts_csv) -> dict:
+def _period_columns(diag: dict, shifts_csv, read=pd.read_csv) -> dict:
     """The station's rating periods as the chosen model fitted them, and its shifts by source."""
     periods = diag.get("periods") or [{"period": 1, "valid_from": ""}]
     out = {"periods": len(periods), "current_period": periods[-1]["period"],
            "current_period_valid_from": periods[-1]["valid_from"]}
     if shifts_csv:
-        shifts = pd.read_csv(shifts_csv, dtype=str, keep_default_na=False)
+        shifts = read(shifts_csv, dtype=str, keep_default_na=False)
         applied = shifts[shifts["status"] == "applied"]
         out["shifts_known"] = " ".join(applied.loc[applied["source"] == "known", "date"].str[:10])
         out["shifts_detected"] = " ".join(f"{a[:10]}..{b[:10]}" for a, b in applied.loc[
@@ -126,13 +127,13 @@ def _period_columns(diag: dict, shifts_csv) -> dict:
     return out
 
 
-def periods_table(specs: list[StationSpec], periods_csvs, fitted_periods) -> pd.DataFrame:
+def periods_table(specs: list[StationSpec], periods_csvs, fitted_periods, read=pd.read_csv) -> pd.DataFrame:
     """results/periods.csv: every station's rating periods (from the periods stage), and whether the
     chosen model gives each its own rating (``fitted_periods``: the periods it fitted, per station) or
     fits one timeless rating through them."""
     frames = []
     for spec, periods_csv, fitted in zip(specs, periods_csvs, fitted_periods):
-        table = pd.read_csv(periods_csv, dtype=str, keep_default_na=False)
+        table = read(periods_csv, dtype=str, keep_default_na=False)
         if not len(table):
             continue
         table.insert(0, "station_id", spec.station_id)
@@ -162,7 +163,8 @@ def run(specs: list[StationSpec], inputs: dict[str, list[str]], out_csv, unassig
         changes_csv=None, models_out=None, periods_out=None) -> pd.DataFrame:
     """Pipeline step: ``inputs`` maps each name in :data:`INPUTS` to per-station paths in the order
     of ``specs``; ``unassigned_csv`` lists rows of long-format files that belong to no station."""
-    rows = [station_row(spec, *(inputs[k][i] for k in INPUTS)) for i, spec in enumerate(specs)]
+    read = csv_reader()  # models.csv is read twice, and most shift tables are the same header
+    rows = [station_row(spec, *(inputs[k][i] for k in INPUTS), read=read) for i, spec in enumerate(specs)]
     table = pd.DataFrame(rows)
     if changes_csv is not None:
         changes = pd.read_csv(changes_csv, keep_default_na=False).set_index("station_id")
@@ -177,13 +179,13 @@ def run(specs: list[StationSpec], inputs: dict[str, list[str]], out_csv, unassig
                 table.at[i, "status"] = "flagged"
     table.to_csv(out_csv, index=False, float_format="%.6g")
     if models_out is not None:
-        frames = [pd.read_csv(path).assign(station_id=spec.station_id) for spec, path in zip(specs, inputs["models"])]
+        frames = [read(path).assign(station_id=spec.station_id) for spec, path in zip(specs, inputs["models"])]
         models = pd.concat([f for f in frames if len(f)], ignore_index=True)
         models[["station_id", *[c for c in models.columns if c != "station_id"]]].to_csv(
             models_out, index=False, float_format="%.6g")
     if periods_out is not None:
         fitted = table["periods"].fillna(0).astype(int) if "periods" in table else [0] * len(table)
-        periods_table(specs, inputs["periods"], list(fitted)).to_csv(periods_out, index=False)
+        periods_table(specs, inputs["periods"], list(fitted), read).to_csv(periods_out, index=False)
     not_ok = table[table["status"] != "ok"]
     print(f"{len(table)} stations, {len(not_ok)} not ok")
     for _, row in not_ok.iterrows():

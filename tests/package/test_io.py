@@ -33,3 +33,24 @@ def test_load_idata_reads_what_arviz_reads_and_writes_it_back(tmp_path):
         assert rewritten.groups() == ours.groups() and rewritten.attrs == ours.attrs
         for group in ours.groups():
             assert rewritten[group].identical(ours[group]), group
+
+
+def test_csv_reader_parses_each_content_once_and_hands_out_copies(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from ratingflow.io import csv_reader
+
+    a, b, c = tmp_path / "a.csv", tmp_path / "b.csv", tmp_path / "c.csv"
+    a.write_text("x,when\n1,2020-01-01\n")
+    b.write_bytes(a.read_bytes())  # another file, the same bytes
+    c.write_text("x,when\n2,\n")
+    calls = []
+    real = pd.read_csv
+    monkeypatch.setattr(pd, "read_csv", lambda *args, **kw: calls.append(kw) or real(*args, **kw))
+    read = csv_reader()
+    first = read(a, dtype={"when": str})
+    first.loc[0, "x"] = 99  # a copy: the next reader of the same bytes must not see it
+    pd.testing.assert_frame_equal(read(b, dtype={"when": str}), real(a, dtype={"when": str}))
+    assert len(calls) == 1
+    read(a)  # other options: parsed again
+    assert read(c, keep_default_na=False)["when"].tolist() == [""] and len(calls) == 3
