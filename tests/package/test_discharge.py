@@ -15,7 +15,6 @@ from ratingflow.discharge import FLAGS, aggregates, run, unit_hint
 from ratingflow.hydrograph import discharge_series, windows
 from ratingflow.intervals import hpdi_of_sorted, median_and_hpdi
 from ratingflow.io import save_idata
-from ratingflow.candidates import Structure
 from ratingflow.sheet import StationSpec
 from ratingflow.stage_record import load_record
 from ratingflow.status import empty_idata
