@@ -1,8 +1,10 @@
 """Reading and writing results: InferenceData (netCDF4, about 3x faster than h5netcdf here; each file opened
-once for all its groups) and small JSON records."""
+once for all its groups), small JSON records, and small CSV tables read once per content."""
 from __future__ import annotations
 
 import json
+from io import BytesIO
+from pathlib import Path
 
 
 def load_idata(path):
@@ -70,20 +72,15 @@ def csv_reader():
     """``pd.read_csv`` that parses each content once per reader and hands out copies. The whole-run stages read
     thousands of small files, and many are the same bytes: an unchanged station's table and its snapshot's,
     the header-only shift tables of stations without shifts, a table read by two steps."""
-    import io
-
     import pandas as pd
 
     parsed: dict = {}
 
     def read(path, **options) -> pd.DataFrame:
-        from pathlib import Path
-
         data = Path(path).read_bytes()
         key = (data, repr(options))
         if key not in parsed:
-            parsed[key] = pd.read_csv(io.BytesIO(data), **options)
+            parsed[key] = pd.read_csv(BytesIO(data), **options)
         return parsed[key].copy()
 
     return read
-
