@@ -21,6 +21,7 @@ import pandas as pd
 from .history import CLEAN_CSV, TABLE_CSV, latest_snapshot, read_snapshot
 from .history import gauging_keys as _gauging_keys
 from .io import csv_reader
+from .reuse import RowCache
 
 QUANTILES = (0.1, 0.5, 0.9)
 BAND = "curve_hpdi90"
@@ -138,8 +139,14 @@ def _shift_evidence(shifts_csv, start: str) -> str:
 def run_changes(stations, tables, cleans, history, out_csv, shifts=None) -> pd.DataFrame:
     """Pipeline step: one row per station, against its latest archived rating."""
     shifts = shifts or [None] * len(stations)
-    rows = [station_changes(s, t, c, latest_snapshot(Path(history), s), sh)
-            for s, t, c, sh in zip(stations, tables, cleans, shifts)]
+    cache = RowCache(out_csv)  # an unchanged station's row is not computed again
+    rows = []
+    for s, t, c, sh in zip(stations, tables, cleans, shifts):
+        previous = latest_snapshot(Path(history), s)
+        files = [t, c, sh, *([previous / "table.csv", previous / "clean.csv"] if previous else [])]
+        rows.append(cache.row(s, files, previous and previous.name,
+                              lambda: station_changes(s, t, c, previous, sh)))  # noqa: B023 (called at once)
+    cache.save()
     out = pd.DataFrame(rows)
     out.to_csv(out_csv, index=False, float_format="%.6g")
     for r in rows:

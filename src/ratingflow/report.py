@@ -5,6 +5,7 @@ import pandas as pd
 
 from . import status as station_status
 from .io import csv_reader, load_json
+from .reuse import RowCache
 from .sheet import StationSpec
 
 #: the per-station files the report reads, by input name
@@ -164,7 +165,12 @@ def run(specs: list[StationSpec], inputs: dict[str, list[str]], out_csv, unassig
     """Pipeline step: ``inputs`` maps each name in :data:`INPUTS` to per-station paths in the order
     of ``specs``; ``unassigned_csv`` lists rows of long-format files that belong to no station."""
     read = csv_reader()  # models.csv is read twice, and most shift tables are the same header
-    rows = [station_row(spec, *(inputs[k][i] for k in INPUTS), read=read) for i, spec in enumerate(specs)]
+    cache = RowCache(out_csv)  # an unchanged station's row is not computed again
+    rows = []
+    for i, spec in enumerate(specs):
+        files = [inputs[k][i] for k in INPUTS]
+        rows.append(cache.row(spec.station_id, files, spec, lambda: station_row(spec, *files, read=read)))  # noqa: B023
+    cache.save()
     table = pd.DataFrame(rows)
     if changes_csv is not None:
         changes = pd.read_csv(changes_csv, keep_default_na=False).set_index("station_id")

@@ -65,3 +65,47 @@ def reuse(previous, targets: list, key: str, optional: list = ()) -> bool:
 def record(first_target, key: str) -> None:
     """Write the digest next to a station's first output."""
     Path(str(first_target) + SUFFIX).write_text(key + "\n")
+
+
+def package_digest() -> str:
+    """sha256 of the package's source files: a row computed by other code is never reused."""
+    h = hashlib.sha256()
+    root = Path(__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+class RowCache:
+    """The rows of a whole-run table (changes, report), each with the digest of what it was computed from: a
+    scheduled run recomputes only the rows of stations whose files changed, and reads the others' files as bytes
+    only. Kept in ``{table folder}/.cache/{table}.rows.pkl``, which is no Snakemake output: a missing or
+    unreadable cache costs time, never a result."""
+
+    def __init__(self, table_path):
+        import pickle
+
+        self._pickle = pickle
+        self.path = Path(table_path).parent / ".cache" / f"{Path(table_path).stem}.rows.pkl"
+        self.code = package_digest()
+        try:
+            self.old = pickle.loads(self.path.read_bytes())
+        except Exception:  # none yet, or written by another version of Python or pandas
+            self.old = {}
+        self.new: dict = {}
+
+    def row(self, station: str, files, extra, compute) -> dict:
+        """The cached row of ``station`` if ``files`` (their bytes; None or missing: absent), ``extra`` (its repr)
+        and the package's code are those it was computed from, else ``compute()``."""
+        key = digest(files, {"extra": repr(extra), "code": self.code}, 0, "")
+        cached = self.old.get(station)
+        row = cached[1] if cached is not None and cached[0] == key else compute()
+        self.new[station] = (key, row)
+        return dict(row)
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_suffix(".partial")
+        partial.write_bytes(self._pickle.dumps(self.new))
+        os.replace(partial, self.path)

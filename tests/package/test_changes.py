@@ -105,3 +105,30 @@ def test_only_the_current_period_is_compared(tmp_path):
     two.to_csv(t2, index=False)
     row = run_changes(["s"], [t2], [c2], history, tmp_path / "changes.csv").iloc[0]
     assert row["change"] == "unchanged" and np.isclose(row["change_p50_pct"], 0.0)
+
+
+def test_a_station_whose_files_did_not_change_keeps_its_row_and_the_others_are_computed(tmp_path, monkeypatch):
+    """changes and report keep each station's row with the digest of its files (ratingflow.reuse.RowCache): a
+    scheduled run computes only the rows of stations whose files changed, and the table is the same."""
+    import ratingflow.changes as changes
+
+    history = tmp_path / "history"
+    paths = {}
+    for s in ("a", "b"):
+        (tmp_path / s).mkdir()
+        paths[s] = rating(tmp_path / s, 10.0)
+    run_args = lambda: (["a", "b"], [paths[s][0] for s in "ab"], [paths[s][1] for s in "ab"], history,  # noqa: E731
+                        tmp_path / "changes.csv")
+    run_archive(*run_args()[:4], tmp_path / "flag")
+    first = run_changes(*run_args())
+    computed = []
+    real = changes.station_changes
+    monkeypatch.setattr(changes, "station_changes", lambda s, *a: computed.append(s) or real(s, *a))
+    pd.testing.assert_frame_equal(run_changes(*run_args()), first)
+    assert computed == []  # nothing changed: every row from the cache
+    paths["b"] = rating(tmp_path / "b", 12.0)  # b's table changes
+    assert run_changes(*run_args()).set_index("station_id").loc["b", "change"].startswith("possible rating shift")
+    assert computed == ["b"]
+    (tmp_path / ".cache" / "changes.rows.pkl").write_bytes(b"not a pickle")  # a broken cache costs time only
+    pd.testing.assert_frame_equal(run_changes(*run_args()).iloc[:1], first.iloc[:1])
+    assert computed == ["b", "a", "b"]
