@@ -68,19 +68,45 @@ def station_files(directory, stations, suffix: str) -> list[str]:
     return [os.path.join(str(directory), f"{station}{suffix}") for station in stations]
 
 
-def csv_reader():
+def csv_reader(store=None):
     """``pd.read_csv`` that parses each content once per reader and hands out copies. The whole-run stages read
     thousands of small files, and many are the same bytes: an unchanged station's table and its snapshot's,
-    the header-only shift tables of stations without shifts, a table read by two steps."""
+    the header-only shift tables of stations without shifts, a table read by two steps.
+
+    With ``store`` (a path), the frames parsed in a previous run, keyed by the sha256 of their bytes and the
+    options, are read from it, and ``read.save()`` keeps there the frames of this run: a scheduled run parses only
+    the files that changed. A missing or unreadable store costs time, never a result."""
+    import hashlib
+    import os
+    import pickle
+
     import pandas as pd
 
+    try:
+        kept = pickle.loads(Path(store).read_bytes()) if store else {}
+    except Exception:  # none yet, or written by another version of Python or pandas
+        kept = {}
     parsed: dict = {}
+    fresh: list = []  # keys parsed in this run
 
     def read(path, **options) -> pd.DataFrame:
         data = Path(path).read_bytes()
-        key = (data, repr(options))
+        key = (hashlib.sha256(data).hexdigest(), repr(options))
         if key not in parsed:
-            parsed[key] = pd.read_csv(BytesIO(data), **options)
+            frame = kept.get(key)
+            if not isinstance(frame, pd.DataFrame):
+                frame = pd.read_csv(BytesIO(data), **options)
+                fresh.append(key)
+            parsed[key] = frame
         return parsed[key].copy()
 
+    def save() -> None:
+        if not fresh and store and Path(store).exists():  # nothing new: the store already holds every frame used
+            return
+        Path(store).parent.mkdir(parents=True, exist_ok=True)
+        partial = Path(f"{store}.partial")
+        partial.write_bytes(pickle.dumps(parsed))
+        os.replace(partial, store)
+
+    read.save = save
     return read

@@ -1,6 +1,8 @@
 """Report: one row per station with data counts, parameters, diagnostics, verdicts and flags."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
 from . import status as station_status
@@ -164,8 +166,9 @@ def run(specs: list[StationSpec], inputs: dict[str, list[str]], out_csv, unassig
         changes_csv=None, models_out=None, periods_out=None) -> pd.DataFrame:
     """Pipeline step: ``inputs`` maps each name in :data:`INPUTS` to per-station paths in the order
     of ``specs``; ``unassigned_csv`` lists rows of long-format files that belong to no station."""
-    read = csv_reader()  # models.csv is read twice, and most shift tables are the same header
     cache = RowCache(out_csv)  # an unchanged station's row is not computed again
+    # models.csv is read twice, most shift tables are the same header, and most files did not change since the last run
+    read = csv_reader(cache.path.with_name(f"{Path(out_csv).stem}.frames.pkl"))
     rows = []
     for i, spec in enumerate(specs):
         files = [inputs[k][i] for k in INPUTS]
@@ -192,6 +195,7 @@ def run(specs: list[StationSpec], inputs: dict[str, list[str]], out_csv, unassig
     if periods_out is not None:
         fitted = table["periods"].fillna(0).astype(int) if "periods" in table else [0] * len(table)
         periods_table(specs, inputs["periods"], list(fitted), read).to_csv(periods_out, index=False)
+    read.save()
     not_ok = table[table["status"] != "ok"]
     print(f"{len(table)} stations, {len(not_ok)} not ok")
     for _, row in not_ok.iterrows():

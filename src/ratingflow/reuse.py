@@ -105,6 +105,8 @@ class RowCache:
         return dict(row)
 
     def save(self) -> None:
+        if self.new.keys() == self.old.keys() and all(self.new[s][0] == self.old[s][0] for s in self.new):
+            return  # every row as kept
         self.path.parent.mkdir(parents=True, exist_ok=True)
         partial = self.path.with_suffix(".partial")
         partial.write_bytes(self._pickle.dumps(self.new))

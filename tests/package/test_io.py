@@ -54,3 +54,28 @@ def test_csv_reader_parses_each_content_once_and_hands_out_copies(tmp_path, monk
     assert len(calls) == 1
     read(a)  # other options: parsed again
     assert read(c, keep_default_na=False)["when"].tolist() == [""] and len(calls) == 3
+
+
+def test_a_csv_reader_with_a_store_parses_only_the_files_whose_bytes_changed_since_the_last_run(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from ratingflow.io import csv_reader
+
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text("x,y\n1,2\n")
+    b.write_text("x,y\n3,4\n")
+    store = tmp_path / ".cache" / "frames.pkl"
+    read = csv_reader(store)
+    before = [read(a), read(b)]
+    read.save()
+    calls = []
+    real = pd.read_csv
+    monkeypatch.setattr(pd, "read_csv", lambda *args, **kw: calls.append(args) or real(*args, **kw))
+    b.write_text("x,y\n3,5\n")
+    read = csv_reader(store)
+    pd.testing.assert_frame_equal(read(a), before[0])
+    assert read(b)["y"].tolist() == [5] and len(calls) == 1  # only b parsed
+    read(b, dtype=str)  # other options: parsed
+    assert len(calls) == 2
+    store.write_bytes(b"not a pickle")  # a broken store costs time only
+    assert csv_reader(store)(a).equals(before[0]) and len(calls) == 3
