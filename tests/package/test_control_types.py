@@ -98,7 +98,7 @@ def test_a_station_with_control_types_is_fitted_in_the_baratin_form():
             calls.append((self.structure, [st.station_id for st in stations], candidates[0].name))
             out = []
             for st in stations:
-                s, k = self.structure.max_segments, candidates[0].n_segments
+                s = self.structure.max_segments
                 post = {"gap": rng.lognormal(size=(4, 50)), "log_q_ref": rng.normal(size=(4, 50)),
                         "sigma": rng.lognormal(size=(4, 50)), "b": rng.lognormal(size=(4, 50, s)),
                         "log_a": rng.normal(size=(4, 50, s)), "breakpoint_rel": rng.uniform(size=(4, 50, max(s - 1, 1))),
