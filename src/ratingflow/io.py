@@ -77,15 +77,10 @@ def csv_reader(store=None):
     options, are read from it, and ``read.save()`` keeps there the frames of this run: a scheduled run parses only
     the files that changed. A missing or unreadable store costs time, never a result."""
     import hashlib
-    import os
-    import pickle
 
     import pandas as pd
 
-    try:
-        kept = pickle.loads(Path(store).read_bytes()) if store else {}
-    except Exception:  # none yet, or written by another version of Python or pandas
-        kept = {}
+    kept = load_cache(store) if store else {}
     parsed: dict = {}
     fresh: list = []  # keys parsed in this run
 
@@ -103,10 +98,29 @@ def csv_reader(store=None):
     def save() -> None:
         if not fresh and store and Path(store).exists():  # nothing new: the store already holds every frame used
             return
-        Path(store).parent.mkdir(parents=True, exist_ok=True)
-        partial = Path(f"{store}.partial")
-        partial.write_bytes(pickle.dumps(parsed))
-        os.replace(partial, store)
+        save_cache(store, parsed)
 
     read.save = save
     return read
+
+
+def load_cache(path) -> dict:
+    """A cache that :func:`save_cache` wrote; {} when there is none yet, or it was written by another version of
+    Python or pandas, or is broken: a cache costs time when it is missing, never a result."""
+    import pickle
+
+    try:
+        return pickle.loads(Path(path).read_bytes())
+    except Exception:
+        return {}
+
+
+def save_cache(path, data: dict) -> None:
+    """Write a cache atomically (a killed run leaves the old one or none)."""
+    import os
+    import pickle
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(f"{path}.partial")
+    partial.write_bytes(pickle.dumps(data))
+    os.replace(partial, path)

@@ -13,6 +13,8 @@ import os
 import shutil
 from pathlib import Path
 
+from .io import load_cache, save_cache
+
 #: the digest of a station's inputs, written next to its first output
 SUFFIX = ".inputs"
 
@@ -84,15 +86,9 @@ class RowCache:
     unreadable cache costs time, never a result."""
 
     def __init__(self, table_path):
-        import pickle
-
-        self._pickle = pickle
         self.path = Path(table_path).parent / ".cache" / f"{Path(table_path).stem}.rows.pkl"
         self.code = package_digest()
-        try:
-            self.old = pickle.loads(self.path.read_bytes())
-        except Exception:  # none yet, or written by another version of Python or pandas
-            self.old = {}
+        self.old = load_cache(self.path)
         self.new: dict = {}
 
     def row(self, station: str, files, extra, compute) -> dict:
@@ -107,7 +103,4 @@ class RowCache:
     def save(self) -> None:
         if self.new.keys() == self.old.keys() and all(self.new[s][0] == self.old[s][0] for s in self.new):
             return  # every row as kept
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.path.with_suffix(".partial")
-        partial.write_bytes(self._pickle.dumps(self.new))
-        os.replace(partial, self.path)
+        save_cache(self.path, self.new)
