@@ -23,6 +23,8 @@ from pathlib import Path
 
 import jax
 
+from .reuse import package_digest
+
 #: folder under the compilation cache
 FOLDER = "ratingflow-exports"
 
@@ -33,11 +35,8 @@ def _code_version() -> str:
     import jaxlib
     import numpyro
 
-    h = hashlib.sha256(f"{jax.__version__}|{jaxlib.__version__}|{numpyro.__version__}|{jax.default_backend()}".encode())
-    for path in sorted(Path(__file__).parent.rglob("*.py")):
-        h.update(path.relative_to(Path(__file__).parent).as_posix().encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()
+    versions = f"{jax.__version__}|{jaxlib.__version__}|{numpyro.__version__}|{jax.default_backend()}"
+    return hashlib.sha256(f"{versions}|{package_digest()}".encode()).hexdigest()
 
 
 def _folder() -> Path | None:

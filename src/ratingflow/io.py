@@ -96,7 +96,7 @@ def csv_reader(store=None):
         return parsed[key].copy()
 
     def save() -> None:
-        if not fresh and store and Path(store).exists():  # nothing new: the store already holds every frame used
+        if not store or (not fresh and Path(store).exists()):  # none, or it already holds every frame used
             return
         save_cache(store, parsed)
 
