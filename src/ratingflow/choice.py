@@ -29,11 +29,11 @@ def compare(log_likelihoods: dict[str, np.ndarray], se_factor: float = 2.0) -> t
     """Choose among candidates; ``log_likelihoods`` maps name -> (chain, draw, gauging) in
     simplest-first order. Returns the chosen name and one row per candidate (in that order)."""
     order = list(log_likelihoods)
-    idatas = {name: loo_idata(ll) for name, ll in log_likelihoods.items()}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # high Pareto k is counted per candidate below
-        loos = {name: az.loo(idata, pointwise=True) for name, idata in idatas.items()}
-        table = az.compare(idatas) if len(order) > 1 else None
+        loos = {name: az.loo(loo_idata(ll), pointwise=True) for name, ll in log_likelihoods.items()}
+        # from the pointwise LOO above: given InferenceData, compare would compute each candidate's LOO again
+        table = az.compare(loos) if len(order) > 1 else None
     rows = []
     for name in order:
         loo = loos[name]

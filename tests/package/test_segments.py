@@ -123,6 +123,26 @@ def test_choice_takes_the_simplest_within_two_se():
     assert {"elpd_loo", "se", "elpd_diff", "dse", "weight", "n_pareto_k_high"} <= set(table.columns)
 
 
+def test_choice_compares_the_pointwise_loo_it_computed_as_arviz_does_from_the_log_likelihood():
+    """compare() hands az.compare the LOO it already computed (not recomputed per candidate); the table must be
+    what az.compare makes of the InferenceData themselves."""
+    import warnings
+
+    import arviz as az
+
+    from ratingflow.choice import loo_idata
+
+    rng = np.random.default_rng(1)
+    base = rng.normal(-1.0, 0.3, (4, 500, 30))
+    lls = {"seg1": base, "seg2": base + rng.normal(0.05, 0.2, base.shape), "seg3": base + rng.normal(0, 0.4, base.shape)}
+    _, table = compare(lls, se_factor=2.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = az.compare({name: loo_idata(ll) for name, ll in lls.items()})
+    for column in ("elpd_diff", "dse", "weight"):
+        np.testing.assert_allclose(table.set_index("model")[column], expected.loc[list(lls), column], rtol=1e-12)
+
+
 def test_sheet_breakpoint_ranges(tmp_path):
     raw = tmp_path / "raw"
     raw.mkdir()
