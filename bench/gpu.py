@@ -221,6 +221,7 @@ def main(argv=None) -> int:
     if n < args.pilot:
         emit({"step": "full", "skipped": f"{left:.0f} s left; {per_station:.4f} s per station, "
                                          f"{compile_guess:.0f} s compile expected"})
+        pool.shutdown()
         return 0
     keep = {data[i].station_id for i in range(min(args.choose, n))}
     compiled.take()
