@@ -18,7 +18,7 @@ def test_a_segmented_program_advances_fewer_chains_per_call_on_a_cpu():
 
 
 def test_the_gpu_profile_gives_a_fit_job_the_stations_to_fill_one_vectorised_call():
-    """On a GPU a call costs about the same at 1 024 chains as at 4 096 (docs/gpu.md): the slurm-gpu profile's
+    """On a GPU a narrower call is not proportionally faster (docs/gpu.md): the slurm-gpu profile's
     config, merged over the default one as Snakemake merges it, is valid and gives a fit job at least
     GPU_CHAINS_PER_STEP chains."""
     from pathlib import Path
