@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from numpyro import handlers
 
-from ratingflow.choice import compare
+from ratingflow.choice import compare, loo_idata
 from ratingflow.data import StationData
 from ratingflow.candidates import Candidate, structure_for
 from ratingflow.model import ordered_breakpoints, rating_model
@@ -129,8 +129,6 @@ def test_choice_compares_the_pointwise_loo_it_computed_as_arviz_does_from_the_lo
     import warnings
 
     import arviz as az
-
-    from ratingflow.choice import loo_idata
 
     rng = np.random.default_rng(1)
     base = rng.normal(-1.0, 0.3, (4, 500, 30))
