@@ -303,6 +303,28 @@ def convergence(posterior: dict, sample_stats: dict) -> dict:
     }
 
 
+#: the diagnostics gate: check name -> (value key, pass test, failure message), over config ``diagnostics``
+GATE = {
+    "rhat": ("rhat_max", lambda v, t: v <= t["rhat_max"], "R-hat {v:.4f} > {t[rhat_max]}"),
+    "ess_bulk": ("ess_bulk_min", lambda v, t: v >= t["ess_bulk_min"], "bulk ESS {v:.1f} < {t[ess_bulk_min]}"),
+    "ess_tail": ("ess_tail_min", lambda v, t: v >= t["ess_tail_min"], "tail ESS {v:.1f} < {t[ess_tail_min]}"),
+    "divergences": ("divergences", lambda v, t: v <= t["max_divergences"], "{v} divergences > {t[max_divergences]}"),
+    "bfmi": ("bfmi_min", lambda v, t: v >= t["bfmi_min"], "BFMI {v:.2f} < {t[bfmi_min]}"),
+}
+
+
+def gate(values: dict, thresholds: dict) -> tuple[dict, list[str]]:
+    """(check -> passed, failure messages) of the diagnostics gate for the values present (e.g. a
+    :func:`convergence` result, which has no BFMI). NaN fails."""
+    checks, failures = {}, []
+    for name, (key, passes, message) in GATE.items():
+        if key in values:
+            checks[name] = bool(passes(values[key], thresholds))
+            if not checks[name]:
+                failures.append(message.format(v=values[key], t=thresholds))
+    return checks, failures
+
+
 def prob_label(prob: float) -> str:
     """'90' for 0.9: the label of an HPDI probability in column and key names."""
     return f"{round(prob * 100):d}"

@@ -27,7 +27,7 @@ from .intervals import median_and_hpdi
 from .io import load_idata, root_attrs, save_json
 from .candidates import Priors
 from .plausibility import influential_gaugings, sigma_flag
-from .posterior import breakpoint_medians, convergence, model_of, parameter_summary, period_views, prob_label
+from .posterior import breakpoint_medians, convergence, gate, model_of, parameter_summary, period_views, prob_label
 from .predict import flat_draws, predict, stage_grid
 from .runtime import progress
 
@@ -170,23 +170,8 @@ def diagnostics(idata: az.InferenceData, thresholds: dict) -> dict:
         "per_parameter": conv["per_parameter"],
         "thresholds": dict(thresholds),
     }
-    checks = {
-        "rhat": out["rhat_max"] <= thresholds["rhat_max"],
-        "ess_bulk": out["ess_bulk_min"] >= thresholds["ess_bulk_min"],
-        "ess_tail": out["ess_tail_min"] >= thresholds["ess_tail_min"],
-        "divergences": out["divergences"] <= thresholds["max_divergences"],
-        "bfmi": out["bfmi_min"] >= thresholds["bfmi_min"],
-    }
-    out["checks"] = checks
-    out["passed"] = all(checks.values())
-    out["failures"] = [
-        {"rhat": f"R-hat {out['rhat_max']:.4f} > {thresholds['rhat_max']}",
-         "ess_bulk": f"bulk ESS {out['ess_bulk_min']:.1f} < {thresholds['ess_bulk_min']}",
-         "ess_tail": f"tail ESS {out['ess_tail_min']:.1f} < {thresholds['ess_tail_min']}",
-         "divergences": f"{out['divergences']} divergences > {thresholds['max_divergences']}",
-         "bfmi": f"BFMI {out['bfmi_min']:.2f} < {thresholds['bfmi_min']}"}[k]
-        for k, ok in checks.items() if not ok
-    ]
+    checks, failures = gate(out, thresholds)
+    out["checks"], out["passed"], out["failures"] = checks, all(checks.values()), failures
     return out
 
 
