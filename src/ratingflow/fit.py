@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, replace
 
+import numpy as np
 import pandas as pd
 
 from . import reuse, status
@@ -23,7 +24,7 @@ from .sampler import SamplerSettings, driver_cache
 
 
 #: raised when the fit's outputs change for the same inputs (published fits are then not reused)
-VERSION = "4"
+VERSION = "5"
 #: raised when the BaRatin form (each control its own offset) changes: only the stations fitted in it (the config's
 #: ``models.segment_offsets``, or two or more control types in the sheet) are refitted
 OFFSETS_FORM = "2"
@@ -61,6 +62,43 @@ def period_round(driver_for, items: list, choices: list, seed: int, se_factor: f
     return out
 
 
+def retry_round(retry_for, items: list, choices: list, seed: int, se_factor: float, gate: dict) -> list:
+    """A station whose chosen timeless fit fails the diagnostics ``gate`` (R-hat, ESS, divergences; config
+    ``diagnostics``) is fitted once more with ``retry_for``'s settings (``sampler.retry``: longer chains,
+    smaller steps), the same program form and keys, and the choice made again over its fits with the new one
+    in place of the first. The candidate table's ``retry`` column says why, with the first fit's figures.
+    ``retry_for``: :func:`ratingflow.sampler.driver_cache` of the retry settings."""
+    from .candidates import Candidate
+    from .choice import choose, fit_and_choose
+    from .posterior import candidate_posterior, convergence
+    from .posterior import gate as gate_checks
+
+    groups: dict[str, list[int]] = {}
+    notes: dict[int, str] = {}
+    for i, choice in enumerate(choices):
+        if Candidate(choice.chosen).mode:
+            continue  # a rating-period program: not retried
+        fit = choice.fit
+        _, failures = gate_checks(convergence(candidate_posterior(fit), fit.sample_stats), gate)
+        if failures:
+            groups.setdefault(choice.chosen, []).append(i)
+            notes[i] = "; ".join(failures)
+    out = list(choices)
+    s = retry_for().settings if groups else None
+    for name, members in sorted(groups.items()):
+        progress(f"{len(members)} station(s) whose chosen {name} fit failed the diagnostics gate: fitted again with "
+                 f"{s.num_warmup} warm-up + {s.num_samples} draws per chain, target acceptance {s.target_accept}")
+        again = fit_and_choose(retry_for, [items[i] for i in members], [Candidate(name)], seed, se_factor)
+        for i, second in zip(members, again):
+            choice = choose({**choices[i].fits, name: second.fit}, se_factor, choices[i].screened)
+            choice.table["retry"] = np.where(
+                choice.table["model"] == name,
+                f"fitted again ({s.num_warmup} + {s.num_samples} per chain, target {s.target_accept}); the first "
+                f"fit failed the gate: {notes[i]}", "")
+            out[i] = choice
+    return out
+
+
 def _read_station(station_id, clean_csv, periods_csv, extra) -> tuple[StationData, dict]:
     """The station's data, with each gauging's period when it has several, and what its InferenceData
     records of them (see :func:`ratingflow.posterior.inference_data`)."""
@@ -88,18 +126,24 @@ def station_key(inputs: list, settings_key: dict, extra: dict, models: ModelSett
 
 def run_batch(stations, clean_paths, prior_paths, out_paths, models_paths, seed: int, settings: SamplerSettings,
               priors: Priors, models: ModelSettings, attrs: dict, station_priors=None, periods_paths=None,
-              periods_status_paths=None, prior_json_paths=None, previous=None) -> None:
+              periods_status_paths=None, prior_json_paths=None, previous=None, retry: dict | None = None,
+              gate: dict | None = None) -> None:
     """Fit, choose and write every station of a batch; a skipped station gets placeholders.
 
     ``previous`` (``results/fit``): a station whose inputs (clean gaugings, prior verdict, periods, settings,
     seed) are those of its published fit gets that fit linked, not refitted (:mod:`ratingflow.reuse`).
 
     A station with rating periods (``periods_paths``, from the periods stage) gets a second round in a
-    rating-period program (:func:`period_round`); the others are fitted as before."""
+    rating-period program (:func:`period_round`); the others are fitted as before.
+
+    ``retry`` (config ``sampler.retry``: sampler settings that replace the batch's) and ``gate`` (config
+    ``diagnostics``): a station whose chosen fit fails the gate is fitted once more (:func:`retry_round`)."""
     from .io import load_json
 
     todo = []
-    settings_key = {"sampler": asdict(settings), "priors": asdict(priors), "models": asdict(models), "attrs": attrs}
+    retry = retry if retry and gate else None
+    settings_key = {"sampler": asdict(settings), "priors": asdict(priors), "models": asdict(models), "attrs": attrs,
+                    "retry": retry and {"settings": retry, "gate": gate}}
     for i, station_id in enumerate(stations):
         extra = (station_priors or [{}] * len(stations))[i] or {}
         inputs = [clean_paths[i], prior_json_paths[i] if prior_json_paths else prior_paths[i]]
@@ -130,6 +174,9 @@ def run_batch(stations, clean_paths, prior_paths, out_paths, models_paths, seed:
     station_data = [item[0] for item in todo]
     choices = fit_and_choose(driver_for, station_data, candidates, seed, models.se_factor, screen_z=models.screen)
     choices = period_round(driver_for, station_data, choices, seed, models.se_factor)
+    if retry:
+        retry_for = driver_cache(models.structure(candidates), replace(settings, **retry), priors)
+        choices = retry_round(retry_for, station_data, choices, seed, models.se_factor, gate)
     results = list(zip(todo, choices))
     buckets = sorted({bucket_size(item[0].n) for item in todo})
     progress(f"{len(todo)} stations (buckets {buckets}) sampled in {time.perf_counter() - start:.1f} s, including "
@@ -140,5 +187,7 @@ def run_batch(stations, clean_paths, prior_paths, out_paths, models_paths, seed:
                  + choice.table.drop(columns=["description", "reason"]).to_string(index=False))
         idata = inference_data(choice.fit, prior, {"seed": int(seed), **attrs}, models, **extras)
         idata.attrs["model_choice"] = choice.table.loc[choice.table["chosen"], "reason"].iloc[0]
+        if "retry" in choice.table and choice.table.loc[choice.table["chosen"], "retry"].iloc[0]:
+            idata.attrs["retry"] = choice.table.loc[choice.table["chosen"], "retry"].iloc[0]
         save_idata(idata, out)
         reuse.record(out, key)

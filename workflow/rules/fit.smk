@@ -10,6 +10,7 @@ rule fit:
         stations=members,
         seed=config["seed"],
         sampler=config["sampler"],
+        gate=config["diagnostics"],
         priors=config.get("priors", {}),
         models=config["models"],
         station_priors=get_station_priors,

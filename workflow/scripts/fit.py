@@ -24,4 +24,6 @@ with logged(snakemake.log[0]):
         station_files(snakemake.input.periods, stations, ".status.json"),
         station_files(snakemake.input.prior, stations, ".json"),
         snakemake.params.previous,
+        snakemake.params.sampler.get("retry"),
+        snakemake.params.gate,
     )
