@@ -184,7 +184,7 @@ def run_batch(stations, clean_paths, prior_paths, out_paths, models_paths, seed:
     for (station, prior, out, models_csv, extras, key), choice in results:
         choice.table.to_csv(models_csv, index=False, float_format="%.6g")
         progress(f"station {station.station_id}: chosen {choice.chosen}\n"
-                 + choice.table.drop(columns=["description", "reason"]).to_string(index=False))
+                 + choice.table.drop(columns=["description", "reason", "retry"], errors="ignore").to_string(index=False))
         idata = inference_data(choice.fit, prior, {"seed": int(seed), **attrs}, models, **extras)
         idata.attrs["model_choice"] = choice.table.loc[choice.table["chosen"], "reason"].iloc[0]
         if "retry" in choice.table and choice.table.loc[choice.table["chosen"], "retry"].iloc[0]:
