@@ -64,13 +64,14 @@ def _screen(args):
 
 def _choose(args):
     from ratingflow.choice import choose
+    from ratingflow.posterior import gate
 
-    fits, screened, se_factor, gate = args
+    fits, screened, se_factor, thresholds = args
     choice = choose(fits, se_factor, screened)
     row = choice.table.loc[choice.table["chosen"]].iloc[0]
-    passed = bool(row["rhat_max"] <= gate["rhat_max"] and row["ess_bulk_min"] >= gate["ess_bulk_min"]
-                  and row["divergences"] <= gate["max_divergences"])
-    return choice.chosen, passed
+    # the table holds R-hat, bulk ESS and divergences: the gate's other checks are left out
+    checks, _ = gate({k: row[k] for k in ("rhat_max", "ess_bulk_min", "divergences")}, thresholds)
+    return choice.chosen, all(checks.values())
 
 
 class Compile:
