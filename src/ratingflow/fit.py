@@ -62,12 +62,15 @@ def period_round(driver_for, items: list, choices: list, seed: int, se_factor: f
     return out
 
 
-def retry_round(retry_for, items: list, choices: list, seed: int, se_factor: float, gate: dict) -> list:
+def retry_round(retry_for, items: list, choices: list, seed: int, se_factor: float, gate: dict,
+                repeats=lambda fit: False) -> list:
     """A station whose chosen timeless fit fails the diagnostics ``gate`` (R-hat, ESS, divergences; config
     ``diagnostics``) is fitted once more with ``retry_for``'s settings (``sampler.retry``: longer chains,
     smaller steps), the same program form and keys, and the choice made again over its fits with the new one
     in place of the first. The candidate table's ``retry`` column says why, with the first fit's figures.
-    ``retry_for``: :func:`ratingflow.sampler.driver_cache` of the retry settings."""
+    ``retry_for``: :func:`ratingflow.sampler.driver_cache` of the retry settings. ``repeats(fit)``: whether the
+    retry would run that fit's program with the settings it already had (the BaRatin form's own settings can be
+    the retry's): same keys, same draws, so it is not fitted again and the table says so."""
     from .candidates import Candidate
     from .choice import choose, fit_and_choose
     from .posterior import candidate_posterior, convergence
@@ -80,7 +83,10 @@ def retry_round(retry_for, items: list, choices: list, seed: int, se_factor: flo
             continue  # a rating-period program: not retried
         fit = choice.fit
         _, failures = gate_checks(convergence(candidate_posterior(fit), fit.sample_stats), gate)
-        if failures:
+        if failures and repeats(fit):
+            choice.table["retry"] = np.where(choice.table["model"] == choice.chosen, "not fitted again: it ran with "
+                                             "the retry's settings already; it failed the gate: " + "; ".join(failures), "")
+        elif failures:
             groups.setdefault(choice.chosen, []).append(i)
             notes[i] = "; ".join(failures)
     out = list(choices)
@@ -99,6 +105,16 @@ def retry_round(retry_for, items: list, choices: list, seed: int, se_factor: flo
     return out
 
 
+def repeats(first: SamplerSettings, again: SamplerSettings):
+    """``repeats(fit)`` for :func:`retry_round`: whether a fit of the first round, sampled with ``first``, would be
+    sampled with the same settings by the retry's ``again`` (in the fit's form: one h0 or the BaRatin form)."""
+    def same(fit) -> bool:
+        form = Structure(segment_offsets="offset_rel" in fit.posterior)
+        return again.for_structure(form) == first.for_structure(form)
+
+    return same
+
+
 def _read_station(station_id, clean_csv, periods_csv, extra) -> tuple[StationData, dict]:
     """The station's data, with each gauging's period when it has several, and what its InferenceData
     records of them (see :func:`ratingflow.posterior.inference_data`)."""
@@ -115,13 +131,15 @@ def _read_station(station_id, clean_csv, periods_csv, extra) -> tuple[StationDat
                      "shifts": applied.to_dict("records")}
 
 
-def station_key(inputs: list, settings_key: dict, extra: dict, models: ModelSettings, seed: int) -> str:
+def station_key(inputs: list, settings_key: dict, extra: dict, models: ModelSettings, seed: int,
+                offsets_sampler: tuple = ()) -> str:
     """The key of one station's fit (:mod:`ratingflow.reuse`): its input files, the settings, the sheet's hints
     (``extra``), the seed and :data:`VERSION`; for a station fitted in the BaRatin form (``models.segment_offsets``,
-    or two or more control types) also :data:`OFFSETS_FORM`."""
+    or two or more control types) also :data:`OFFSETS_FORM` and the form's own sampler settings
+    (``offsets_sampler``: :attr:`ratingflow.sampler.SamplerSettings.offsets`)."""
     own_offsets = models.segment_offsets or describes_controls(extra.get("control_types"))
-    form = {"offsets_form": OFFSETS_FORM} if own_offsets else {}
-    return reuse.digest(inputs, {**settings_key, "station": extra, **form}, seed, VERSION)
+    form = {"offsets_form": OFFSETS_FORM, **({"offsets_sampler": dict(offsets_sampler)} if offsets_sampler else {})}
+    return reuse.digest(inputs, {**settings_key, "station": extra, **(form if own_offsets else {})}, seed, VERSION)
 
 
 def run_batch(stations, clean_paths, prior_paths, out_paths, models_paths, seed: int, settings: SamplerSettings,
@@ -142,14 +160,14 @@ def run_batch(stations, clean_paths, prior_paths, out_paths, models_paths, seed:
 
     todo = []
     retry = retry if retry and gate else None
-    settings_key = {"sampler": asdict(settings), "priors": asdict(priors), "models": asdict(models), "attrs": attrs,
+    settings_key = {"sampler": settings.key(), "priors": asdict(priors), "models": asdict(models), "attrs": attrs,
                     "retry": retry and {"settings": retry, "gate": gate}}
     for i, station_id in enumerate(stations):
         extra = (station_priors or [{}] * len(stations))[i] or {}
         inputs = [clean_paths[i], prior_json_paths[i] if prior_json_paths else prior_paths[i]]
         if periods_paths:
             inputs += [periods_paths[i], periods_paths[i].replace(".periods.csv", ".shifts.csv"), periods_status_paths[i]]
-        key = station_key(inputs, settings_key, extra, models, seed)
+        key = station_key(inputs, settings_key, extra, models, seed, settings.offsets)
         if reuse.reuse(previous, [out_paths[i], models_paths[i]], key):
             progress(f"station {station_id}: inputs as published, fit reused")
             continue
@@ -175,8 +193,9 @@ def run_batch(stations, clean_paths, prior_paths, out_paths, models_paths, seed:
     choices = fit_and_choose(driver_for, station_data, candidates, seed, models.se_factor, screen_z=models.screen)
     choices = period_round(driver_for, station_data, choices, seed, models.se_factor)
     if retry:
-        retry_for = driver_cache(models.structure(candidates), replace(settings, **retry), priors)
-        choices = retry_round(retry_for, station_data, choices, seed, models.se_factor, gate)
+        again = settings.replaced(**retry)
+        retry_for = driver_cache(models.structure(candidates), again, priors)
+        choices = retry_round(retry_for, station_data, choices, seed, models.se_factor, gate, repeats(settings, again))
     results = list(zip(todo, choices))
     buckets = sorted({bucket_size(item[0].n) for item in todo})
     progress(f"{len(todo)} stations (buckets {buckets}) sampled in {time.perf_counter() - start:.1f} s, including "

@@ -80,7 +80,8 @@ def run(real, simulated, config: dict, seed: int, log=print, variants=tuple(VARI
         driver_for = driver_cache(models.structure(candidates), settings, priors)
         start = time.perf_counter()
         choices = fit_and_choose(driver_for, stations, candidates, seed, models.se_factor)
-        log(f"{variant}: {len(stations)} stations in {time.perf_counter() - start:.0f} s")
+        seconds = time.perf_counter() - start
+        log(f"{variant}: {len(stations)} stations in {seconds:.0f} s")
         for st, (_, expected, note), choice in zip(stations, items, choices):
             row = choice.table.set_index("model").loc["seg2"]
             lo, hi = row["breakpoint_1_hpdi90_lower_m"], row["breakpoint_1_hpdi90_upper_m"]
@@ -90,7 +91,8 @@ def run(real, simulated, config: dict, seed: int, log=print, variants=tuple(VARI
                          "breakpoint_hpdi90_m": f"{lo:.3f}-{hi:.3f}",
                          "expected_m": ";".join(f"{e:.3f}" for e in expected),
                          "expected_inside": bool(expected) and all(lo <= e <= hi for e in expected),
-                         "converged": bool(row["rhat_max"] <= 1.01 and row["divergences"] == 0), "note": note})
+                         "converged": bool(row["rhat_max"] <= 1.01 and row["divergences"] == 0),
+                         "variant_seconds": seconds, "note": note})
     return pd.DataFrame(rows)
 
 
@@ -104,7 +106,8 @@ def summary(rows: pd.DataFrame) -> pd.DataFrame:
                     "simulated: seg2 converged": f"{sim['converged'].sum()}/{len(sim)}" if len(sim) else "-",
                     "simulated: true breakpoint in 90 % HPDI": f"{sim['expected_inside'].sum()}/{len(sim)}" if len(sim) else "-",
                     "simulated: seg2 chosen": f"{(sim['chosen'] == 'seg2').sum()}/{len(sim)}" if len(sim) else "-",
-                    "divergences (all seg2 fits)": int(part["seg2_divergences"].sum())})
+                    "divergences (all seg2 fits)": int(part["seg2_divergences"].sum()),
+                    "wall s (seg1 + seg2, all stations)": round(float(part["variant_seconds"].iloc[0]))})
     return pd.DataFrame(out)
 
 
@@ -133,7 +136,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     rows.to_csv(out.with_suffix(".csv"), index=False)
     table = summary(rows)
-    shown = rows[~rows["station"].str.startswith("two")].drop(columns=["note"])
+    shown = rows[~rows["station"].str.startswith("two")].drop(columns=["note", "variant_seconds"])
     text = ("# Own offsets per control (the BaRatin form): convergence and breakpoints\n\n"
             f"`python -m ratingflow.offsets_study {' '.join(argv if argv is not None else os.sys.argv[1:])}` "
             f"({wall:.0f} s on {platform.node()}, {os.cpu_count()} CPUs; sampler {config['sampler']}). "

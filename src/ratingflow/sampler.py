@@ -10,7 +10,7 @@ kept as well (:mod:`ratingflow.exported`), so a new process neither traces nor c
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property, partial
 
 import jax
@@ -41,10 +41,32 @@ class SamplerSettings:
     #: at the pace of the deepest tree among them; fits are grouped by candidate, so the trees of one
     #: group are alike.
     chains_per_step: int = -1
+    #: settings that replace the ones above in a program of the BaRatin form (each control its own offset;
+    #: config ``sampler.offsets``), as (name, value) pairs. Its posterior has a thin ridge between a control's
+    #: offset and exponent; smaller steps (target 0.99) and longer chains let it converge (docs/offsets.md).
+    #: Not in the repr: a one-h0 program's traced and compiled forms keep their cache keys.
+    offsets: tuple = field(default=(), repr=False)
 
     @classmethod
     def from_config(cls, cfg: dict) -> "SamplerSettings":
-        return cls(**{k: cfg[k] for k in asdict(cls()) if k in cfg})
+        values = {k: cfg[k] for k in asdict(cls()) if k in cfg}
+        values["offsets"] = tuple(sorted((values.get("offsets") or {}).items()))
+        return cls(**values)
+
+    def for_structure(self, structure: Structure) -> "SamplerSettings":
+        """The settings a program of ``structure`` runs with: :attr:`offsets` in place of the others in the
+        BaRatin form."""
+        return replace(self, **dict(self.offsets), offsets=()) if structure.segment_offsets else replace(self, offsets=())
+
+    def replaced(self, **values) -> "SamplerSettings":
+        """These settings with ``values`` in place, in the BaRatin form too (the retry's settings win over
+        :attr:`offsets`)."""
+        return replace(self, **values, offsets=tuple((k, v) for k, v in self.offsets if k not in values))
+
+    def key(self) -> dict:
+        """The settings that every fit depends on, for its key (:func:`ratingflow.fit.station_key`); the BaRatin
+        form's add :attr:`offsets`."""
+        return {k: v for k, v in asdict(self).items() if k != "offsets"}
 
 
 @dataclass
@@ -71,11 +93,11 @@ class BatchedNUTS:
 
     def __init__(self, structure: Structure, settings: SamplerSettings = SamplerSettings(), priors: Priors = Priors()):
         self.structure = structure
-        self.settings = settings
+        self.settings = settings.for_structure(structure)
         self.priors = priors
         self.model = partial(rating_model, structure=structure, priors=priors)
         # traced once per signature across jobs (ratingflow.exported): tracing NUTS took seconds per program
-        self._run = cached_jit(self._run_batch, f"nuts|{structure!r}|{settings!r}|{priors!r}")
+        self._run = cached_jit(self._run_batch, f"nuts|{structure!r}|{self.settings!r}|{priors!r}")
 
     @cached_property
     def _generators(self):

@@ -138,11 +138,13 @@ def test_offsets_study_summary_counts_per_variant():
     rows = pd.DataFrame({
         "variant": ["offsets"] * 3 + ["offsets + sheet"], "station": ["green_channel", "two000", "two001", "green_channel"],
         "chosen": ["seg2", "seg2", "seg1", "seg2"], "converged": [False, True, False, True],
-        "expected_inside": [True, True, False, True], "seg2_divergences": [0, 0, 7, 0]})
+        "expected_inside": [True, True, False, True], "seg2_divergences": [0, 0, 7, 0],
+        "variant_seconds": [12.4, 12.4, 12.4, 3.0]})
     table = summary(rows).set_index("variant")
     assert table.loc["offsets", "real: seg2 converged"] == "0/1"
     assert table.loc["offsets", "simulated: seg2 converged"] == "1/2"
     assert table.loc["offsets", "simulated: true breakpoint in 90 % HPDI"] == "1/2"
     assert table.loc["offsets", "divergences (all seg2 fits)"] == 7
     assert table.loc["offsets + sheet", "simulated: seg2 chosen"] == "-"
+    assert table.loc["offsets", "wall s (seg1 + seg2, all stations)"] == 12
     assert all("," not in name for name in VARIANTS)  # the command line separates variants with ';'

@@ -54,3 +54,16 @@ def test_only_a_station_whose_chosen_fit_fails_the_gate_is_fitted_again_and_its_
     assert note.startswith("fitted again (1000 + 2000 per chain, target 0.99)") and "R-hat" in note
     # nothing fails twice: the retried fit passes and is not fitted a third time
     assert retry_round(retry, stations, out, 1, 2.0, GATE)[1] is out[1] and retry.asked == ["stuck"]
+
+
+def test_a_fit_that_already_ran_with_the_retrys_settings_is_not_fitted_again():
+    """The BaRatin form's own settings (``sampler.offsets``) can be the retry's: the retry would draw the same
+    chains again. Such a fit is left as it is, and its table says why."""
+    stations = [_station("stuck")]
+    first = FakeDriver(SamplerSettings(num_warmup=1000, num_samples=2000, target_accept=0.99), stuck={"stuck"})
+    choices = fit_and_choose(first, stations, [Candidate("seg1")], 1)
+    retry = FakeDriver(SamplerSettings(num_warmup=1000, num_samples=2000, target_accept=0.99))
+    out = retry_round(retry, stations, choices, 1, 2.0, GATE, repeats=lambda fit: True)
+    assert retry.asked == [] and out[0] is choices[0]
+    note = out[0].table.loc[out[0].table["chosen"], "retry"].item()
+    assert note.startswith("not fitted again") and "R-hat" in note
