@@ -27,9 +27,9 @@ from ..intervals import wilson
 from ..keys import station_keys, station_seed
 from ..candidates import ModelSettings, Priors
 from ..model import residual_sd
-from ..posterior import candidate_context, candidate_posterior
+from ..posterior import candidate_context, candidate_posterior, fit_structure
 from ..predict import SAMPLED_SITES, predict
-from ..sampler import BatchedNUTS, SamplerSettings
+from ..sampler import SamplerSettings, driver_cache
 
 #: where on the gauged stage range the simulation checks the curve
 STAGE_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)
@@ -39,12 +39,14 @@ CHUNK = 40
 
 
 class Fitter:
-    """Fits stations with every candidate and keeps the one PSIS-LOO chooses, as the pipeline does."""
+    """Fits stations with every candidate and keeps the one PSIS-LOO chooses, as the pipeline does: each
+    candidate in the program the pipeline gives it (a plain power law in its own; the BaRatin form, with its own
+    sampler settings, for a station described by its controls or with ``segment_offsets``)."""
 
     def __init__(self, models: ModelSettings, settings: SamplerSettings, priors: Priors):
         self.models, self.priors = models, priors
         self.candidates = models.candidate_list()
-        self.driver = BatchedNUTS(models.structure(self.candidates), settings, priors)
+        self.driver = driver_cache(models.structure(self.candidates), settings, priors)
 
     def fit(self, stations: list[StationData], seed: int) -> list[tuple[str, object]]:
         """(chosen name, its fit) per station, chosen as in the pipeline (:func:`ratingflow.choice.fit_and_choose`)."""
@@ -56,7 +58,7 @@ class Fitter:
         (absolute, m), each (draws, len(stage)); and each draw's SD of a gauging's ln Q."""
         post = candidate_posterior(fit)
         samples = {k: v.reshape((-1,) + v.shape[2:]) for k, v in post.items() if k in SAMPLED_SITES}
-        structure = self.models.structure([fit.candidate])
+        structure = fit_structure(fit, self.models)  # own offsets where the fit had them
         st = fit.station
         curve, gauging = predict(key, samples, np.asarray(stage) - st.stage_offset, candidate_context(fit), sd_log,
                                  structure, self.priors)
