@@ -61,3 +61,22 @@ def test_the_retry_skips_a_fit_only_where_the_forms_settings_are_the_retrys():
     assert not repeats(same, same.replaced(**retry))(one_h0)
     shorter = SamplerSettings.from_config(CONFIG)  # the form's 800 warm-up: the retry's 1000 are longer
     assert not repeats(shorter, shorter.replaced(**retry))(own)
+
+
+def test_the_schema_checks_the_forms_settings_as_the_retrys():
+    from pathlib import Path
+
+    import jsonschema
+
+    root = Path(__file__).resolve().parents[2]
+    schema = yaml.safe_load((root / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    config = yaml.safe_load((root / "config" / "config.yaml").read_text())
+    jsonschema.validate(config, schema)
+    for part in ("offsets", "retry"):
+        for wrong in ({"target_accept": 1.5}, {"num_draws": 2000}):
+            bad = {**config, "sampler": {**config["sampler"], part: wrong}}
+            try:
+                jsonschema.validate(bad, schema)
+            except jsonschema.ValidationError:
+                continue
+            raise AssertionError(f"sampler.{part} = {wrong} passed the schema")
