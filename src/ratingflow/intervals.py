@@ -31,6 +31,24 @@ def median_and_hpdi(draws: np.ndarray, probs) -> tuple[np.ndarray, dict]:
     return median, {prob: hpdi_of_sorted(ordered, prob) for prob in probs}
 
 
+def median_and_hpdi_of_log(log_draws: np.ndarray, probs) -> tuple[np.ndarray, dict]:
+    """:func:`median_and_hpdi` of ``np.exp(log_draws.astype(np.float64))``, from one sort of the logs: float32 logs
+    sort in half the time of float64 values, and ``exp`` (increasing: the order is the same) is taken only of the
+    order statistics the median and the bands use (of 4000 draws and a 90 % band, the 400 lowest and highest)."""
+    ordered = np.sort(log_draws, axis=0)
+    n = ordered.shape[0]
+    k = max(n - int(prob * n) for prob in probs)  # the most starts any band's search tries
+    low, high = (np.exp(part.astype(np.float64)) for part in (ordered[:k], ordered[n - k:]))
+    middle = np.exp(ordered[[(n - 1) // 2, n // 2]].astype(np.float64))
+    median = middle[1] if n % 2 else (middle[0] + middle[1]) / 2
+    bands = {}
+    for prob in probs:
+        m = n - int(prob * n)  # starts of this band: ordered[:m] below, ordered[n - m:] above
+        start = (high[k - m:] - low[:m]).argmin(axis=0)[None]
+        bands[prob] = (np.take_along_axis(low, start, axis=0)[0], np.take_along_axis(high, start + k - m, axis=0)[0])
+    return median, bands
+
+
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     """95 % Wilson score interval of a binomial proportion k / n."""
     if n == 0:

@@ -50,6 +50,15 @@ def predict(key, samples: dict, stage_rel: np.ndarray, context: dict, sd_log, st
     Returns:
         (curve, gauging): discharge [m3/s], each (draws, G), float64. The curve is 0 at or below h0.
     """
+    log_curve, log_q = predict_log(key, samples, stage_rel, context, sd_log, structure, priors)
+    return np.exp(log_curve.astype(np.float64)), np.exp(log_q.astype(np.float64))
+
+
+def predict_log(key, samples: dict, stage_rel: np.ndarray, context: dict, sd_log, structure: Structure,
+                priors: Priors = Priors()):
+    """ln of :func:`predict`'s curve and new gauging, float32 as the model computes them, -inf at or below h0:
+    ``np.exp`` of them in float64 is :func:`predict`. Rating tables sort these (see
+    :func:`ratingflow.intervals.median_and_hpdi_of_log`)."""
     g = len(stage_rel)
     size = -(-max(g, 1) // GRID_CHUNK) * GRID_CHUNK
     stage = np.zeros(size, np.float32)
@@ -61,9 +70,9 @@ def predict(key, samples: dict, stage_rel: np.ndarray, context: dict, sd_log, st
     log_curve, log_q = jax.device_get(_predict(key, draws, jnp.asarray(stage), jnp.asarray(sd), ctx, structure, priors))
     gap = np.asarray(samples["gap"])[:, None]
     below = stage_rel[None, :] + gap <= 0
-    curve = np.where(below, 0.0, np.exp(np.asarray(log_curve[:, :g], np.float64)))
-    gauging = np.where(below, 0.0, np.exp(np.asarray(log_q[:, :g], np.float64)))
-    return curve, gauging
+    nothing = np.float32(-np.inf)
+    return (np.where(below, nothing, np.asarray(log_curve[:, :g], np.float32)),
+            np.where(below, nothing, np.asarray(log_q[:, :g], np.float32)))
 
 
 def flat_draws(posterior, names=SAMPLED_SITES, limit: int | None = None) -> dict[str, np.ndarray]:

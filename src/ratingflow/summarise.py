@@ -23,12 +23,12 @@ from . import status
 from .figures import plot_periods, plot_rating
 from .keys import station_keys
 from .history import keep_issued
-from .intervals import median_and_hpdi
+from .intervals import median_and_hpdi_of_log
 from .io import load_idata, root_attrs, save_json
 from .candidates import Priors
 from .plausibility import influential_gaugings, sigma_flag
 from .posterior import breakpoint_medians, convergence, gate, model_of, parameter_summary, period_views, prob_label
-from .predict import flat_draws, predict, stage_grid
+from .predict import flat_draws, predict_log, stage_grid
 from .runtime import progress
 
 
@@ -46,13 +46,13 @@ def rating_table(idata: az.InferenceData, seed: int, step: float, below: float, 
     grid = stage_grid(stage.min(), stage.max(), step, below, above)
     candidate, structure, context = model_of(idata)
     typical_sd_log = float(np.median(const["discharge_sd_log"].values))
-    curve, gauging = predict(
+    curve, gauging = predict_log(
         station_keys(seed, station)["predict"], flat_draws(idata.posterior), grid - offset, context,
         typical_sd_log, structure, priors,
     )
     table = pd.DataFrame({"stage_m": grid})
-    for kind, draws in (("curve", curve), ("gauging", gauging)):
-        median, bands = median_and_hpdi(draws, probs)
+    for kind, logs in (("curve", curve), ("gauging", gauging)):
+        median, bands = median_and_hpdi_of_log(logs, probs)
         if kind == "curve":
             table["discharge_median_m3s"] = median
         for prob, (lo, hi) in bands.items():

@@ -13,7 +13,7 @@ from scipy.stats import binom
 
 from ratingflow.discharge import FLAGS, aggregates, run, unit_hint
 from ratingflow.hydrograph import discharge_series, windows
-from ratingflow.intervals import hpdi_of_sorted, median_and_hpdi
+from ratingflow.intervals import hpdi_of_sorted, median_and_hpdi, median_and_hpdi_of_log
 from ratingflow.io import save_idata
 from ratingflow.sheet import StationSpec
 from ratingflow.stage_record import load_record
@@ -64,6 +64,23 @@ def test_hpdi_of_sorted_rows_and_median_and_hpdi_are_numpyros():
                 lo, hi = hpdi_of_sorted(rows, prob, axis=1)
                 np.testing.assert_array_equal(lo, ref[0])
                 np.testing.assert_array_equal(hi, ref[1])
+
+
+def test_the_rating_tables_sort_of_logs_gives_the_values_of_a_sort_of_discharges():
+    """median_and_hpdi_of_log (float32 logs sorted, exp of the order statistics used) equals median_and_hpdi of the
+    discharges value for value, with -inf (no flow, at or below h0) in some draws and one stage all -inf."""
+    rng = np.random.default_rng(3)
+    logs = (rng.normal(2.0, 0.3, size=(1001, 40)) + np.linspace(-3, 3, 40)).astype(np.float32)
+    logs[rng.random(logs.shape) < np.linspace(0.6, 0.0, 40)] = -np.inf
+    logs[:, 0] = -np.inf
+    for n in (1001, 1000):
+        median, bands = median_and_hpdi(np.exp(logs[:n].astype(np.float64)), (0.9, 0.95, 0.5))
+        median_log, bands_log = median_and_hpdi_of_log(logs[:n], (0.9, 0.95, 0.5))
+        np.testing.assert_array_equal(median_log, median)
+        for prob in (0.9, 0.95, 0.5):
+            np.testing.assert_array_equal(bands_log[prob][0], bands[prob][0])
+            np.testing.assert_array_equal(bands_log[prob][1], bands[prob][1])
+    assert median[0] == 0.0 and (bands[0.9][1][:5] >= 0).all()
 
 
 def _integrate(win, q):
