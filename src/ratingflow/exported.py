@@ -44,23 +44,31 @@ def _folder() -> Path | None:
     return Path(cache) / FOLDER if cache else None
 
 
-def cached_jit(fn, key: str):
+def cached_jit(fn, key: str, shapes=None):
     """``jax.jit(fn)``, traced once per signature across processes when a persistent compilation cache is
     set (:func:`ratingflow.runtime.configure_jax`); without one, plain ``jax.jit``. ``key`` must name
-    everything ``fn`` closes over that changes its program."""
+    everything ``fn`` closes over that changes its program.
+
+    ``shapes(args)``: the shapes to trace ``fn`` with (``jax.ShapeDtypeStruct``), some dimensions symbolic
+    (``jax.export.symbolic_shape``): one traced program then serves every size of them, compiled for each size
+    it meets (the sampler: every shape bucket). Such a program is traced (in memory) also without a persistent
+    cache, so that the results come from the same program either way."""
     plain = jax.jit(fn)
     loaded: dict = {}
 
     def call(*args):
         folder = _folder()
-        if folder is None:
+        if folder is None and shapes is None:
             return plain(*args)
-        leaves, tree = jax.tree.flatten(args)
-        signature = repr((key, str(tree), [(x.shape, str(x.dtype)) for x in leaves]))
+        specs = shapes(args) if shapes else jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), args)
+        leaves, tree = jax.tree.flatten(specs)
+        signature = repr((key, str(tree), [(str(x.shape), str(x.dtype)) for x in leaves]))
         program = loaded.get(signature)
         if program is None:
             try:
-                program = jax.jit(_load_or_export(folder, signature, plain, args).call)
+                exported = (_load_or_export(folder, signature, plain, specs) if folder is not None
+                            else jax.export.export(plain)(*specs))
+                program = jax.jit(exported.call)
             except Exception as err:  # a program jax.export cannot serialize: traced in this process as before
                 warnings.warn(f"ratingflow.exported: {key}: {type(err).__name__}: {err}; using jax.jit")
                 program = plain
@@ -70,14 +78,13 @@ def cached_jit(fn, key: str):
     return call
 
 
-def _load_or_export(folder: Path, signature: str, plain, args):
+def _load_or_export(folder: Path, signature: str, plain, specs):
     name = hashlib.sha256(f"{_code_version()}|{signature}".encode()).hexdigest()
     path = folder / f"{name}.jaxexport"
     try:
         return jax.export.deserialize(bytearray(path.read_bytes()))
     except Exception:  # missing, or unreadable (a partial copy): export it again
         pass
-    specs = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), args)
     blob = jax.export.export(plain)(*specs).serialize()
     folder.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")  # another job may write the same program

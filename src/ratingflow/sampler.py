@@ -97,7 +97,7 @@ class BatchedNUTS:
         self.priors = priors
         self.model = partial(rating_model, structure=structure, priors=priors)
         # traced once per signature across jobs (ratingflow.exported): tracing NUTS took seconds per program
-        self._run = cached_jit(self._run_batch, f"nuts|{structure!r}|{self.settings!r}|{priors!r}")
+        self._run = cached_jit(self._run_batch, f"nuts|{structure!r}|{self.settings!r}|{priors!r}", _any_bucket)
 
     @cached_property
     def _generators(self):
@@ -292,6 +292,18 @@ def driver_cache(default: Structure, settings: SamplerSettings, priors: Priors):
         return drivers[structure]
 
     return driver_for
+
+
+def _any_bucket(args):
+    """The shapes :meth:`BatchedNUTS._run_batch` is traced with: the gaugings' axis of the station arrays (the shape
+    bucket) symbolic, so that one traced program serves every bucket (tracing NUTS took about 6 s of the 11 s
+    a new program cost; XLA still compiles one per bucket)."""
+    n = jax.export.symbolic_shape("gaugings")[0]
+    init_keys, keys, centres, arrays, contexts = args
+    fixed = lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype)  # noqa: E731
+    return (fixed(init_keys), fixed(keys), jax.tree.map(fixed, centres),
+            jax.tree.map(lambda x: jax.ShapeDtypeStruct((x.shape[0], n, *x.shape[2:]), x.dtype), arrays),
+            jax.tree.map(fixed, contexts))
 
 
 def _stack(dicts: list[dict], rows: list[int]) -> dict:

@@ -62,3 +62,38 @@ def test_an_unreadable_file_is_exported_again(cache_dir):
     out = cached_jit(_counting(traces), "f")(x, y)
     assert len(traces) == 2 and np.array_equal(out["s"], expected["s"])
     assert path.read_bytes() != b"not a program"
+
+
+def _any_size(args):
+    n = jax.export.symbolic_shape("n")[0]
+    x, y = args
+    return jax.ShapeDtypeStruct((n,), x.dtype), {"w": jax.ShapeDtypeStruct((n,), y["w"].dtype)}
+
+
+def test_a_program_traced_with_a_symbolic_dimension_serves_every_size(cache_dir):
+    """As the sampler traces NUTS once for every shape bucket: one trace, one file, each size compiled; and
+    without a persistent cache the same program is traced in memory, so the results do not depend on the cache."""
+    traces = []
+    fn = cached_jit(_counting(traces), "f", _any_size)
+    outs = {size: fn(jnp.arange(float(size)), {"w": jnp.linspace(0.0, 1.0, size)}) for size in (4, 8, 16)}
+    assert len(traces) == 1 and len(list((cache_dir / FOLDER).glob("*.jaxexport"))) == 1
+    for size, out in outs.items():
+        expected = jax.jit(_counting([]))(jnp.arange(float(size)), {"w": jnp.linspace(0.0, 1.0, size)})
+        np.testing.assert_allclose(out["s"], expected["s"], rtol=1e-6)
+    before = jax.config.jax_compilation_cache_dir
+    jax.config.update("jax_compilation_cache_dir", None)
+    try:
+        uncached = cached_jit(_counting(traces), "f", _any_size)(jnp.arange(8.0), {"w": jnp.linspace(0.0, 1.0, 8)})
+    finally:
+        jax.config.update("jax_compilation_cache_dir", before)
+    assert len(traces) == 2 and np.array_equal(uncached["s"], outs[8]["s"])
+
+
+def test_the_sampler_traces_one_program_for_every_shape_bucket():
+    from ratingflow.sampler import _any_bucket
+
+    arrays = {"stage": jnp.zeros((2, 64)), "mask": jnp.ones((2, 64), bool)}
+    specs = _any_bucket((jnp.zeros((2, 2), jnp.uint32), jnp.zeros((2, 2), jnp.uint32), {"gap": jnp.zeros(2)}, arrays,
+                         {"span": jnp.ones(2)}))
+    assert [str(s.shape) for s in jax.tree.leaves(specs[3])] == ["(2, gaugings)"] * 2
+    assert all(s.shape == (2,) for s in jax.tree.leaves((specs[2], specs[4])))
