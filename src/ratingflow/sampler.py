@@ -6,7 +6,8 @@ stations are padded to a shape bucket and masked, and the NUTS kernel runs over 
 stations in one program (vectorised in groups of ``chains_per_step``): each chain keeps its own
 step size and mass matrix. One compile per (bucket, number of stations, settings) serves every
 station, and with JAX's persistent compilation cache it is shared across processes too; the traced program is
-kept as well (:mod:`ratingflow.exported`), so a new process neither traces nor compiles it again.
+kept as well (:mod:`ratingflow.exported`), so a new process neither traces nor compiles it again. It is traced with
+the gaugings' axis symbolic (:func:`_any_bucket`): one trace serves every shape bucket.
 """
 from __future__ import annotations
 

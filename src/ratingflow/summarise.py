@@ -46,12 +46,12 @@ def rating_table(idata: az.InferenceData, seed: int, step: float, below: float, 
     grid = stage_grid(stage.min(), stage.max(), step, below, above)
     candidate, structure, context = model_of(idata)
     typical_sd_log = float(np.median(const["discharge_sd_log"].values))
-    curve, gauging = predict_log(
+    log_curve, log_gauging = predict_log(
         station_keys(seed, station)["predict"], flat_draws(idata.posterior), grid - offset, context,
         typical_sd_log, structure, priors,
     )
     table = pd.DataFrame({"stage_m": grid})
-    for kind, logs in (("curve", curve), ("gauging", gauging)):
+    for kind, logs in (("curve", log_curve), ("gauging", log_gauging)):
         median, bands = median_and_hpdi_of_log(logs, probs)
         if kind == "curve":
             table["discharge_median_m3s"] = median
