@@ -61,6 +61,9 @@ def main(argv=None) -> int:
                              "incremental run of a large workflow without waiting for its segmented fits")
     parser.add_argument("--segment-offsets", choices=("true", "false"), default="",
                         help="override the config's models.segment_offsets (each control its own offset)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one config value, a dotted key and a YAML value, e.g. sampler.num_samples=500 "
+                             "(repeatable)")
     args = parser.parse_args(argv)
 
     work = Path(args.work)
@@ -74,6 +77,15 @@ def main(argv=None) -> int:
         config["models"]["candidates"] = args.candidates.split(",")
     if args.segment_offsets:
         config["models"]["segment_offsets"] = args.segment_offsets == "true"
+    for item in args.set:
+        key, _, value = item.partition("=")
+        *path, last = key.split(".")
+        node = config
+        for part in path:
+            node = node[part]
+        if last not in node:
+            parser.error(f"--set {item}: the config has no {key}")
+        node[last] = yaml.safe_load(value)
     (work / "config" / "config.yaml").write_text(yaml.safe_dump(config))
 
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs; --cores {args.cores}")
