@@ -104,6 +104,8 @@ def main(argv=None) -> int:
     print("\nper stage (job seconds summed over jobs; they run --cores at a time):")
     print(per_stage.round({"job_seconds": 1, "max_rss_mb": 0, "share": 3}).to_string())
     print(f"peak RSS of any job: {jobs['max_rss_mb'].max():.0f} MB")
+    print(f"cores busy: {per_stage['job_seconds'].sum() / (wall * args.cores):.0%} "
+          f"(job seconds of every stage / (wall x {args.cores} cores))")
     fit_seconds = per_stage.loc["fit", "job_seconds"]
     for stage in ("prior_check", "summarise"):
         if stage in per_stage.index:
