@@ -5,8 +5,7 @@
 Generates N stations (ratingflow.synthetic), runs ``snakemake --cores 2`` on them from a cold JAX
 compilation cache, and prints stations per minute, wall time per stage (from Snakemake's
 ``benchmark:`` files), how busy the cores were, peak RSS per job, the share of stations passing the
-diagnostics gate, the
-time of an incremental run after one new gauging, and, in the same run, USGS ratingcurve 1.1.0
+diagnostics gate, the time of an incremental run after one new gauging, and, in the same run, USGS ratingcurve 1.1.0
 (``PowerLawRating(segments=1)``, ``method='nuts'``, its defaults; installed from PyPI into its own
 virtual environment) on some of the same stations, with the per-station time ratio.
 """
