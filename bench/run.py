@@ -1,6 +1,6 @@
 """Benchmark: N synthetic stations through the whole pipeline, and ratingcurve side by side.
 
-    .venv/bin/python bench/run.py [--stations 500] [--cores 2] [--ratingcurve 5]
+    .venv/bin/python bench/run.py [--stations 500] [--cores 2] [--ratingcurve 5] [--no-ratingcurve-loo]
 
 Generates N stations (ratingflow.synthetic), runs ``snakemake --cores 2`` on them from a cold JAX
 compilation cache, and prints stations per minute, wall time per stage (from Snakemake's
@@ -55,6 +55,9 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--ratingcurve", type=int, default=5, help="stations for ratingcurve (0: skip)")
     parser.add_argument("--work", default=str(ROOT / "bench" / "work"))
+    parser.add_argument("--ratingcurve-loo", action=argparse.BooleanOptionalAction, default=True,
+                        help="also ratingcurve's segments 1-3 chosen by its own PSIS-LOO (about 40 minutes for 5 "
+                             "stations on 2 cores); --no-ratingcurve-loo: its 1-segment fit only")
     parser.add_argument("--rc-venv", default=str(ROOT / "bench" / ".venv-ratingcurve"))
     parser.add_argument("--candidates", default="",
                         help="candidate models, comma-separated (default: the config's); e.g. seg1 to measure the "
@@ -142,8 +145,9 @@ def main(argv=None) -> int:
         python = ratingcurve_env(Path(args.rc_venv))
         files = [str(work / "data" / "raw" / f) for f in sheet["file"].iloc[: 4 * args.ratingcurve]]
         ours_fit, ours_e2e = fit_seconds / len(sheet), wall / len(sheet)
-        for label, extra in (("PowerLawRating(segments=1)", []),
-                             ("segments 1, 2, 3 each fitted, chosen by its PSIS-LOO", ["--segments", "1,2,3"])):
+        variants = [("PowerLawRating(segments=1)", []),
+                    ("segments 1, 2, 3 each fitted, chosen by its PSIS-LOO", ["--segments", "1,2,3"])]
+        for label, extra in variants[: 2 if args.ratingcurve_loo else 1]:
             start = time.perf_counter()
             out = subprocess.run([str(python), str(ROOT / "bench" / "ratingcurve_fit.py"), "--max-ok",
                                   str(args.ratingcurve), *extra, *files], capture_output=True, text=True)
