@@ -18,7 +18,7 @@ def configure_jax(threads: int = 1, cache_dir: str | None = None, platform: str 
 
     Must run before JAX is imported for the thread settings to apply.
 
-    ``threads`` also sizes the pool that runs a CPU program (``PJRT_NPROC``). Without it, that pool has a thread
+    On the CPU, ``threads`` also sizes the pool that runs a program (``PJRT_NPROC``). Without it, that pool has a thread
     per core of the machine whatever the XLA flags say, and they keep each other busy: a warm fit job of 9 stations
     padded to 256 gaugings took 19.7 s wall and 32.8 s CPU with two threads, and 18.7 s wall and 20.6 s CPU with
     one (same draws). On 2 cores with two one-thread jobs at once, the extra CPU is taken from the other job.
@@ -29,8 +29,9 @@ def configure_jax(threads: int = 1, cache_dir: str | None = None, platform: str 
             flags += f" --xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'}"
             flags += f" intra_op_parallelism_threads={int(threads)}"
         os.environ["XLA_FLAGS"] = flags.strip()
-        if threads:
-            # read by XLA's CPU client (DefaultThreadPoolSize) for its pool; an explicit setting wins
+        if threads and platform == "cpu":
+            # read by XLA's CPU client (DefaultThreadPoolSize) for its pool; an explicit setting wins. Not on a GPU
+            # (the GPU client sizes its host pools the same way; one thread there was not measured)
             os.environ.setdefault("PJRT_NPROC", str(int(threads)))
         # cpu: never look for a GPU; gpu: use CUDA (fails loudly without one); auto: JAX decides
         if platform in ("cpu", "gpu"):
