@@ -8,7 +8,8 @@ it: no tracing, and the compilation itself is then a hit of the persistent cache
 
 The file's key holds everything the program depends on: the caller's ``key`` (structure, settings,
 priors), the arguments' shapes (symbolic where the caller traces for any size) and dtypes, the backend, the
-versions of jax, jaxlib and numpyro, and the source of the ratingflow package (any change of the code makes new programs, never stale ones).
+versions of jax, jaxlib and numpyro, and the source of the ratingflow package (any change of the code makes new
+programs, never stale ones).
 Every call goes through the deserialized program, also in the process that traced it, so a station's
 draws do not depend on whether its job found the file.
 """

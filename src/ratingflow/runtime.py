@@ -18,10 +18,11 @@ def configure_jax(threads: int = 1, cache_dir: str | None = None, platform: str 
 
     Must run before JAX is imported for the thread settings to apply.
 
-    On the CPU, ``threads`` also sizes the pool that runs a program (``PJRT_NPROC``). Without it, that pool has a thread
-    per core of the machine whatever the XLA flags say, and they keep each other busy: a warm fit job of 9 stations
-    padded to 256 gaugings took 19.7 s wall and 32.8 s CPU with two threads, and 18.7 s wall and 20.6 s CPU with
-    one (same draws). On 2 cores with two one-thread jobs at once, the extra CPU is taken from the other job.
+    On the CPU, ``threads`` also sizes the pool that runs a program (``PJRT_NPROC``). Without it, that pool has a
+    thread per core the process may use, whatever the XLA flags say, and they keep each other busy: a warm fit job
+    of 9 stations padded to 256 gaugings took 19.7 s wall and 32.8 s CPU with two threads, and 18.7 s wall and
+    20.6 s CPU with one (same draws). On 2 cores with two one-thread jobs at once, the extra CPU is taken from the
+    other job.
     """
     if "jax" not in sys.modules:
         flags = os.environ.get("XLA_FLAGS", "")
