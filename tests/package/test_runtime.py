@@ -20,7 +20,7 @@ print(sum(name.startswith("tf_XLAEigen") for name in names))
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="counts threads in /proc (Linux)")
 @pytest.mark.parametrize("threads", [1, 2])
 def test_a_job_runs_its_programs_on_as_many_threads_as_it_was_given(threads):
-    """XLA's CPU pool would have a thread per core of the machine; a job of one thread beside another on 2 cores
+    """XLA's CPU pool would have a thread per core the process may use; a job of one thread beside another on 2 cores
     then takes CPU from it. The pool has the job's threads, whatever the machine (a fresh process: the setting
     applies only before JAX is imported)."""
     env = {k: v for k, v in os.environ.items() if k not in ("PJRT_NPROC", "NPROC", "XLA_FLAGS")}
