@@ -30,12 +30,10 @@ import xarray as xr
 from . import reuse
 from . import status as station_status
 from .dates import period_index
-from .hydrograph import discharge_series, windows
 from .io import load_idata, save_json
+from .intervals import prob_label
 from .keys import discharge_key
 from .candidates import Priors
-from .posterior import model_of, period_views, prob_label
-from .predict import SAMPLED_SITES, flat_draws
 from .rawfile import CleaningError
 from .runtime import progress
 from .sheet import StationSpec
@@ -56,6 +54,8 @@ VERSION = "1"
 
 def thinned(posterior, draws: int) -> dict[str, np.ndarray]:
     """``draws`` draws spread evenly over every chain (all of them when the fit has fewer)."""
+    from .predict import SAMPLED_SITES, flat_draws
+
     flat = flat_draws(posterior, SAMPLED_SITES)
     total = len(flat["gap"])
     idx = np.unique(np.linspace(0, total - 1, min(draws, total)).round().astype(int))
@@ -170,6 +170,10 @@ def unit_hint(stage: np.ndarray, lo: float, hi: float) -> str:
 
 def compute(spec: StationSpec, stage_path, idata, settings: dict, seed: int, priors: Priors = Priors()) -> dict:
     """The discharge series of one station (see the module docstring); returns the pieces :func:`write` writes."""
+    # JAX, NumPyro and ArviZ (2 s to import) only here: a job whose stations have no stage record never needs them
+    from .hydrograph import discharge_series, windows
+    from .posterior import model_of, period_views
+
     settings = {**DEFAULTS, **settings}
     record, rejected, info = load_record(spec, stage_path)
     views = period_views(idata)

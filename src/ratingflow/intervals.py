@@ -5,6 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 
+def prob_label(prob: float) -> str:
+    """'90' for 0.9: the label of an HPDI probability in column and key names."""
+    return f"{round(prob * 100):d}"
+
+
 def hpdi_of_sorted(ordered: np.ndarray, prob: float, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """HPDI bounds of draws already sorted along ``axis``: the narrowest interval holding ``int(prob * n)`` + 1
     sorted draws, exactly as ``numpyro.diagnostics.hpdi`` (which sorts again on every call). Each bound has the

@@ -12,6 +12,7 @@ import numpy as np
 from numpyro.diagnostics import hpdi
 
 from .candidates import Candidate, ModelSettings, Structure
+from .intervals import prob_label
 
 if TYPE_CHECKING:
     from .sampler import FitResult
@@ -323,8 +324,3 @@ def gate(values: dict, thresholds: dict) -> tuple[dict, list[str]]:
             if not checks[name]:
                 failures.append(message.format(v=values[key], t=thresholds))
     return checks, failures
-
-
-def prob_label(prob: float) -> str:
-    """'90' for 0.9: the label of an HPDI probability in column and key names."""
-    return f"{round(prob * 100):d}"

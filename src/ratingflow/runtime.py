@@ -16,7 +16,7 @@ from pathlib import Path
 def configure_jax(threads: int = 1, cache_dir: str | None = None, platform: str = "cpu") -> None:
     """Set JAX's platform, CPU threads and persistent compilation cache.
 
-    Must run before JAX is imported for the thread settings to apply.
+    Must run before JAX is imported for the thread settings to apply. It does not import JAX itself.
 
     On the CPU, ``threads`` also sizes the pool that runs a program (``PJRT_NPROC``). Without it, that pool has a
     thread per core the process may use, whatever the XLA flags say, and they keep each other busy: a warm fit job
@@ -39,13 +39,19 @@ def configure_jax(threads: int = 1, cache_dir: str | None = None, platform: str 
             os.environ.setdefault("JAX_PLATFORMS", "cuda" if platform == "gpu" else "cpu")
         # shared GPU nodes: take GPU memory as needed, not 75 % of it up front
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-    import jax
-
     if cache_dir:
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
-        jax.config.update("jax_compilation_cache_dir", str(cache_dir))
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+        cache = {"jax_compilation_cache_dir": str(cache_dir), "jax_persistent_cache_min_compile_time_secs": 0.0,
+                 "jax_persistent_cache_min_entry_size_bytes": 0}
+        if "jax" in sys.modules:
+            import jax
+
+            for name, value in cache.items():
+                jax.config.update(name, value)
+        else:
+            # JAX reads these when it is imported: a job that never needs it (a discharge job of stations without
+            # stage records) does not pay its import (0.6 s)
+            os.environ.update({name.upper(): str(value) for name, value in cache.items()})
         _count_cache_lookups()
     warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
 

@@ -23,11 +23,11 @@ from . import status
 from .figures import plot_periods, plot_rating
 from .keys import station_keys
 from .history import keep_issued
-from .intervals import median_and_hpdi_of_log
+from .intervals import median_and_hpdi_of_log, prob_label
 from .io import load_idata, root_attrs, save_json
 from .candidates import Priors
 from .plausibility import influential_gaugings, sigma_flag
-from .posterior import breakpoint_medians, convergence, gate, model_of, parameter_summary, period_views, prob_label
+from .posterior import breakpoint_medians, convergence, gate, model_of, parameter_summary, period_views
 from .predict import flat_draws, predict_log, stage_grid
 from .runtime import progress
 
