@@ -40,14 +40,20 @@ def save_idata(idata, path) -> None:
     zlib: ``to_netcdf`` reopens the file for every group and compresses every variable, which took 0.22-0.30 s
     for a fit of 4 x 1000 draws against 0.06-0.07 s here; the file is about 1.5 times larger (a fit of 192
     gaugings: 3.3 -> 4.9 MB), and reads faster. A variable read from a compressed file keeps its encoding."""
+    save_groups({group: idata[group] for group in idata.groups()}, path, idata.attrs)
+
+
+def save_groups(groups: dict, path, attrs: dict | None = None) -> None:
+    """Write xarray Datasets as the groups of an InferenceData file (:func:`save_idata`'s layout), with ``attrs`` on
+    the root: for a stage that has its groups without ArviZ (1.3 s to import)."""
     import netCDF4
     import xarray as xr
 
     with netCDF4.Dataset(str(path), mode="w", format="NETCDF4") as nc:
-        if idata.attrs:
-            xr.Dataset(attrs=idata.attrs).dump_to_store(xr.backends.NetCDF4DataStore(nc))
-        for group in idata.groups():
-            idata[group].dump_to_store(xr.backends.NetCDF4DataStore(nc.createGroup(group)))
+        if attrs:
+            xr.Dataset(attrs=attrs).dump_to_store(xr.backends.NetCDF4DataStore(nc))
+        for name, group in groups.items():
+            group.dump_to_store(xr.backends.NetCDF4DataStore(nc.createGroup(name)))
 
 
 def load_json(path) -> dict:
