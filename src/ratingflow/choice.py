@@ -86,12 +86,12 @@ def candidate_table(fits: dict, table: pd.DataFrame) -> pd.DataFrame:
     from numpyro.diagnostics import hpdi
 
     from .candidates import Candidate
-    from .posterior import candidate_posterior, convergence
+    from .posterior import candidate_posterior, fit_convergence
 
     table = table.copy()
     for name, fit in fits.items():
         posterior = candidate_posterior(fit)
-        conv = convergence(posterior, fit.sample_stats)
+        conv = fit_convergence(fit)
         row = table["model"] == name
         table.loc[row, ["rhat_max", "ess_bulk_min", "divergences"]] = (
             conv["rhat_max"], conv["ess_bulk_min"], conv["divergences"])

@@ -73,7 +73,7 @@ def retry_round(retry_for, items: list, choices: list, seed: int, se_factor: flo
     the retry's): same keys, same draws, so it is not fitted again and the table says so."""
     from .candidates import Candidate
     from .choice import choose, fit_and_choose
-    from .posterior import candidate_posterior, convergence
+    from .posterior import fit_convergence
     from .posterior import gate as gate_checks
 
     groups: dict[str, list[int]] = {}
@@ -82,7 +82,7 @@ def retry_round(retry_for, items: list, choices: list, seed: int, se_factor: flo
         if Candidate(choice.chosen).mode:
             continue  # a rating-period program: not retried
         fit = choice.fit
-        _, failures = gate_checks(convergence(candidate_posterior(fit), fit.sample_stats), gate)
+        _, failures = gate_checks(fit_convergence(fit), gate)
         if failures and repeats(fit):
             choice.table["retry"] = np.where(choice.table["model"] == choice.chosen, "not fitted again: it ran with "
                                              "the retry's settings already; it failed the gate: " + "; ".join(failures), "")

@@ -80,6 +80,8 @@ class FitResult:
     posterior: dict[str, np.ndarray]
     sample_stats: dict[str, np.ndarray]
     log_likelihood: np.ndarray
+    #: :func:`ratingflow.posterior.fit_convergence`'s result, once computed (the choice and the retry both ask)
+    convergence: dict | None = field(default=None, repr=False, compare=False)
 
 
 def _model_args(arrays: dict, context: dict):
