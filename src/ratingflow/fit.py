@@ -105,8 +105,8 @@ def retry_round(retry_for, items: list, choices: list, seed: int, se_factor: flo
     return out
 
 
-def repeats(first: SamplerSettings, again: SamplerSettings):
-    """``repeats(fit)`` for :func:`retry_round`: whether a fit of the first round, sampled with ``first``, would be
+def same_settings(first: SamplerSettings, again: SamplerSettings):
+    """``repeats(fit)`` of :func:`retry_round`: whether a fit of the first round, sampled with ``first``, would be
     sampled with the same settings by the retry's ``again`` (in the fit's form: one h0 or the BaRatin form)."""
     def same(fit) -> bool:
         form = Structure(segment_offsets="offset_rel" in fit.posterior)
@@ -195,7 +195,7 @@ def run_batch(stations, clean_paths, prior_paths, out_paths, models_paths, seed:
     if retry:
         again = settings.replaced(**retry)
         retry_for = driver_cache(models.structure(candidates), again, priors)
-        choices = retry_round(retry_for, station_data, choices, seed, models.se_factor, gate, repeats(settings, again))
+        choices = retry_round(retry_for, station_data, choices, seed, models.se_factor, gate, same_settings(settings, again))
     results = list(zip(todo, choices))
     buckets = sorted({bucket_size(item[0].n) for item in todo})
     progress(f"{len(todo)} stations (buckets {buckets}) sampled in {time.perf_counter() - start:.1f} s, including "

@@ -52,13 +52,13 @@ def test_the_forms_settings_refit_only_the_stations_fitted_in_that_form():
 def test_the_retry_skips_a_fit_only_where_the_forms_settings_are_the_retrys():
     from types import SimpleNamespace
 
-    from ratingflow.fit import repeats
+    from ratingflow.fit import same_settings
 
     own, one_h0 = SimpleNamespace(posterior={"offset_rel": 0}), SimpleNamespace(posterior={})
     retry = {"num_warmup": 1000, "num_samples": 2000, "target_accept": 0.99}
     same = SamplerSettings.from_config({**CONFIG, "offsets": retry})
-    assert repeats(same, same.replaced(**retry))(own)
-    assert not repeats(same, same.replaced(**retry))(one_h0)
+    assert same_settings(same, same.replaced(**retry))(own)
+    assert not same_settings(same, same.replaced(**retry))(one_h0)
     shorter = SamplerSettings.from_config(CONFIG)  # the form's 800 warm-up: the retry's 1000 are longer
     assert not repeats(shorter, shorter.replaced(**retry))(own)
 
