@@ -60,7 +60,7 @@ def test_the_retry_skips_a_fit_only_where_the_forms_settings_are_the_retrys():
     assert same_settings(same, same.replaced(**retry))(own)
     assert not same_settings(same, same.replaced(**retry))(one_h0)
     shorter = SamplerSettings.from_config(CONFIG)  # the form's 800 warm-up: the retry's 1000 are longer
-    assert not repeats(shorter, shorter.replaced(**retry))(own)
+    assert not same_settings(shorter, shorter.replaced(**retry))(own)
 
 
 def test_the_schema_checks_the_forms_settings_as_the_retrys():
