@@ -47,27 +47,51 @@ class SamplerSettings:
     #: offset and exponent; smaller steps (target 0.99) and longer chains let it converge (docs/offsets.md).
     #: Not in the repr: a one-h0 program's traced and compiled forms keep their cache keys.
     offsets: tuple = field(default=(), repr=False)
+    #: NUTS's tree depth in place of :attr:`max_tree_depth` in a timeless one-h0 program, as (form, depth) pairs,
+    #: form ``power_law`` (one segment) or ``segmented`` (config ``sampler.max_tree_depth_by_form``). Vectorised
+    #: NUTS runs every chain of a call until the deepest tree among them is done: with 32 chains, one chain's
+    #: rare 31- or 63-step tree holds up the other 31, so a depth of 10 costs several times a depth of 3 for the
+    #: same effective sample size (README, "Benchmark"). A capped tree is still an exact NUTS kernel; trajectories
+    #: that it cuts short lower the ESS, which the diagnostics gate checks. The BaRatin form, rating periods, the
+    #: generalized power law and the retry keep :attr:`max_tree_depth`. Not in the repr either: a program it
+    #: does not cap keeps its cache keys.
+    max_tree_depth_by_form: tuple = field(default=(), repr=False)
 
     @classmethod
     def from_config(cls, cfg: dict) -> "SamplerSettings":
         values = {k: cfg[k] for k in asdict(cls()) if k in cfg}
         values["offsets"] = tuple(sorted((values.get("offsets") or {}).items()))
+        values["max_tree_depth_by_form"] = tuple(sorted((values.get("max_tree_depth_by_form") or {}).items()))
         return cls(**values)
 
     def for_structure(self, structure: Structure) -> "SamplerSettings":
         """The settings a program of ``structure`` runs with: :attr:`offsets` in place of the others in the
-        BaRatin form."""
-        return replace(self, **dict(self.offsets), offsets=()) if structure.segment_offsets else replace(self, offsets=())
+        BaRatin form, :attr:`max_tree_depth_by_form` in a timeless one-h0 program."""
+        plain = replace(self, offsets=(), max_tree_depth_by_form=())
+        if structure.segment_offsets:
+            return replace(plain, **dict(self.offsets))
+        depth = dict(self.max_tree_depth_by_form).get(tree_form(structure))
+        return replace(plain, max_tree_depth=depth) if depth else plain
 
     def replaced(self, **values) -> "SamplerSettings":
         """These settings with ``values`` in place, in the BaRatin form too (the retry's settings win over
-        :attr:`offsets`)."""
-        return replace(self, **values, offsets=tuple((k, v) for k, v in self.offsets if k not in values))
+        :attr:`offsets`), and without :attr:`max_tree_depth_by_form`: the retry's trees go to
+        :attr:`max_tree_depth`."""
+        return replace(self, **values, offsets=tuple((k, v) for k, v in self.offsets if k not in values),
+                       max_tree_depth_by_form=())
 
     def key(self) -> dict:
         """The settings that every fit depends on, for its key (:func:`ratingflow.fit.station_key`); the BaRatin
         form's add :attr:`offsets`."""
         return {k: v for k, v in asdict(self).items() if k != "offsets"}
+
+
+def tree_form(structure: Structure) -> str | None:
+    """The form of :attr:`SamplerSettings.max_tree_depth_by_form` a program of ``structure`` has: ``power_law``,
+    ``segmented``, or None (the BaRatin form, rating periods, the generalized power law: no cap)."""
+    if structure.segment_offsets or structure.max_periods > 1 or structure.gplm_terms:
+        return None
+    return "segmented" if structure.n_breaks else "power_law"
 
 
 @dataclass

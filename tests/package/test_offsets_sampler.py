@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import yaml
 
-from ratingflow.candidates import ModelSettings, Structure
+from ratingflow.candidates import Candidate, ModelSettings, Structure
 from ratingflow.fit import station_key
 from ratingflow.sampler import BatchedNUTS, SamplerSettings
 
@@ -54,7 +54,9 @@ def test_the_retry_skips_a_fit_only_where_the_forms_settings_are_the_retrys():
 
     from ratingflow.fit import same_settings
 
-    own, one_h0 = SimpleNamespace(posterior={"offset_rel": 0}), SimpleNamespace(posterior={})
+    seg2 = Candidate("seg2")
+    own, one_h0 = (SimpleNamespace(candidate=seg2, posterior={"offset_rel": 0}),
+                   SimpleNamespace(candidate=seg2, posterior={}))
     retry = {"num_warmup": 1000, "num_samples": 2000, "target_accept": 0.99}
     same = SamplerSettings.from_config({**CONFIG, "offsets": retry})
     assert same_settings(same, same.replaced(**retry))(own)
@@ -80,3 +82,34 @@ def test_the_schema_checks_the_forms_settings_as_the_retrys():
             except jsonschema.ValidationError:
                 continue
             raise AssertionError(f"sampler.{part} = {wrong} passed the schema")
+
+
+def test_a_capped_tree_depth_applies_to_the_timeless_one_h0_programs_only():
+    """``max_tree_depth_by_form``: the plain power law and the one-h0 segmented program get their depth; the BaRatin
+    form, rating periods, the generalized power law and the retry keep ``max_tree_depth``; an uncapped program
+    is the same program (settings, cache key) as without the option."""
+    from types import SimpleNamespace
+
+    from ratingflow.fit import same_settings
+
+    config = {**CONFIG, "max_tree_depth_by_form": {"power_law": 3, "segmented": 4}}
+    settings = SamplerSettings.from_config(config)
+    depth = {name: BatchedNUTS(structure, settings).settings.max_tree_depth for name, structure in {
+        "plain": Structure(), "seg3": Structure(max_segments=3), "baratin": Structure(max_segments=2, segment_offsets=True),
+        "periods": Structure(max_periods=4), "gplm": Structure(gplm_terms=8)}.items()}
+    assert depth == {"plain": 3, "seg3": 4, "baratin": 10, "periods": 10, "gplm": 10}
+    uncapped = SamplerSettings.from_config(CONFIG)
+    for structure in (Structure(max_periods=4), Structure(max_segments=2, segment_offsets=True)):
+        assert repr(settings.for_structure(structure)) == repr(uncapped.for_structure(structure))
+    assert repr(settings.for_structure(Structure())) != repr(uncapped.for_structure(Structure()))
+    # the caps change the fit key (the draws change); the retry's trees are not capped
+    assert settings.key() != uncapped.key()
+    retry = settings.replaced(**CONFIG["retry"])
+    assert retry.for_structure(Structure()).max_tree_depth == 10
+    assert not same_settings(settings, retry)(SimpleNamespace(candidate=Candidate("seg1"), posterior={}))
+    # the default config caps both one-h0 forms
+    from pathlib import Path
+
+    default = yaml.safe_load((Path(__file__).resolve().parents[2] / "config" / "config.yaml").read_text())["sampler"]
+    caps = dict(SamplerSettings.from_config(default).max_tree_depth_by_form)
+    assert set(caps) == {"power_law", "segmented"} and max(caps.values()) < default["max_tree_depth"]
