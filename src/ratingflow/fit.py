@@ -107,8 +107,8 @@ def retry_round(retry_for, items: list, choices: list, seed: int, se_factor: flo
 
 def same_settings(first: SamplerSettings, again: SamplerSettings):
     """``repeats(fit)`` of :func:`retry_round`: whether a fit of the first round, sampled with ``first``, would be
-    sampled with the same settings by the retry's ``again`` (in the fit's program: its segments, one h0 or the
-    BaRatin form)."""
+    sampled with the same settings by the retry's ``again`` (in the fit's program: its segments, the generalized
+    power law, one h0 or the BaRatin form)."""
     def same(fit) -> bool:
         form = Structure(max_segments=fit.candidate.n_segments, gplm_terms=int(fit.candidate.gplm),
                          segment_offsets="offset_rel" in fit.posterior)

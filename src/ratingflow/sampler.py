@@ -50,11 +50,11 @@ class SamplerSettings:
     #: NUTS's tree depth in place of :attr:`max_tree_depth` in a timeless one-h0 program, as (form, depth) pairs,
     #: form ``power_law`` (one segment) or ``segmented`` (config ``sampler.max_tree_depth_by_form``). Vectorised
     #: NUTS runs every chain of a call until the deepest tree among them is done: with 32 chains, one chain's
-    #: rare 31- or 63-step tree holds up the other 31, so a depth of 10 costs several times a depth of 3 for the
-    #: same effective sample size (README, "Benchmark"). A capped tree is still an exact NUTS kernel; trajectories
-    #: that it cuts short lower the ESS, which the diagnostics gate checks. The BaRatin form, rating periods, the
-    #: generalized power law and the retry keep :attr:`max_tree_depth`. Not in the repr either: a program it
-    #: does not cap keeps its cache keys.
+    #: rare 31- or 63-step tree holds up the other 31, so a depth of 10 costs several times a depth of 3 for much
+    #: the same effective sample size (README, "Shallow trees"). A capped tree is still an exact NUTS kernel;
+    #: trajectories that it cuts short lower the ESS, which the diagnostics gate checks. The BaRatin form, rating
+    #: periods, the generalized power law and the retry keep :attr:`max_tree_depth`. Not in the repr either: a
+    #: program it does not cap keeps its cache keys.
     max_tree_depth_by_form: tuple = field(default=(), repr=False)
 
     @classmethod
