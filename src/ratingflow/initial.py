@@ -54,24 +54,24 @@ def design(x: np.ndarray, gap: float, breaks) -> np.ndarray:
                     axis=1)
 
 
-def grid_fits(x, y, weights, gap: float, combos: np.ndarray, leverage: bool = False):
-    """Weighted least squares at one gap and every breakpoint combination (rows of ``combos``) at once:
-    ``(coef, residuals, exponents, sensible)``, plus the leverages with ``leverage`` (shapes (c, p), (c, n),
-    (c, k + 1), (c,)[, (c, n)]). A combination giving an exponent outside 0.2-8 is not ``sensible``.
-    None where the normal equations are singular."""
+def grid_fits(x, y, weights, gap, combos: np.ndarray, leverage: bool = False):
+    """Weighted least squares at one gap (or one gap per combination: shape (c,)) and every breakpoint combination
+    (rows of ``combos``) at once: ``(coef, residuals, exponents, sensible)``, plus the leverages with ``leverage``
+    (shapes (c, p), (c, n), (c, k + 1), (c,)[, (c, n)]). A combination giving an exponent outside 0.2-8 is not
+    ``sensible``. None where the normal equations are singular."""
     p = combos.shape[1] + 2
-    log_depth = np.log(x + gap)
-    hinges = np.maximum(log_depth[None, :, None] - np.log(combos + gap)[:, None, :], 0.0)
-    cols = np.concatenate([np.broadcast_to(np.stack([np.ones_like(x), log_depth], axis=1),
-                                             (len(combos), len(x), 2)), hinges], axis=2)
+    gaps = np.broadcast_to(np.asarray(gap, float), (len(combos),))
+    log_depth = np.log(x[None, :] + gaps[:, None])
+    hinges = np.maximum(log_depth[:, :, None] - np.log(combos + gaps[:, None])[:, None, :], 0.0)
+    cols = np.concatenate([np.ones_like(log_depth)[..., None], log_depth[..., None], hinges], axis=2)
     wd = cols * weights[None, :, None]
-    gram = np.einsum("cni,cnj->cij", cols, wd) + 1e-9 * np.eye(p)
+    gram = np.matmul(cols.transpose(0, 2, 1), wd) + 1e-9 * np.eye(p)
     try:
-        coef = np.linalg.solve(gram, np.einsum("cni,n->ci", wd, y)[..., None])[..., 0]
+        coef = np.linalg.solve(gram, np.matmul(wd.transpose(0, 2, 1), y[:, None]))[..., 0]
         gram_inv = np.linalg.inv(gram) if leverage else None
     except np.linalg.LinAlgError:
         return None
-    resid = y[None, :] - np.einsum("cnj,cj->cn", cols, coef)
+    resid = y[None, :] - np.matmul(cols, coef[..., None])[..., 0]
     b = np.cumsum(coef[:, 1:], axis=1)
     sensible = np.all((b >= 0.2) & (b <= 8), axis=1) & np.all(np.isfinite(resid), axis=1)
     out = (coef, resid, b, sensible)
@@ -81,8 +81,8 @@ def grid_fits(x, y, weights, gap: float, combos: np.ndarray, leverage: bool = Fa
 
 
 def _grid_search(x, y, weights, gaps, combos, refine: bool = False) -> tuple[dict | None, dict | None]:
-    """(coarse, refined): the weighted least-squares optimum over every (gap, breakpoints) of the grid: one batched solve
-    per gap over all breakpoint combinations. Combinations giving an exponent outside 0.2-8 are out.
+    """(coarse, refined): the weighted least-squares optimum over every (gap, breakpoints) of the grid, all solved
+    at once (:func:`_best_at`). Combinations giving an exponent outside 0.2-8 are out.
 
     ``refine`` (the screen's): the coarse gap grid is then refined between the best gap's neighbours (``N_REFINE``
     gaps, with the ``REFINE_COMBOS`` combinations that came closest at the best coarse gap). Every gauging's
@@ -90,35 +90,72 @@ def _grid_search(x, y, weights, gaps, combos, refine: bool = False) -> tuple[dic
     residuals that a breakpoint can take up: on one-control stations the screen then saw a gain for a second
     segment that NUTS, whose gap is continuous, does not (docs/screen.md). The chains' start does not need it.
     Without ``refine`` both are the coarse optimum."""
-    best, best_at, best_sse = None, None, None
-    for i, gap in enumerate(gaps):
-        found, sse = _best_at(x, y, weights, gap, combos)
-        if found is not None and (best is None or found["sse"] < best["sse"]):
-            best, best_at, best_sse = found, i, sse
-    coarse = best
+    found, sse = _best_at(x, y, weights, gaps, combos)
+    best_at = _first_best(found)
+    coarse = best = None if best_at is None else found[best_at]
     if best is None or not refine or len(gaps) < 2 or N_REFINE < 1:
         return coarse, best
-    combos = combos[np.argsort(best_sse)[:REFINE_COMBOS]]
-    for gap in np.geomspace(gaps[max(best_at - 1, 0)], gaps[min(best_at + 1, len(gaps) - 1)], N_REFINE):
-        found, _ = _best_at(x, y, weights, gap, combos)
-        if found is not None and found["sse"] < best["sse"]:
-            best = found
-    return coarse, best
+    combos = combos[np.argsort(sse[best_at])[:REFINE_COMBOS]]
+    fine = np.geomspace(gaps[max(best_at - 1, 0)], gaps[min(best_at + 1, len(gaps) - 1)], N_REFINE)
+    refined, _ = _best_at(x, y, weights, fine, combos)
+    at = _first_best([best] + refined)
+    return coarse, ([best] + refined)[at]
 
 
-def _best_at(x, y, weights, gap: float, combos) -> tuple[dict | None, np.ndarray | None]:
-    """The best sensible breakpoint combination at one gap (None: none), and every combination's weighted sum
-    of squares (inf where not sensible)."""
-    fits = grid_fits(x, y, weights, gap, combos)
+def _first_best(found: list) -> int | None:
+    """Index of the lowest sum of squares among grid optima (None: none), the first of equal ones."""
+    scores = [f["sse"] if f is not None else np.inf for f in found]
+    if not scores or not np.isfinite(min(scores)):
+        return None
+    return int(np.argmin(scores))
+
+
+#: elements of the design arrays one batched solve of :func:`_best_at` may build (gaps x combinations x gaugings
+#: x columns): about 16 MB of float64
+_CHUNK = 2_000_000
+
+
+def _best_at(x, y, weights, gaps, combos) -> tuple[list, np.ndarray]:
+    """At each gap, the best sensible breakpoint combination (None: none), and every combination's weighted sum
+    of squares (gaps, combinations; inf where not sensible). The gaps are solved together, as many at once as
+    :data:`_CHUNK` allows: one call per gap cost the screen more in Python than in arithmetic (seg1 and seg2
+    have one or a few dozen combinations). Each (gap, combination) is solved as on its own, so the figures do not
+    depend on the chunking."""
+    gaps = np.asarray(gaps, float)
+    n_combos = len(combos)
+    per_chunk = max(1, _CHUNK // max(n_combos * len(x) * (combos.shape[1] + 2), 1))
+    found, sse = [], np.full((len(gaps), n_combos), np.inf)
+    for start in range(0, len(gaps), per_chunk):
+        part = gaps[start:start + per_chunk]
+        fits = grid_fits(x, y, weights, np.repeat(part, n_combos), np.tile(combos, (len(part), 1)))
+        if fits is None:  # a singular system somewhere in the chunk: gap by gap, as each alone would be
+            for g, gap in enumerate(part):
+                one = grid_fits(x, y, weights, gap, combos)
+                sse[start + g] = _sse_of(one, weights, n_combos)
+                i = int(np.argmin(sse[start + g]))
+                found.append(None if not np.isfinite(sse[start + g, i]) else
+                             {"sse": float(sse[start + g, i]), "gap": gap, "breaks": combos[i].copy(),
+                              "coef": one[0][i], "b": one[2][i]})
+            continue
+        coef, resid, b, sensible = fits
+        block = _sse_of(fits, weights, n_combos).reshape(len(part), n_combos)
+        sse[start:start + len(part)] = block
+        for g, gap in enumerate(part):
+            i = int(np.argmin(block[g]))
+            row = g * n_combos + i
+            found.append(None if not np.isfinite(block[g, i]) else
+                         {"sse": float(block[g, i]), "gap": gap, "breaks": combos[i].copy(), "coef": coef[row],
+                          "b": b[row]})
+    return found, sse
+
+
+def _sse_of(fits, weights, n_combos: int) -> np.ndarray:
+    """Weighted sum of squares of :func:`grid_fits`' rows, inf where not sensible (all inf: singular)."""
     if fits is None:
-        return None, None
-    coef, resid, b, sensible = fits
+        return np.full(n_combos, np.inf)
+    _, resid, _, sensible = fits
     sse = np.einsum("n,cn->c", weights, resid**2)
-    sse = np.where(sensible & np.isfinite(sse), sse, np.inf)
-    i = int(np.argmin(sse))
-    if not np.isfinite(sse[i]):
-        return None, sse
-    return {"sse": float(sse[i]), "gap": gap, "breaks": combos[i].copy(), "coef": coef[i], "b": b[i]}, sse
+    return np.where(sensible & np.isfinite(sse), sse, np.inf)
 
 
 #: profile fits already computed in this process (the screen's refined ones, the chains' start's coarse ones)

@@ -40,6 +40,34 @@ def test_leave_one_out_density_equals_refitting_without_the_gauging():
         assert lpd[i] == pytest.approx(expected, rel=1e-6, abs=1e-8)
 
 
+def test_the_grid_search_solves_every_gap_at_once_as_it_would_one_by_one(monkeypatch):
+    """The profile's grid search solves many gaps in one batch (``_CHUNK`` bounds it); every (gap, breakpoints)
+    is solved as on its own, so the optima, starts and screen figures do not depend on the batching: compared
+    exactly with one gap per batch, on stations with one and two controls and every candidate."""
+    import ratingflow.initial as initial
+
+    rng = np.random.default_rng(5)
+    stations = [_station(rng, i, synthetic.draw_truth(rng, f"s{i}", two_control_share=share), n)
+                for i, (share, n) in enumerate([(0.0, 20), (1.0, 45), (1.0, 130)])]
+
+    def everything():
+        initial._PROFILES.clear()
+        fits = [profile_fit(st, c, STRUCTURE, refine) for st in stations for c in CANDIDATES for refine in (False, True)]
+        tables = [screen(st, CANDIDATES, STRUCTURE, 2.0) for st in stations]
+        return fits, tables
+
+    batched, batched_tables = everything()
+    monkeypatch.setattr(initial, "_CHUNK", 1)  # one gap per solve
+    alone, alone_tables = everything()
+    initial._PROFILES.clear()
+    for a, b in zip(batched, alone):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert np.array_equal(np.asarray(a[key]), np.asarray(b[key])), key
+    for a, b in zip(batched_tables, alone_tables):
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
 def test_the_profile_finds_a_gap_between_the_coarse_grid_points_and_then_sees_no_second_segment(monkeypatch):
     """On an exact power law whose gap lies between two coarse grid gaps, the refined grid search finds the gap
     within its step (about 4 %); without the refinement the coarse gap's misfit is curvature that a breakpoint
