@@ -34,6 +34,8 @@ from .runtime import progress
 
 #: raised when the summary's outputs change for the same inputs
 VERSION = "1"
+#: the groups of a fit that the summary reads (not the prior check's draws it carries)
+SUMMARISED_GROUPS = ("posterior", "sample_stats", "log_likelihood", "observed_data", "constant_data")
 
 
 def rating_table(idata: az.InferenceData, seed: int, step: float, below: float, above: float,
@@ -207,7 +209,7 @@ def run(fit_nc, table_csv, table_nc, diagnostics_json, png_path, seed: int, tabl
     """Pipeline step: rating table, diagnostics and figure of one station. With ``history`` (the folder
     of issued ratings), past rating periods that were issued with the same start and gaugings keep
     their issued table (:func:`ratingflow.history.keep_issued`)."""
-    idata = load_idata(fit_nc)
+    idata = load_idata(fit_nc, SUMMARISED_GROUPS)
     reason = status.skipped(idata)
     if reason:
         status.placeholder_png(png_path, idata.attrs.get("station", ""), reason)
