@@ -208,21 +208,27 @@ def _cached_part(spec, table_csv, clean_csv, cache: Path | None) -> tuple[dict |
     return part, True
 
 
-def run(specs, table_csvs, clean_csvs, xml_out, csv_out, cache=None) -> dict:
+def run(specs, table_csvs, clean_csvs, xml_out, csv_out, cache=None, workers: int = 1) -> dict:
     """Pipeline step: both exports of every fitted station (a station without a table is left out).
 
     Each station's part is built and checked on its own (:func:`station_part`); with ``cache`` (a folder) a
     station whose table, gaugings and name did not change takes its part from there, so an incremental run
-    rebuilds the changed stations only and the whole-run job concatenates the rest. Returns counts."""
+    rebuilds the changed stations only and the whole-run job concatenates the rest. ``workers`` > 1: the parts are
+    built by that many processes (the job waits for every station, so it runs last and alone; the document is the
+    same). Returns counts."""
     if cache is not None:
         cache = Path(cache)
         cache.mkdir(parents=True, exist_ok=True)
-    parts, built = [], 0
-    for spec, table_csv, clean_csv in zip(specs, table_csvs, clean_csvs):
-        part, new = _cached_part(spec, table_csv, clean_csv, cache)
-        built += new
-        if part is not None:
-            parts.append(part)
+    todo = [(spec, table_csv, clean_csv, cache) for spec, table_csv, clean_csv in zip(specs, table_csvs, clean_csvs)]
+    if workers > 1 and len(todo) > workers:
+        import multiprocessing
+
+        with multiprocessing.get_context("fork").Pool(workers) as pool:  # forked: the imports are inherited
+            results = pool.starmap(_cached_part, todo, chunksize=max(1, len(todo) // (8 * workers)))
+    else:
+        results = [_cached_part(*args) for args in todo]
+    parts = [part for part, _ in results if part is not None]
+    built = sum(new for _, new in results)
     # the root declares every namespace, whichever the members use
     opening = ("<wmlrgs:Collection " + " ".join(f'xmlns:{prefix}="{uri}"' for prefix, uri in NS.items())
                + f' gml:id="ratingflow-ratings">\n  <gml:description>{escape(DESCRIPTION)}</gml:description>')

@@ -63,3 +63,20 @@ def test_an_unchanged_station_is_taken_from_the_cache_and_the_document_is_the_sa
     assert np.allclose(alpha["discharge_median_m3s"], 2.0 * alpha["stage_m"] ** 2)
     out = pd.read_csv(tmp_path / "c.csv", dtype={"valid_from": str, "valid_to": str}, keep_default_na=False)
     check_round_trip(tmp_path / "c.xml", out)
+
+
+def test_parts_built_by_several_processes_make_the_same_documents(tmp_path):
+    """The export job runs last, with the cores free, and builds the stations' parts in ``workers`` processes: the
+    documents are byte for byte those of one process, in the sheet's order, and the counts the same."""
+    stations = [_station(tmp_path, f"s{i:02d}", 1 + i % 3) for i in range(7)]
+    specs, tables, cleans = (list(x) for x in zip(*stations))
+    one = run(specs, tables, cleans, tmp_path / "one.xml", tmp_path / "one.csv")
+    three = run(specs, tables, cleans, tmp_path / "three.xml", tmp_path / "three.csv", cache=tmp_path / "cache",
+                workers=3)
+    assert one == {**three, "reused": 0} and three["built"] == 7
+    for ext in ("xml", "csv"):
+        assert (tmp_path / f"three.{ext}").read_bytes() == (tmp_path / f"one.{ext}").read_bytes()
+    again = run(specs, tables, cleans, tmp_path / "again.xml", tmp_path / "again.csv", cache=tmp_path / "cache",
+                workers=3)
+    assert (again["built"], again["reused"]) == (0, 7)
+    assert (tmp_path / "again.xml").read_bytes() == (tmp_path / "one.xml").read_bytes()
