@@ -186,26 +186,34 @@ def station_part(spec, table_csv, clean_csv) -> dict | None:
             "periods": int(table["period"].nunique()), "gaugings": len(clean)}
 
 
-def _cached_part(spec, table_csv, clean_csv, cache: Path | None) -> tuple[dict | None, bool]:
-    """The station's part from ``cache`` when its table, gaugings and name are those it was built from, else
-    built (and cached). Returns (part, built)."""
+def _key(spec, table_csv, clean_csv) -> str:
     from . import reuse
 
+    return reuse.digest([table_csv, clean_csv], {"station": spec.station_id, "name": spec.name}, 0, VERSION)
+
+
+def _look_up(spec, table_csv, clean_csv, cache: Path | None) -> tuple[bool, dict | None]:
+    """(found, part) of the station in ``cache`` (None: no cache, never found)."""
     if cache is None:
-        return station_part(spec, table_csv, clean_csv), True
-    key = reuse.digest([table_csv, clean_csv], {"station": spec.station_id, "name": spec.name}, 0, VERSION)
-    path = cache / f"{spec.station_id}.json"
+        return False, None
     try:
-        entry = json.loads(path.read_text())
-        if entry["key"] == key:
-            return entry["part"], False
+        entry = json.loads((cache / f"{spec.station_id}.json").read_text())
+        if entry["key"] == _key(spec, table_csv, clean_csv):
+            return True, entry["part"]
     except (OSError, ValueError, KeyError):
         pass
+    return False, None
+
+
+def _build(spec, table_csv, clean_csv, cache: Path | None) -> dict | None:
+    """The station's part built and checked (:func:`station_part`), and kept in ``cache`` (written atomically)."""
     part = station_part(spec, table_csv, clean_csv)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"key": key, "part": part}))
-    os.replace(tmp, path)
-    return part, True
+    if cache is not None:
+        path = cache / f"{spec.station_id}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"key": _key(spec, table_csv, clean_csv), "part": part}))
+        os.replace(tmp, path)
+    return part
 
 
 def run(specs, table_csvs, clean_csvs, xml_out, csv_out, cache=None, workers: int = 1) -> dict:
@@ -219,16 +227,19 @@ def run(specs, table_csvs, clean_csvs, xml_out, csv_out, cache=None, workers: in
     if cache is not None:
         cache = Path(cache)
         cache.mkdir(parents=True, exist_ok=True)
-    todo = [(spec, table_csv, clean_csv, cache) for spec, table_csv, clean_csv in zip(specs, table_csvs, clean_csvs)]
-    if workers > 1 and len(todo) > workers:
+    stations = list(zip(specs, table_csvs, clean_csvs))
+    found = [_look_up(*station, cache) for station in stations]
+    todo = [(*station, cache) for station, (hit, _) in zip(stations, found) if not hit]
+    if workers > 1 and len(todo) > workers:  # not for the few stations of an incremental run: forking costs more
         import multiprocessing
 
         with multiprocessing.get_context("fork").Pool(workers) as pool:  # forked: the imports are inherited
-            results = pool.starmap(_cached_part, todo, chunksize=max(1, len(todo) // (8 * workers)))
+            new = iter(pool.starmap(_build, todo, chunksize=max(1, len(todo) // (8 * workers))))
     else:
-        results = [_cached_part(*args) for args in todo]
-    parts = [part for part, _ in results if part is not None]
-    built = sum(new for _, new in results)
+        new = iter([_build(*args) for args in todo])
+    parts = [part if hit else next(new) for hit, part in found]
+    parts = [part for part in parts if part is not None]
+    built = len(todo)
     # the root declares every namespace, whichever the members use
     opening = ("<wmlrgs:Collection " + " ".join(f'xmlns:{prefix}="{uri}"' for prefix, uri in NS.items())
                + f' gml:id="ratingflow-ratings">\n  <gml:description>{escape(DESCRIPTION)}</gml:description>')
