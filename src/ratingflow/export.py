@@ -230,9 +230,10 @@ def run(specs, table_csvs, clean_csvs, xml_out, csv_out, cache=None, workers: in
     stations = list(zip(specs, table_csvs, clean_csvs))
     found = [_look_up(*station, cache) for station in stations]
     todo = [(*station, cache) for station, (hit, _) in zip(stations, found) if not hit]
-    if workers > 1 and len(todo) > workers:  # not for the few stations of an incremental run: forking costs more
-        import multiprocessing
+    import multiprocessing
 
+    # not for the few stations of an incremental run (forking costs more), nor where processes cannot be forked
+    if workers > 1 and len(todo) > workers and "fork" in multiprocessing.get_all_start_methods():
         with multiprocessing.get_context("fork").Pool(workers) as pool:  # forked: the imports are inherited
             new = iter(pool.starmap(_build, todo, chunksize=max(1, len(todo) // (8 * workers))))
     else:

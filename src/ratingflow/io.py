@@ -22,9 +22,9 @@ def load_idata(path, groups=None):
         return data
 
     with netCDF4.Dataset(path, mode="r") as nc:
-        groups = {name: read(group) for name, group in nc.groups.items() if groups is None or name in groups}
+        loaded = {name: read(group) for name, group in nc.groups.items() if groups is None or name in groups}
         attrs = read(nc).attrs
-    return az.InferenceData(attrs=attrs, **groups)
+    return az.InferenceData(attrs=attrs, **loaded)
 
 
 def root_attrs(path) -> dict:
