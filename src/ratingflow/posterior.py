@@ -6,6 +6,7 @@ Stages import this module; it imports no stage.
 from __future__ import annotations
 
 import functools
+import json
 from typing import TYPE_CHECKING
 
 import arviz as az
@@ -157,8 +158,6 @@ def inference_data(result: FitResult, prior, attrs: dict, models: ModelSettings 
     if times is not None:
         idata.constant_data["gauging_time"] = (("gauging",), np.asarray(times, dtype="datetime64[ns]"))
     if shifts is not None:
-        import json
-
         attrs = {**attrs, "shifts": json.dumps(shifts)}
     if periodic and validity is not None:
         for column in ("valid_from", "valid_to"):
@@ -188,6 +187,9 @@ def inference_data(result: FitResult, prior, attrs: dict, models: ModelSettings 
     full.update({f"version_{k}": v for k, v in package_versions().items()})
     idata.attrs.update(full)
     idata.posterior.attrs.update(full)
+    # the draws' convergence, as the choice computed it (fit_convergence: once per fit); the summary reads it
+    # instead of computing it again from the same draws (:func:`stored_convergence`)
+    idata.attrs[CONVERGENCE_ATTR] = json.dumps(fit_convergence(result))
     return idata
 
 
@@ -315,6 +317,20 @@ GATE = {
     "divergences": ("divergences", lambda v, t: v <= t["max_divergences"], "{v} divergences > {t[max_divergences]}"),
     "bfmi": ("bfmi_min", lambda v, t: v >= t["bfmi_min"], "BFMI {v:.2f} < {t[bfmi_min]}"),
 }
+
+
+#: the root attribute of a fit's InferenceData that holds :func:`convergence` of its posterior, as JSON
+CONVERGENCE_ATTR = "convergence"
+
+
+def stored_convergence(idata) -> dict:
+    """:func:`convergence` of an InferenceData's posterior: the fit's own (:data:`CONVERGENCE_ATTR`, written by
+    :func:`inference_data` from the same draws), or computed where a fit file has none (written before it was kept)."""
+    stored = idata.attrs.get(CONVERGENCE_ATTR)
+    if stored:
+        return json.loads(stored)
+    return convergence({k: idata.posterior[k].values for k in idata.posterior.data_vars},
+                       {"diverging": idata.sample_stats["diverging"].values})
 
 
 def fit_convergence(fit: FitResult) -> dict:

@@ -27,7 +27,7 @@ from .intervals import median_and_hpdi_of_log, prob_label
 from .io import load_idata, root_attrs, save_json
 from .candidates import Priors
 from .plausibility import influential_gaugings, sigma_flag
-from .posterior import breakpoint_medians, convergence, gate, model_of, parameter_summary, period_views
+from .posterior import breakpoint_medians, gate, model_of, parameter_summary, period_views, stored_convergence
 from .predict import flat_draws, predict_log, stage_grid
 from .runtime import progress
 
@@ -160,8 +160,7 @@ def table_dataset(table: pd.DataFrame) -> xr.Dataset:
 
 def diagnostics(idata: az.InferenceData, thresholds: dict) -> dict:
     """Convergence diagnostics and pass/fail against ``thresholds``."""
-    conv = convergence({k: idata.posterior[k].values for k in idata.posterior.data_vars},
-                       {"diverging": idata.sample_stats["diverging"].values})
+    conv = stored_convergence(idata)
     out = {
         "station": idata.attrs.get("station"),
         "rhat_max": conv["rhat_max"],

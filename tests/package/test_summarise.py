@@ -167,3 +167,25 @@ def test_the_fit_figure_kept_from_station_to_station_carries_nothing_over(tmp_pa
     assert first.shape == after.shape
     assert np.array_equal(first, after)
     assert not np.array_equal(first, other)
+
+
+def test_the_summary_reads_the_fits_convergence_and_it_is_what_the_draws_give(tmp_path):
+    """The fit keeps its draws' convergence in the InferenceData (computed once, for the choice); the summary reads
+    it instead of computing it again. After a round trip through netCDF it equals what the saved draws give, number
+    for number, for a converged and an unconverged fit; a fit file without it (written before) is computed."""
+    import json
+
+    from ratingflow.io import load_idata, save_idata
+    from ratingflow.posterior import CONVERGENCE_ATTR, convergence
+
+    for i, shift in enumerate((0.0, 0.2)):
+        idata = fake_idata(np.random.default_rng(4 + i), 12.0, 1.7, 100.2, 0.05, spread=1.0, shift_chain=shift)
+        save_idata(idata, tmp_path / f"fit{i}.nc")
+        back = load_idata(tmp_path / f"fit{i}.nc")
+        recomputed = convergence({k: back.posterior[k].values for k in back.posterior.data_vars},
+                                 {"diverging": back.sample_stats["diverging"].values})
+        assert json.loads(back.attrs[CONVERGENCE_ATTR]) == json.loads(json.dumps(recomputed))
+        stored = diagnostics(back, THRESHOLDS)
+        del back.attrs[CONVERGENCE_ATTR]
+        assert diagnostics(back, THRESHOLDS) == stored
+        assert stored["passed"] == (shift == 0.0)
