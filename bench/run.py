@@ -171,15 +171,22 @@ def main(argv=None) -> int:
 
 
 def cache_lines(work: Path, label: str, since: float = 0.0) -> str:
-    """Persistent-cache hits and misses summed over the logs of the jobs that ran after ``since``."""
+    """Persistent-cache hits and misses, and the seconds spent making programs (tracing, lowering, compiling and
+    loading compiled programs from the cache), summed over the logs of the jobs that ran after ``since``."""
     import re
 
     hits = misses = 0
+    seconds: dict[str, float] = {}
     for log in (p for p in (work / "logs").rglob("*.log") if p.stat().st_mtime >= since):
-        for m in re.finditer(r"cache: (\d+) hit\(s\), (\d+) miss", log.read_text()):
+        text = log.read_text()
+        for m in re.finditer(r"cache: (\d+) hit\(s\), (\d+) miss", text):
             hits, misses = hits + int(m.group(1)), misses + int(m.group(2))
-    return f"{label}: jax persistent compilation cache {hits} hit(s), {misses} miss(es) (programs compiled)"
-
+        for m in re.finditer(r"seconds making programs: ([^\n]*)", text):
+            for kind, value in re.findall(r"([a-z ]+?) ([0-9.]+)(?:,|$)", m.group(1)):
+                seconds[kind.strip()] = seconds.get(kind.strip(), 0.0) + float(value)
+    made = ", ".join(f"{kind} {value:.1f}" for kind, value in seconds.items()) or "not logged"
+    return (f"{label}: jax persistent compilation cache {hits} hit(s), {misses} miss(es) (programs compiled); "
+            f"job-s making programs: {made}")
 
 if __name__ == "__main__":
     sys.exit(main())

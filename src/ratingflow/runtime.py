@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import sys
 import traceback
 import warnings
@@ -52,38 +53,72 @@ def configure_jax(threads: int = 1, cache_dir: str | None = None, platform: str 
             # JAX reads these when it is imported: a job that never needs it (a discharge job of stations without
             # stage records) does not pay its import (0.6 s)
             os.environ.update({name.upper(): str(value) for name, value in cache.items()})
-        _count_cache_lookups()
+    _count_cache_lookups()
     warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
 
 
+#: JAX's DEBUG records of the time it spends making a program (``jax._src.dispatch``), by what they time
+_TIMED = (("Finished tracing", "tracing"), ("Finished jaxpr to MLIR", "lowering"),
+          ("Finished XLA compilation", "compiling"))
+
+
 class _CacheCounter(logging.Handler):
-    """Counts JAX's persistent-cache lookups (its DEBUG records) of this process."""
+    """Counts JAX's persistent-cache lookups of this process and the seconds it spent making programs, from JAX's
+    DEBUG records: tracing, lowering to MLIR, and XLA compilation, which is *loading* where the persistent cache
+    had the program (the cache's hit is logged inside the compilation's timed block, just before it ends). A
+    record gives its duration and its end, so the seconds are the union of the intervals of each kind: a jitted
+    function traced inside another's tracing is not counted twice."""
 
     def __init__(self):
         super().__init__(logging.DEBUG)
         self.hits = self.misses = 0
+        self.intervals: dict[str, list] = {kind: [] for kind in ("tracing", "lowering", "compiling", "loading")}
+        self._lookup = None  # the last cache lookup ("hit" or "miss") not yet matched with its compilation
 
     def emit(self, record):
         text = record.getMessage()
-        self.hits += text.startswith("Persistent compilation cache hit")
-        self.misses += text.startswith("PERSISTENT COMPILATION CACHE MISS")
+        if text.startswith("Persistent compilation cache hit"):
+            self.hits += 1
+            self._lookup = "hit"
+        elif text.startswith("PERSISTENT COMPILATION CACHE MISS"):
+            self.misses += 1
+            self._lookup = "miss"
+        for prefix, kind in _TIMED:
+            if text.startswith(prefix):
+                match = re.search(r" in ([0-9.eE+-]+) sec", text)
+                if kind == "compiling":
+                    kind, self._lookup = ("loading" if self._lookup == "hit" else "compiling"), None
+                if match:
+                    self.intervals[kind].append((record.created - float(match.group(1)), record.created))
+
+    def seconds(self, kind: str) -> float:
+        """Wall seconds covered by the records of ``kind`` (the union of their intervals)."""
+        total, reach = 0.0, float("-inf")
+        for start, end in sorted(self.intervals[kind]):
+            if end > reach:
+                total += end - max(start, reach)
+                reach = end
+        return total
 
 
 _COUNTER = _CacheCounter()
 
 
 def _count_cache_lookups() -> None:
-    logger = logging.getLogger("jax._src.compiler")
-    logger.setLevel(logging.DEBUG)
-    if _COUNTER not in logger.handlers:
-        logger.addHandler(_COUNTER)
-    logger.propagate = False
+    for name in ("jax._src.compiler", "jax._src.dispatch"):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.DEBUG)
+        if _COUNTER not in logger.handlers:
+            logger.addHandler(_COUNTER)
+        logger.propagate = False
 
 
 def cache_summary() -> str:
-    """Programs of this process loaded from the persistent cache (hits) and compiled (misses)."""
+    """Programs of this process loaded from the persistent cache (hits) and compiled (misses), and the seconds it
+    spent making programs: ``bench/run.py`` sums these lines over a run's logs."""
+    seconds = ", ".join(f"{kind} {_COUNTER.seconds(kind):.1f}" for kind in _COUNTER.intervals)
     return (f"jax persistent compilation cache: {_COUNTER.hits} hit(s), {_COUNTER.misses} miss(es) "
-            "(programs compiled)")
+            f"(programs compiled); seconds making programs: {seconds}")
 
 
 @contextlib.contextmanager
@@ -109,7 +144,7 @@ def logged(path: str | None):
                     traceback.print_exc()
                     raise
                 finally:
-                    if _COUNTER.hits or _COUNTER.misses:
+                    if _COUNTER.hits or _COUNTER.misses or any(_COUNTER.intervals.values()):
                         progress(cache_summary())
         finally:
             sys.stdout.flush(), sys.stderr.flush()

@@ -88,3 +88,55 @@ def test_a_job_imports_jax_arviz_and_matplotlib_only_when_it_uses_them(tmp_path)
     assert idata.prior["b"].dims == ("chain", "draw", "segment") and idata.prior.sizes["draw"] == 200
     assert idata.prior_predictive["log_discharge"].shape == (1, 200, 25)
     assert not (tmp_path / "st.plot").exists()
+
+
+COMPILES = """
+import json, sys
+from ratingflow.runtime import _COUNTER, cache_summary, configure_jax
+
+configure_jax(1, sys.argv[1], "cpu")
+import jax, jax.numpy as jnp
+
+inner = jax.jit(lambda x: jnp.cos(x) * 2.0)
+jax.jit(lambda x: jnp.sin(inner(x)) @ x)(jnp.ones((32, 32))).block_until_ready()
+print(json.dumps({"hits": _COUNTER.hits, "misses": _COUNTER.misses, "line": cache_summary(),
+                  **{kind: _COUNTER.seconds(kind) for kind in _COUNTER.intervals}}))
+"""
+
+
+def test_a_job_reports_the_seconds_it_spent_making_programs(tmp_path):
+    """The job's last log line (issue 16's "compile seconds"): the first process compiles its programs, a second one
+    with the same persistent cache loads them and compiles none; both trace and lower."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
+    runs = [json.loads(subprocess.run([sys.executable, "-c", COMPILES, str(tmp_path / "cache")], capture_output=True,
+                                      text=True, env=env, check=True).stdout.strip().splitlines()[-1])
+            for _ in range(2)]
+    cold, warm = runs
+    assert cold["misses"] >= 2 and cold["hits"] == 0 and cold["compiling"] > 0 and cold["loading"] == 0
+    assert warm["hits"] == cold["misses"] and warm["misses"] == 0 and warm["compiling"] == 0 and warm["loading"] > 0
+    assert all(run["tracing"] > 0 and run["lowering"] > 0 for run in runs)
+    assert "seconds making programs: tracing" in warm["line"]
+
+
+def test_nested_timings_are_counted_once():
+    """A function traced inside another's tracing: the union of the intervals, not their sum."""
+    import logging
+
+    from ratingflow.runtime import _CacheCounter
+
+    counter = _CacheCounter()
+
+    def record(text, end):
+        rec = logging.LogRecord("jax._src.dispatch", logging.DEBUG, __file__, 0, text, None, None)
+        rec.created = end
+        counter.emit(rec)
+
+    record("Finished tracing inner for jit in 1.0 sec", 101.0)  # 100-101, inside the outer's 98-102
+    record("Finished tracing outer for jit in 4.0 sec", 102.0)
+    record("Finished tracing later for jit in 0.5 sec", 110.0)
+    record("Persistent compilation cache hit for 'outer'", 110.2)
+    record("Finished XLA compilation of outer in 0.25 sec", 110.3)
+    record("Finished XLA compilation of uncached in 2.0 sec", 113.0)  # no lookup before it: compiled
+    assert counter.seconds("tracing") == pytest.approx(4.5)
+    assert counter.seconds("loading") == pytest.approx(0.25) and counter.seconds("compiling") == pytest.approx(2.0)
+    assert counter.hits == 1 and counter.misses == 0
