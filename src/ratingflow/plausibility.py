@@ -65,3 +65,24 @@ def sigma_flag(sigma_median: float, typical_sd_log: float) -> str:
                 f"stated uncertainty ({typical_sd_log:.3f}): the curve does not describe the gaugings (a wrong "
                 f"gauging, a shift or a wrong model)")
     return ""
+
+
+#: flag a fit with one h0 for every segment when the BaRatin form's profile leave-one-out gain over it exceeds
+#: this many standard errors (the screen's default rule, ``models.screen``)
+OWN_OFFSETS_Z = 1.5
+
+
+def own_offsets_flag(check: dict | None, z: float = OWN_OFFSETS_Z) -> str:
+    """A flag for a segmented fit with one h0 whose gaugings suit each control's own zero-flow stage better
+    (:func:`ratingflow.screen.own_offsets_check`), else ''. Such a fit's curve band is too narrow: on the coverage
+    study's two-control stations whose one-h0 fit this flags, the 90 % band held the true curve about half the time
+    (docs/validation_findings.md, "Which one-h0 bands are too narrow"). The sheet's ``control_types`` give the
+    station the BaRatin form."""
+    if not check or not check["gain"] > z * check["se"]:
+        return ""
+    offsets = ", ".join(f"{e:.3f} m" for e in check["offsets_m"])
+    breaks = ", ".join(f"{b:.3f} m" for b in check["breakpoints_m"])
+    return (f"one h0 for every control does not suit these gaugings: with each control's own zero-flow stage the "
+            f"profile leave-one-out gain is {check['gain']:.1f} > {z:g} x SE {check['se']:.1f} (h0 about "
+            f"{check['h0_m']:.3f} m; the upper control's about {offsets}, taking over near {breaks}); this fit's "
+            f"curve band is likely too narrow: name the controls in the sheet (control_types) to fit each its own")

@@ -26,14 +26,14 @@ from .history import keep_issued
 from .intervals import median_and_hpdi_of_log, prob_label
 from .io import load_idata, root_attrs, save_json
 from .candidates import Priors
-from .plausibility import influential_gaugings, sigma_flag
+from .plausibility import influential_gaugings, own_offsets_flag, sigma_flag
 from .posterior import breakpoint_medians, gate, model_of, parameter_summary, period_views, stored_convergence
 from .predict import flat_draws, predict_log, stage_grid
 from .runtime import progress
 
 
 #: raised when the summary's outputs change for the same inputs
-VERSION = "1"
+VERSION = "2"
 #: the groups of a fit that the summary reads (not the prior check's draws it carries)
 SUMMARISED_GROUPS = ("posterior", "sample_stats", "log_likelihood", "observed_data", "constant_data")
 
@@ -197,10 +197,24 @@ def plausibility(idata: az.InferenceData, lines) -> tuple[list[dict], list[str]]
              f"is {g['loo_drop']:.1f} below a typical gauging's); kept, check it" for g in influential if g["drives_fit"]]
     sigma = float(np.median(idata.posterior["sigma"].values))
     typical = float(np.median(idata.constant_data["discharge_sd_log"].values))
-    flag = sigma_flag(sigma, typical)
-    if flag:
-        flags.append(flag)
+    flags += [flag for flag in (sigma_flag(sigma, typical), own_offsets_flag(own_offsets(idata))) if flag]
     return influential, flags
+
+
+def own_offsets(idata: az.InferenceData) -> dict | None:
+    """The BaRatin form's profile check (:func:`ratingflow.screen.own_offsets_check`) of a timeless segmented fit with
+    one h0 for every segment; None for any other fit. On the station's gaugings alone (the grids ignore the sheet's
+    ranges, as the check compares two forms, not a fit with its priors)."""
+    from .data import StationData
+    from .screen import own_offsets_check
+
+    candidate, structure, _ = model_of(idata)
+    if candidate.n_segments < 2 or candidate.mode or structure.segment_offsets or "offset_rel" in idata.posterior:
+        return None
+    const = idata.constant_data
+    station = StationData(str(idata.attrs.get("station", "")), const["stage"].values, const["discharge"].values,
+                          const["discharge_sd"].values)
+    return own_offsets_check(station, candidate, structure)
 
 
 def run(fit_nc, table_csv, table_nc, diagnostics_json, png_path, seed: int, table_cfg: dict, thresholds: dict,

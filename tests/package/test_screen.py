@@ -8,7 +8,7 @@ from ratingflow.choice import choose
 from ratingflow.data import StationData
 from ratingflow.initial import design, grid_fits, profile_fit, profile_grid
 from ratingflow.candidates import Candidate, Structure
-from ratingflow.screen import candidates_to_fit, loo_pointwise, screen
+from ratingflow.screen import candidates_to_fit, loo_pointwise, own_offsets_check, screen
 
 pytestmark = pytest.mark.package
 
@@ -253,3 +253,28 @@ def test_screen_study_tables_count_fits_choices_and_gains_per_method():
     assert gain_column("seg2", "at optimum") == "seg2_gain_se" and gain_column("seg2", "reselect") == "seg2_gain_se_reselect"
     medians = gains(rows).set_index(["leave-one-out", "controls"])["median"]
     assert medians[("at optimum", 2)] == 4.0 and medians[("reselect", 1)] == -0.5
+
+
+def test_the_own_offsets_check_finds_a_channel_control_with_its_own_zero_flow_and_not_one_control():
+    """The BaRatin form's profile gain over one h0 (the summary's flag for one-h0 segmented fits). 20 stations of
+    100 gaugings whose channel control (b 1.3) takes over at 1 m from a section control (b 2.6) with its own zero
+    flow at 0.8 m (h0 0): every one is flagged (gain > 1.5 SE; z was 3.1-6.5 when written, so a miss needs a wrong
+    profile, not noise) and the profile puts the channel's zero flow within 10 cm of the truth at most of them.
+    20 one-control stations: on the coverage study's 355 one-control stations the check would flag 2 (0.6 %); with a
+    rate of 2 %, 4 or more of 20 has probability below 6e-4 (the data are NumPy's, the same on every machine)."""
+    rng = np.random.default_rng(20261205)
+    two = [_station(rng, i, synthetic.two_controls(f"t{i}", 5.0, 2.6, 0.0, 0.03, 1.0, 1.3, h02=0.8), 100)
+           for i in range(20)]
+    one = [_station(rng, i, synthetic.Truth(f"o{i}", 1, 5.0, 1.8, 0.0, 0.03), 100) for i in range(20)]
+    checks = [own_offsets_check(st, Candidate("seg2"), STRUCTURE) for st in two]
+    assert all(c["gain"] > 1.5 * c["se"] for c in checks)
+    assert np.median([abs(c["offsets_m"][0] - 0.8) for c in checks]) < 0.1
+    assert all(abs(c["h0_m"]) < 0.25 and 0.9 < c["breakpoints_m"][0] < 1.1 for c in checks)  # h0: 0.25-0.6 m below the data
+    flagged = sum(c["gain"] > 1.5 * c["se"] for c in (own_offsets_check(st, Candidate("seg2"), STRUCTURE) for st in one))
+    assert flagged <= 3
+    # a candidate without a breakpoint, or one the profile cannot express, has no check
+    assert own_offsets_check(one[0], Candidate("seg1"), STRUCTURE) is None
+    assert own_offsets_check(one[0], Candidate("gplm"), STRUCTURE) is None
+    # two breakpoints: each upper control gets its own offset
+    three = own_offsets_check(two[0], Candidate("seg3"), STRUCTURE)
+    assert len(three["offsets_m"]) == len(three["breakpoints_m"]) == 2

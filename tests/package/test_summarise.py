@@ -189,3 +189,46 @@ def test_the_summary_reads_the_fits_convergence_and_it_is_what_the_draws_give(tm
         del back.attrs[CONVERGENCE_ATTR]
         assert diagnostics(back, THRESHOLDS) == stored
         assert stored["passed"] == (shift == 0.0)
+
+
+def fake_seg2(st, offsets: bool, rng):
+    """A one-breakpoint fit of ``st`` as the sampler gives it (its figures do not matter to the check)."""
+    from ratingflow.candidates import Structure
+
+    seg2 = Candidate("seg2")
+    structure = Structure(2, transition=0.05, segment_offsets=offsets)
+    shape = (4, 100)
+    post = {"gap": np.full(shape, 0.3, np.float32), "b": np.full(shape + (2,), 2.0, np.float32),
+            "log_q_ref": np.zeros(shape, np.float32), "sigma": np.full(shape, 0.05, np.float32),
+            "break_u": np.zeros(shape + (1,), np.float32), "breakpoint_rel": np.full(shape + (1,), 0.5, np.float32),
+            "log_a": np.zeros(shape + (2,), np.float32)}
+    if offsets:
+        post.update(offset_rel=np.zeros(shape + (2,), np.float32), offset_log_depth=np.zeros(shape + (1,), np.float32),
+                    offset_shift=np.zeros(shape + (1,), np.float32), b_control=post["b"])
+    stats = {"diverging": np.zeros(shape, bool), "energy": rng.standard_normal(shape), "lp": np.zeros(shape)}
+    res = FitResult(st, seg2, st.context(seg2, structure), post, stats, np.zeros(shape + (st.n,)))
+    return inference_data(res, az.from_dict(prior={"b": np.ones((1, 10))}), {"seed": 1})
+
+
+def test_a_one_h0_segmented_fit_whose_controls_suit_their_own_zero_flow_is_flagged():
+    """The summary runs the BaRatin form's profile check on a timeless segmented fit with one h0 (the station's
+    gaugings from the fit file give the check's figures) and flags it; a power law or a fit that already has own
+    offsets is not checked."""
+    from ratingflow import synthetic
+    from ratingflow.candidates import Structure
+    from ratingflow.screen import own_offsets_check
+    from ratingflow.summarise import own_offsets, plausibility
+
+    rng = np.random.default_rng(20261205)
+    truth = synthetic.two_controls("t", 5.0, 2.6, 0.0, 0.03, 1.0, 1.3, h02=0.8)
+    st = synthetic.station_data(truth, synthetic.gaugings(rng, truth, 100))
+    idata = fake_seg2(st, False, rng)
+    check = own_offsets(idata)
+    direct = own_offsets_check(st, Candidate("seg2"), Structure(2, transition=0.05))
+    for key in ("gain", "se", "h0_m", "offsets_m", "breakpoints_m"):
+        assert np.allclose(check[key], direct[key], rtol=1e-9)
+    assert check["gain"] > 1.5 * check["se"]
+    _, flags = plausibility(idata, np.arange(st.n) + 2)
+    assert any(f.startswith("one h0 for every control does not suit these gaugings") for f in flags)
+    assert own_offsets(fake_seg2(st, True, rng)) is None
+    assert own_offsets(fake_idata(rng, 12.0, 1.7, 100.2, 0.05, spread=1.0)) is None

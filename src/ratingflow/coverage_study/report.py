@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .study import bias_summary, heldout_summary, paired_lpd, side_by_side, simulation_summary
+from .study import bias_summary, heldout_summary, own_offsets_summary, paired_lpd, side_by_side, simulation_summary
 
 PEER = "ratingcurve 1.1.0"
 OURS_ON_PEER = "ratingflow (gaugings ratingcurve fitted)"
@@ -123,6 +123,23 @@ def _simulation_section(rows: pd.DataFrame, sim: pd.DataFrame, settings: dict) -
         "Bias of the median curve, ln(median / truth) averaged over stations:",
         "",
         _table(bias_summary(rows), 2),
+        "",
+        *_own_offsets_section(rows),
+    ]
+
+
+def _own_offsets_section(rows: pd.DataFrame) -> list[str]:
+    """Which one-h0 segmented fits the summary flags, and how their bands cover the truth."""
+    from ..plausibility import OWN_OFFSETS_Z
+
+    if "own_offsets_z" not in rows or rows["own_offsets_z"].isna().all():
+        return []
+    return [
+        "Stations whose chosen model shares one h0 across its segments, by the summary's own-offsets check "
+        f"(`ratingflow.screen.own_offsets_check`; flagged: the BaRatin form's profile leave-one-out gain over one h0 "
+        f"exceeds {OWN_OFFSETS_Z:g} SE). Points of one station share its posterior, so the intervals are too narrow:",
+        "",
+        _table(own_offsets_summary(rows, OWN_OFFSETS_Z)),
         "",
     ]
 

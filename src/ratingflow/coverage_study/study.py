@@ -109,7 +109,51 @@ def simulate(n: int, seed: int, fitter: Fitter, log=print) -> pd.DataFrame:
             a, b = hpdi(log_gauging[:, j], 0.9)
             row["fresh90"] = bool(a <= np.log(fresh[j]) <= b)
             rows.append(row)
-    return pd.DataFrame(rows)
+    return own_offsets_column(pd.DataFrame(rows), stations, fitter.models)
+
+
+def own_offsets_column(rows: pd.DataFrame, stations: list[StationData], models: ModelSettings) -> pd.DataFrame:
+    """``rows`` with ``own_offsets_z``: the summary's own-offsets check of each station whose chosen model is a
+    segmented power law fitted with one h0 (:func:`ratingflow.screen.own_offsets_check`: the BaRatin form's profile
+    leave-one-out gain in SE; flagged above :data:`ratingflow.plausibility.OWN_OFFSETS_Z`); NaN for the others."""
+    from ..candidates import Candidate
+    from ..screen import own_offsets_check
+
+    chosen = rows.groupby("station")["model"].first()
+    structure = models.structure(models.candidate_list())
+    z = {}
+    for st in stations:
+        if st.station_id not in chosen.index or models.segment_offsets:
+            continue
+        check = own_offsets_check(st, Candidate(chosen[st.station_id]), structure)
+        if check is not None:
+            z[st.station_id] = check["gain"] / max(check["se"], 1e-12)
+    return rows.assign(own_offsets_z=rows["station"].map(z).astype(float))
+
+
+def simulated_stations(n: int, seed: int) -> list[StationData]:
+    """The simulation's stations, as :func:`simulate` draws them."""
+    from .. import synthetic
+
+    return synthetic.simulated(np.random.default_rng(seed), n, "sim")[0]
+
+
+def own_offsets_summary(rows: pd.DataFrame, z: float) -> pd.DataFrame:
+    """Coverage of the true curve at the stations whose chosen fit shares one h0 across segments, flagged by the
+    own-offsets check or not."""
+    checked = rows[rows["own_offsets_z"].notna()]
+    out = []
+    for (controls, model, flagged), part in checked.groupby(["controls", "model", checked["own_offsets_z"] > z]):
+        row = {"true controls": controls, "model": model, "flagged": bool(flagged),
+               "stations": part["station"].nunique(), "points": len(part)}
+        for prob in (0.9, 0.5):
+            column = f"curve{round(prob * 100)}"
+            k = int(part[column].sum())
+            lo, hi = wilson(k, len(part))
+            row.update({f"true curve in {column[5:]} % HPDI": k / len(part), f"ci_low_{column[5:]}": lo,
+                        f"ci_high_{column[5:]}": hi})
+        out.append(row)
+    return pd.DataFrame(out)
 
 
 def simulation_summary(rows: pd.DataFrame) -> pd.DataFrame:
