@@ -29,10 +29,10 @@ docs/screen.md shows on the simulation that choices stay as good as with every c
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
-
-from dataclasses import replace
 
 from .data import StationData
 from .initial import _MIN_SIGMA, grid_fits, profile_fit, profile_grid
@@ -218,4 +218,3 @@ def own_offsets_check(station: StationData, candidate: Candidate, structure: Str
     return {"gain": float(diff.sum()), "se": float(np.sqrt(len(diff)) * np.std(diff)),
             "h0_m": float(station.stage_offset - best["gap"]), "offsets_m": offsets,
             "breakpoints_m": [float(b + station.stage_offset) for b in best["breaks"]]}
-
