@@ -26,6 +26,10 @@ breakpoint of each fold adds noise), so the screen does not use it. Rule, in the
   its own offsets.
 
 docs/screen.md shows on the simulation that choices stay as good as with every candidate fitted.
+
+The same profile serves one check after the fit (:func:`own_offsets_check`, run by the summary): does a segmented
+fit with one h0 for every control suit the gaugings, or would each control's own zero-flow stage (the BaRatin form)
+fit them clearly better? Where it would, the one-h0 fit's curve band is too narrow (docs/validation_findings.md).
 """
 from __future__ import annotations
 
