@@ -114,8 +114,9 @@ def simulate(n: int, seed: int, fitter: Fitter, log=print) -> pd.DataFrame:
 
 def own_offsets_column(rows: pd.DataFrame, stations: list[StationData], models: ModelSettings) -> pd.DataFrame:
     """``rows`` with ``own_offsets_z``: the summary's own-offsets check of each station whose chosen model is a
-    segmented power law fitted with one h0 (:func:`ratingflow.screen.own_offsets_check`: the BaRatin form's profile
-    leave-one-out gain in SE; flagged above :data:`ratingflow.plausibility.OWN_OFFSETS_Z`); NaN for the others."""
+    two-segment power law fitted with one h0, as :func:`ratingflow.summarise.own_offsets` checks it
+    (:func:`ratingflow.screen.own_offsets_check`: the BaRatin form's profile leave-one-out gain in SE; flagged above
+    :data:`ratingflow.plausibility.OWN_OFFSETS_Z`); NaN for the others."""
     from ..candidates import Candidate
     from ..screen import own_offsets_check
 
@@ -123,7 +124,7 @@ def own_offsets_column(rows: pd.DataFrame, stations: list[StationData], models: 
     structure = models.structure(models.candidate_list())
     z = {}
     for st in stations:
-        if st.station_id not in chosen.index or models.segment_offsets:
+        if st.station_id not in chosen.index or models.segment_offsets or Candidate(chosen[st.station_id]).n_segments != 2:
             continue
         check = own_offsets_check(st, Candidate(chosen[st.station_id]), structure)
         if check is not None:
