@@ -188,5 +188,6 @@ def cache_lines(work: Path, label: str, since: float = 0.0) -> str:
     return (f"{label}: jax persistent compilation cache {hits} hit(s), {misses} miss(es) (programs compiled); "
             f"job-s making programs: {made}")
 
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -128,28 +128,18 @@ def candidates_to_fit(stations: list[StationData], candidates: list[Candidate], 
 
 # ------------------------------------------------------------------- own offsets: does one h0 suit the controls?
 
-#: shifts ln(d_k / d'_k) of an upper control's depth at its breakpoint tried by :func:`own_offsets_check`
-#: (11 for one breakpoint, 5 each for two)
-OFFSET_SHIFTS = {1: np.linspace(-1.5, 1.0, 11), 2: np.linspace(-1.5, 1.0, 5)}
+#: shifts ln(d_2 / d'_2) of the upper control's depth at the breakpoint, tried by :func:`own_offsets_check`
+OFFSET_SHIFTS = np.linspace(-1.5, 1.0, 11)
 
 
 def _offset_columns(x: np.ndarray, gap: float, breaks: np.ndarray, shifts: np.ndarray) -> np.ndarray:
-    """Columns of the BaRatin form (each upper control with its own offset, sharp changes), linear in
-    (ln a_1, b_1, ..., b_K) given the gap, breakpoints (m, K - 1) and shifts ln(d_k / d'_k) (m, K - 1):
-    shape (m, n, K + 1). The curve of :func:`ratingflow.model.rating_model` with ``transition`` 0."""
-    m, k = breaks.shape
-    offset = np.full(m, -gap)
-    rises = []
-    for j in range(k):
-        below = breaks[:, j] - offset  # depth of the control below at its breakpoint
-        depth = np.maximum(x[None, :] - offset[:, None], 1e-12)
-        rises.append(np.maximum(np.log(depth) - np.log(below)[:, None], 0.0))
-        offset = breaks[:, j] - below * np.exp(shifts[:, j])
-    cols = [np.ones((m, len(x))), np.log(x + gap)[None, :] - (rises[0] if k else 0.0)]
-    for j in range(k):
-        upper = np.log1p(np.expm1(rises[j]) * np.exp(-shifts[:, j])[:, None])
-        cols.append(upper - (rises[j + 1] if j + 1 < k else 0.0))
-    return np.stack(cols, axis=2)
+    """Columns of the two-control BaRatin form (the upper control with its own offset, a sharp change), linear in
+    (ln a_1, b_1, b_2) given the gap, breakpoints (m,) and shifts ln(d_2 / d'_2) (m,): shape (m, n, 3). The curve
+    of :func:`ratingflow.model.rating_model` with ``transition`` 0."""
+    log_depth = np.log(x + gap)
+    rise = np.maximum(log_depth[None, :] - np.log(breaks + gap)[:, None], 0.0)  # ln depth over the breakpoint's
+    upper = np.log1p(np.expm1(rise) * np.exp(-shifts)[:, None])
+    return np.stack([np.ones_like(rise), log_depth[None, :] - rise, upper], axis=2)
 
 
 def _wls(cols: np.ndarray, y: np.ndarray, weights: np.ndarray):
@@ -164,17 +154,15 @@ def _wls(cols: np.ndarray, y: np.ndarray, weights: np.ndarray):
     return coef, y[None, :] - np.matmul(cols, coef[..., None])[..., 0]
 
 
-def own_offsets_pointwise(station: StationData, candidate: Candidate, structure: Structure):
-    """Leave-one-out log density of each gauging under the profile fit of the BaRatin form (each upper control its
-    own zero-flow stage): the grid of (gap, breakpoints), with breakpoints as a BaRatin fit allows them, times a grid
-    of offset shifts, then the exact leave-one-out residual at the best point, as :func:`loo_pointwise` does for one
-    h0. Returns (lpd, {"gap", "breaks", "shifts"}), or None where no grid point has sensible exponents."""
+def own_offsets_pointwise(station: StationData, structure: Structure):
+    """Leave-one-out log density of each gauging under the profile fit of the two-control BaRatin form (the upper
+    control with its own zero-flow stage): the grid of (gap, breakpoint), with breakpoints as a BaRatin fit allows
+    them, times :data:`OFFSET_SHIFTS`, then the exact leave-one-out residual at the best point, as
+    :func:`loo_pointwise` does for one h0. Returns (lpd, {"gap", "break", "shift"}), or None where no grid point has
+    sensible exponents."""
     x, y = station.stage_rel, np.log(station.discharge)
-    k = candidate.n_segments - 1
-    gaps, combos = profile_grid(station, candidate, replace(structure, segment_offsets=True))
-    shift_sets = np.array(np.meshgrid(*[OFFSET_SHIFTS[k]] * k)).reshape(k, -1).T
-    breaks = np.repeat(combos, len(shift_sets), axis=0)
-    shifts = np.tile(shift_sets, (len(combos), 1))
+    gaps, combos = profile_grid(station, Candidate("seg2"), replace(structure, segment_offsets=True))
+    breaks, shifts = np.repeat(combos[:, 0], len(OFFSET_SHIFTS)), np.tile(OFFSET_SHIFTS, len(combos))
     weights = 1.0 / (station.sd_log**2 + _MIN_SIGMA**2)
     best, best_sse = None, np.inf
     for gap in gaps:
@@ -186,15 +174,15 @@ def own_offsets_pointwise(station: StationData, candidate: Candidate, structure:
         sse = np.where(np.all((coef[:, 1:] >= 0.2) & (coef[:, 1:] <= 8), axis=1) & np.isfinite(sse), sse, np.inf)
         i = int(np.argmin(sse))
         if sse[i] < best_sse:
-            best, best_sse = {"gap": float(gap), "breaks": breaks[i], "shifts": shifts[i]}, sse[i]
+            best, best_sse = {"gap": float(gap), "break": float(breaks[i]), "shift": float(shifts[i])}, sse[i]
     if best is None:
         return None
     # the residual SD beyond the gaugings' own, as the one-h0 profile estimates it; then the exact leave-one-out
-    cols = _offset_columns(x, best["gap"], best["breaks"][None], best["shifts"][None])
+    cols = _offset_columns(x, best["gap"], np.array([best["break"]]), np.array([best["shift"]]))
     mean_sq = best_sse / np.sum(weights)
     sigma = max(np.sqrt(max(mean_sq - np.mean(station.sd_log**2), 0.0)), _MIN_SIGMA)
     variance = station.sd_log**2 + sigma**2
-    coef, resid = _wls(cols, y, 1.0 / variance)
+    _, resid = _wls(cols, y, 1.0 / variance)
     cols = cols[0]
     gram_inv = np.linalg.inv(cols.T @ (cols / variance[:, None]) + 1e-9 * np.eye(cols.shape[1]))
     leverage = np.clip(np.sum((cols @ gram_inv) * cols, axis=1) / variance, 0.0, 1.0 - 1e-6)
@@ -202,23 +190,21 @@ def own_offsets_pointwise(station: StationData, candidate: Candidate, structure:
 
 
 def own_offsets_check(station: StationData, candidate: Candidate, structure: Structure) -> dict | None:
-    """Would the gaugings of a segmented station be fitted better with each upper control's own zero-flow stage
-    than with one h0 for all? The profile leave-one-out gain of the BaRatin form over the one-h0 form with as many
-    segments (:func:`own_offsets_pointwise` against :func:`loo_pointwise`) and its SE, the profile's zero-flow
-    stages and breakpoints (m, station datum). Both grids choose with every gauging; the BaRatin form's has one more
-    dimension, so its gain is the more optimistic one. None: not a segmented power law, or no sensible grid point."""
-    if candidate.n_segments < 2 or not screenable(candidate):
+    """Would the gaugings of a two-segment station be fitted better with the upper control's own zero-flow stage
+    than with one h0 for both? The profile leave-one-out gain of the BaRatin form over the one-h0 form
+    (:func:`own_offsets_pointwise` against :func:`loo_pointwise`) and its SE, with the profile's zero-flow stages and
+    breakpoint (m, station datum). Both grids choose with every gauging; the BaRatin form's has one more dimension,
+    so its gain is the more optimistic one. None: not a two-segment power law (with three, the grid would grow with
+    the square of the breakpoints), or no sensible grid point."""
+    if candidate.n_segments != 2 or not screenable(candidate):
         return None
     one_h0 = loo_pointwise(station, candidate, replace(structure, segment_offsets=False))
-    found = own_offsets_pointwise(station, candidate, structure)
+    found = own_offsets_pointwise(station, structure)
     if found is None:
         return None
     lpd, best = found
     diff = lpd - one_h0
-    offsets, offset = [], -best["gap"]
-    for b, shift in zip(best["breaks"], best["shifts"]):
-        offset = b - (b - offset) * np.exp(shift)
-        offsets.append(float(offset + station.stage_offset))
+    offset = best["break"] - (best["break"] + best["gap"]) * np.exp(best["shift"])
     return {"gain": float(diff.sum()), "se": float(np.sqrt(len(diff)) * np.std(diff)),
-            "h0_m": float(station.stage_offset - best["gap"]), "offsets_m": offsets,
-            "breakpoints_m": [float(b + station.stage_offset) for b in best["breaks"]]}
+            "h0_m": float(station.stage_offset - best["gap"]), "offsets_m": [float(offset + station.stage_offset)],
+            "breakpoints_m": [float(best["break"] + station.stage_offset)]}

@@ -202,16 +202,14 @@ def plausibility(idata: az.InferenceData, lines) -> tuple[list[dict], list[str]]
 
 
 def own_offsets(idata: az.InferenceData) -> dict | None:
-    """The BaRatin form's profile check (:func:`ratingflow.screen.own_offsets_check`) of a timeless two-segment fit
-    with one h0 for both; None for any other fit. On the station's gaugings alone (the grids ignore the sheet's
-    ranges, as the check compares two forms, not a fit with its priors). Three segments are not checked: the grid
-    grows with the square of the breakpoints (up to 2 s for a station of 250 gaugings, against 0.04 s with one
-    breakpoint), and the threshold was validated on two-segment fits (docs/validation_findings.md)."""
+    """The BaRatin form's profile check (:func:`ratingflow.screen.own_offsets_check`: two segments only) of a
+    timeless fit with one h0 for every segment; None for any other fit. On the station's gaugings alone (the grids
+    ignore the sheet's ranges, as the check compares two forms, not a fit with its priors)."""
     from .data import StationData
     from .screen import own_offsets_check
 
     candidate, structure, _ = model_of(idata)
-    if candidate.n_segments != 2 or candidate.mode or structure.segment_offsets or "offset_rel" in idata.posterior:
+    if candidate.mode or structure.segment_offsets or "offset_rel" in idata.posterior:
         return None
     const = idata.constant_data
     station = StationData(str(idata.attrs.get("station", "")), const["stage"].values, const["discharge"].values,

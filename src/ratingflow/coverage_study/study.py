@@ -124,7 +124,7 @@ def own_offsets_column(rows: pd.DataFrame, stations: list[StationData], models: 
     structure = models.structure(models.candidate_list())
     z = {}
     for st in stations:
-        if st.station_id not in chosen.index or models.segment_offsets or Candidate(chosen[st.station_id]).n_segments != 2:
+        if st.station_id not in chosen.index or models.segment_offsets:
             continue
         check = own_offsets_check(st, Candidate(chosen[st.station_id]), structure)
         if check is not None:
