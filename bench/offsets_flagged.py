@@ -33,7 +33,7 @@ def main(argv=None) -> None:
     from numpyro.diagnostics import hpdi
 
     from ratingflow.candidates import ModelSettings, Priors
-    from ratingflow.coverage_study.study import STAGE_FRACTIONS, Fitter, simulated_stations
+    from ratingflow.coverage_study.study import STAGE_FRACTIONS, Fitter
     from ratingflow.keys import station_keys
     from ratingflow.plausibility import OWN_OFFSETS_Z
     from ratingflow.posterior import fit_convergence
@@ -44,9 +44,9 @@ def main(argv=None) -> None:
     rows = pd.read_csv(args.points)
     flagged = set(rows.loc[(rows["own_offsets_z"] > OWN_OFFSETS_Z) & (rows["model"] == "seg2"), "station"])
     n = int(rows["station"].nunique())
-    truths = dict(zip((st.station_id for st in simulated_stations(n, seed)), simulated(np.random.default_rng(seed), n,
-                                                                                        "sim")[1]))
-    stations = [st for st in simulated_stations(n, seed) if st.station_id in flagged]
+    every, truth_of = simulated(np.random.default_rng(seed), n, "sim")  # as the study drew them
+    truths = {st.station_id: truth for st, truth in zip(every, truth_of)}
+    stations = [st for st in every if st.station_id in flagged]
     models = ModelSettings.from_config({**config["models"], "candidates": ["seg2"], "segment_offsets": True,
                                         "screen": None})
     fitter = Fitter(models, SamplerSettings.from_config(config["sampler"]), Priors.from_config(config.get("priors")))

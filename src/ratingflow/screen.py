@@ -182,11 +182,11 @@ def own_offsets_pointwise(station: StationData, structure: Structure):
     mean_sq = best_sse / np.sum(weights)
     sigma = max(np.sqrt(max(mean_sq - np.mean(station.sd_log**2), 0.0)), _MIN_SIGMA)
     variance = station.sd_log**2 + sigma**2
-    _, resid = _wls(cols, y, 1.0 / variance)
     cols = cols[0]
     gram_inv = np.linalg.inv(cols.T @ (cols / variance[:, None]) + 1e-9 * np.eye(cols.shape[1]))
+    resid = y - cols @ (gram_inv @ (cols.T @ (y / variance)))
     leverage = np.clip(np.sum((cols @ gram_inv) * cols, axis=1) / variance, 0.0, 1.0 - 1e-6)
-    return _density(resid[0], leverage, variance), best
+    return _density(resid, leverage, variance), best
 
 
 def own_offsets_check(station: StationData, candidate: Candidate, structure: Structure) -> dict | None:

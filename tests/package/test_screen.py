@@ -260,7 +260,7 @@ def test_the_own_offsets_check_finds_a_channel_control_with_its_own_zero_flow_an
     100 gaugings whose channel control (b 1.3) takes over at 1 m from a section control (b 2.6) with its own zero
     flow at 0.8 m (h0 0): every one is flagged (gain > 1.5 SE; z was 3.1-6.5 when written, so a miss needs a wrong
     profile, not noise) and the profile puts the channel's zero flow within 10 cm of the truth at most of them.
-    20 one-control stations: on the coverage study's 355 one-control stations the check would flag 2 (0.6 %); with a
+    20 one-control stations: on the coverage study's 356 one-control stations the check would flag 2 (0.6 %); with a
     rate of 2 %, 4 or more of 20 has probability below 6e-4 (the data are NumPy's, the same on every machine)."""
     rng = np.random.default_rng(20261205)
     two = [_station(rng, i, synthetic.two_controls(f"t{i}", 5.0, 2.6, 0.0, 0.03, 1.0, 1.3, h02=0.8), 100)
