@@ -164,6 +164,9 @@ class ModelSettings:
     #: a candidate after the first gets NUTS only when its profile leave-one-out gain exceeds this many
     #: standard errors (ratingflow.screen); None: every candidate is fitted
     screen: float | None = None
+    #: a chosen two-segment fit with one h0 is fitted in the BaRatin form too when the own-offsets check's gain
+    #: exceeds this many standard errors (ratingflow.choice.offsets_round); None: never
+    own_offsets: float | None = None
 
     @classmethod
     def from_config(cls, cfg: dict | None) -> "ModelSettings":

@@ -97,6 +97,9 @@ def retry_round(retry_for, items: list, choices: list, seed: int, se_factor: flo
         again = fit_and_choose(retry_for, [items[i] for i in members], [Candidate(name)], seed, se_factor)
         for i, second in zip(members, again):
             choice = choose({**choices[i].fits, name: second.fit}, se_factor, choices[i].screened)
+            if "own_offsets" in choices[i].table:  # the own-offsets round's note (one h0 kept) stays
+                choice.table["own_offsets"] = choice.table["model"].map(
+                    choices[i].table.set_index("model")["own_offsets"]).fillna("")
             choice.table["retry"] = np.where(
                 choice.table["model"] == name,
                 f"fitted again ({s.num_warmup} + {s.num_samples} per chain, target {s.target_accept}); the first "
@@ -136,10 +139,12 @@ def _read_station(station_id, clean_csv, periods_csv, extra) -> tuple[StationDat
 def station_key(inputs: list, settings_key: dict, extra: dict, models: ModelSettings, seed: int,
                 offsets_sampler: tuple = ()) -> str:
     """The key of one station's fit (:mod:`ratingflow.reuse`): its input files, the settings, the sheet's hints
-    (``extra``), the seed and :data:`VERSION`; for a station fitted in the BaRatin form (``models.segment_offsets``,
-    or two or more control types) also :data:`OFFSETS_FORM` and the form's own sampler settings
-    (``offsets_sampler``: :attr:`ratingflow.sampler.SamplerSettings.offsets`)."""
-    own_offsets = models.segment_offsets or describes_controls(extra.get("control_types"))
+    (``extra``), the seed and :data:`VERSION`; for a station that may be fitted in the BaRatin form
+    (``models.segment_offsets``, two or more control types, or ``models.own_offsets``: where the check flags it) also
+    :data:`OFFSETS_FORM` and the form's own sampler settings (``offsets_sampler``:
+    :attr:`ratingflow.sampler.SamplerSettings.offsets`)."""
+    own_offsets = (models.segment_offsets or models.own_offsets is not None
+                   or describes_controls(extra.get("control_types")))
     form = {"offsets_form": OFFSETS_FORM, **({"offsets_sampler": dict(offsets_sampler)} if offsets_sampler else {})}
     return reuse.digest(inputs, {**settings_key, "station": extra, **(form if own_offsets else {})}, seed, VERSION)
 
@@ -192,7 +197,8 @@ def run_batch(stations, clean_paths, prior_paths, out_paths, models_paths, seed:
     driver_for = driver_cache(models.structure(candidates), settings, priors)
     progress(f"{len(todo)} stations x {len(candidates)} candidate models: sampling")
     station_data = [item[0] for item in todo]
-    choices = fit_and_choose(driver_for, station_data, candidates, seed, models.se_factor, screen_z=models.screen)
+    choices = fit_and_choose(driver_for, station_data, candidates, seed, models.se_factor, screen_z=models.screen,
+                             own_offsets_z=models.own_offsets if gate else None, gate=gate)
     choices = period_round(driver_for, station_data, choices, seed, models.se_factor)
     if retry:
         again = settings.replaced(**retry)
@@ -205,9 +211,12 @@ def run_batch(stations, clean_paths, prior_paths, out_paths, models_paths, seed:
     for (station, prior, out, models_csv, extras, key), choice in results:
         choice.table.to_csv(models_csv, index=False, float_format="%.6g")
         progress(f"station {station.station_id}: chosen {choice.chosen}\n"
-                 + choice.table.drop(columns=["description", "reason", "retry"], errors="ignore").to_string(index=False))
+                 + choice.table.drop(columns=["description", "reason", "retry", "own_offsets"], errors="ignore")
+                 .to_string(index=False))
         idata = inference_data(choice.fit, prior, {"seed": int(seed), **attrs}, models, **extras)
-        idata.attrs["model_choice"] = choice.table.loc[choice.table["chosen"], "reason"].iloc[0]
+        notes = choice.table["own_offsets"] if "own_offsets" in choice.table else pd.Series(dtype=str)
+        idata.attrs["model_choice"] = "; ".join([choice.table.loc[choice.table["chosen"], "reason"].iloc[0],
+                                                 *notes[notes.astype(bool)]])
         if "retry" in choice.table and choice.table.loc[choice.table["chosen"], "retry"].iloc[0]:
             idata.attrs["retry"] = choice.table.loc[choice.table["chosen"], "retry"].iloc[0]
         save_idata(idata, out)

@@ -105,7 +105,8 @@ def main(argv=None) -> int:
 
     @functools.cache
     def fitter() -> study.Fitter:  # made on first use: a fully reused run fits nothing
-        return study.Fitter(models, SamplerSettings.from_config(sampler), Priors.from_config(cfg.get("priors")))
+        return study.Fitter(models, SamplerSettings.from_config(sampler), Priors.from_config(cfg.get("priors")),
+                            cfg.get("diagnostics"))
 
     seed = int(cfg["seed"])
     data = Path(args.out) / "validation"

@@ -135,9 +135,11 @@ def _own_offsets_section(rows: pd.DataFrame) -> list[str]:
     if "own_offsets_z" not in rows or rows["own_offsets_z"].isna().all():
         return []
     return [
-        "Stations whose chosen model shares one h0 across its segments, by the summary's own-offsets check "
+        "Stations whose chosen two-segment model shares one h0 across its segments, by the own-offsets check "
         f"(`ratingflow.screen.own_offsets_check`; flagged: the BaRatin form's profile leave-one-out gain over one h0 "
-        f"exceeds {OWN_OFFSETS_Z:g} SE). Points of one station share its posterior, so the intervals are too narrow:",
+        f"exceeds {OWN_OFFSETS_Z:g} SE), and those whose flagged one-h0 fit the fit replaced by the BaRatin form "
+        "(`models.own_offsets`: where that fit passed the diagnostics gate). Points of one station share its "
+        "posterior, so the intervals are too narrow:",
         "",
         _table(own_offsets_summary(rows, OWN_OFFSETS_Z)),
         "",

@@ -41,16 +41,18 @@ CHUNK = 40
 class Fitter:
     """Fits stations with every candidate and keeps the one PSIS-LOO chooses, as the pipeline does: each
     candidate in the program the pipeline gives it (a plain power law in its own; the BaRatin form, with its own
-    sampler settings, for a station described by its controls or with ``segment_offsets``)."""
+    sampler settings, for a station described by its controls or with ``segment_offsets``; and where the own-offsets
+    check flags a one-h0 seg2 fit, ``models.own_offsets``, with the diagnostics ``gate``)."""
 
-    def __init__(self, models: ModelSettings, settings: SamplerSettings, priors: Priors):
-        self.models, self.priors = models, priors
+    def __init__(self, models: ModelSettings, settings: SamplerSettings, priors: Priors, gate: dict | None = None):
+        self.models, self.priors, self.gate = models, priors, gate
         self.candidates = models.candidate_list()
         self.driver = driver_cache(models.structure(self.candidates), settings, priors)
 
     def fit(self, stations: list[StationData], seed: int) -> list[tuple[str, object]]:
         """(chosen name, its fit) per station, chosen as in the pipeline (:func:`ratingflow.choice.fit_and_choose`)."""
-        choices = fit_and_choose(self.driver, stations, self.candidates, seed, self.models.se_factor, chunk=CHUNK)
+        choices = fit_and_choose(self.driver, stations, self.candidates, seed, self.models.se_factor, chunk=CHUNK,
+                                 own_offsets_z=self.models.own_offsets if self.gate else None, gate=self.gate)
         return [(c.chosen, c.fit) for c in choices]
 
     def predictive(self, fit, stage: np.ndarray, sd_log: np.ndarray, key):
@@ -100,6 +102,7 @@ def simulate(n: int, seed: int, fitter: Fitter, log=print) -> pd.DataFrame:
         log_curve, log_gauging, _ = fitter.predictive(fit, stage, sd_new, station_keys(seed, st.station_id)["predict"])
         for j, fraction in enumerate(STAGE_FRACTIONS):
             row = {"station": st.station_id, "controls": truth.controls, "n": st.n, "model": chosen,
+                   "own_offsets_form": "offset_rel" in fit.posterior,
                    "fraction": fraction, "stage_m": stage[j], "true_q": true_q[j],
                    "median_q": float(np.exp(np.median(log_curve[:, j]))),
                    "log_bias": float(np.median(log_curve[:, j]) - np.log(true_q[j]))}
@@ -114,17 +117,18 @@ def simulate(n: int, seed: int, fitter: Fitter, log=print) -> pd.DataFrame:
 
 def own_offsets_column(rows: pd.DataFrame, stations: list[StationData], models: ModelSettings) -> pd.DataFrame:
     """``rows`` with ``own_offsets_z``: the summary's own-offsets check of each station whose chosen model is a
-    two-segment power law fitted with one h0, as :func:`ratingflow.summarise.own_offsets` checks it
+    two-segment power law fitted with one h0 (``own_offsets_form`` False), as :func:`ratingflow.summarise.own_offsets` checks it
     (:func:`ratingflow.screen.own_offsets_check`: the BaRatin form's profile leave-one-out gain in SE; flagged above
     :data:`ratingflow.plausibility.OWN_OFFSETS_Z`); NaN for the others."""
     from ..candidates import Candidate
     from ..screen import own_offsets_check
 
     chosen = rows.groupby("station")["model"].first()
+    own = rows.groupby("station")["own_offsets_form"].first() if "own_offsets_form" in rows else {}
     structure = models.structure(models.candidate_list())
     z = {}
     for st in stations:
-        if st.station_id not in chosen.index or models.segment_offsets:
+        if st.station_id not in chosen.index or models.segment_offsets or own.get(st.station_id, False):
             continue
         check = own_offsets_check(st, Candidate(chosen[st.station_id]), structure)
         if check is not None:
@@ -141,11 +145,15 @@ def simulated_stations(n: int, seed: int) -> list[StationData]:
 
 def own_offsets_summary(rows: pd.DataFrame, z: float) -> pd.DataFrame:
     """Coverage of the true curve at the stations whose chosen fit shares one h0 across segments, flagged by the
-    own-offsets check or not."""
-    checked = rows[rows["own_offsets_z"].notna()]
+    own-offsets check or not, and at those whose one-h0 fit the fit's own-offsets round replaced by the BaRatin
+    form (``own_offsets_form``, where the study ran with ``models.own_offsets``)."""
+    own = rows["own_offsets_form"].astype(bool) if "own_offsets_form" in rows else pd.Series(False, rows.index)
+    checked = rows[rows["own_offsets_z"].notna() | own]
+    fit = np.where(own[checked.index], "BaRatin form (flagged, passed the gate)",
+                   np.where(checked["own_offsets_z"] > z, "one h0, flagged", "one h0, not flagged"))
     out = []
-    for (controls, model, flagged), part in checked.groupby(["controls", "model", checked["own_offsets_z"] > z]):
-        row = {"true controls": controls, "model": model, "flagged": bool(flagged),
+    for (controls, model, form), part in checked.groupby(["controls", "model", fit]):
+        row = {"true controls": controls, "model": model, "fit": form,
                "stations": part["station"].nunique(), "points": len(part)}
         for prob in (0.9, 0.5):
             column = f"curve{round(prob * 100)}"

@@ -1,0 +1,110 @@
+"""The own-offsets round of the fit (issue 17): a chosen one-h0 seg2 fit that the own-offsets check flags is fitted
+in the BaRatin form, which takes its place where it passes the diagnostics gate. A fake driver stands in for NUTS,
+so every assertion is about what the round does with the fits it is given (deterministic)."""
+
+import numpy as np
+import pytest
+
+from ratingflow import synthetic
+from ratingflow.candidates import Candidate, structure_for
+from ratingflow.choice import fit_and_choose
+from ratingflow.sampler import FitResult, SamplerSettings
+
+pytestmark = pytest.mark.package
+
+CANDIDATES = [Candidate("seg1"), Candidate("seg2")]
+#: every fit passes it (draws are independent normals) / none does (ESS can't reach 1e9)
+PASS = {"rhat_max": 100.0, "ess_bulk_min": 0, "ess_tail_min": 0, "max_divergences": 0}
+FAIL = {**PASS, "ess_bulk_min": 1e9}
+#: mean log density per gauging: seg2 beats seg1 clearly, and the BaRatin form beats one h0
+LOG_DENSITY = {("seg1", False): -3.0, ("seg2", False): -1.0, ("seg2", True): -0.5}
+
+
+class Driver:
+    """Records its calls; returns independent normal draws and a fixed log density per candidate and form."""
+
+    def __init__(self, structure, calls):
+        self.structure, self.settings, self.calls = structure, SamplerSettings(), calls
+
+    def fit(self, stations, candidates, seed):
+        rng = np.random.default_rng(seed)
+        out = []
+        for st in stations:
+            res = {}
+            for c in candidates:
+                self.calls.append((st.station_id, c.name, self.structure.segment_offsets))
+                s = self.structure.max_segments
+                post = {"gap": rng.lognormal(size=(4, 200)), "log_q_ref": rng.normal(size=(4, 200)),
+                        "sigma": rng.lognormal(size=(4, 200)), "b": rng.lognormal(size=(4, 200, s)),
+                        "log_a": rng.normal(size=(4, 200, s)), "breakpoint_rel": rng.uniform(size=(4, 200, s - 1)),
+                        "break_u": rng.normal(size=(4, 200, s - 1))}
+                if self.structure.segment_offsets:
+                    post["offset_rel"] = rng.normal(size=(4, 200, s))
+                    post["offset_shift"] = post["offset_log_depth"] = rng.normal(size=(4, 200, s - 1))
+                mean = LOG_DENSITY[(c.name, self.structure.segment_offsets)]
+                res[c.name] = FitResult(st, c, {}, post, {"diverging": np.zeros((4, 200), bool)},
+                                        rng.normal(mean, 0.01, (4, 200, st.n)))
+            out.append(res)
+        return out
+
+
+def _stations():
+    """A channel control with its own zero flow (0.8 m) above a section control (h0 0): the check flags it (z 3.1-6.5
+    on 20 such stations, tests/package/test_screen.py); and a one-control station, which the check does not flag."""
+    rng = np.random.default_rng(20261205)
+    two = synthetic.two_controls("two", 5.0, 2.6, 0.0, 0.03, 1.0, 1.3, h02=0.8)
+    one = synthetic.Truth("one", 1, 5.0, 1.8, 0.0, 0.03)
+    return [synthetic.station_data(t, synthetic.gaugings(rng, t, 100)) for t in (two, one)]
+
+
+def _run(gate, own_offsets_z=1.5):
+    calls, drivers = [], {}
+    base = structure_for(CANDIDATES, transition=0.05)
+
+    def driver_for(structure=None):
+        structure = structure or base
+        return drivers.setdefault(structure, Driver(structure, calls))
+
+    return fit_and_choose(driver_for, _stations(), CANDIDATES, seed=1, own_offsets_z=own_offsets_z, gate=gate), calls
+
+
+def test_a_flagged_one_h0_fit_is_replaced_by_the_baratin_form_where_it_passes_the_gate():
+    (two, one), calls = _run(PASS)
+    assert ("two", "seg2", True) in calls and ("one", "seg2", True) not in calls
+    assert two.chosen == "seg2" and "offset_rel" in two.fit.posterior
+    row = two.table.set_index("model").loc["seg2"]
+    assert "BaRatin form" in row["description"]
+    assert row["own_offsets"].startswith("own-offsets check: profile leave-one-out gain")
+    assert "replaced the one-h0 fit" in row["own_offsets"]
+    # the one-control station: seg2 is chosen too (the fake's log density), but the check does not flag it
+    assert one.chosen == "seg2" and "offset_rel" not in one.fit.posterior and "own_offsets" not in one.table
+
+
+def test_the_one_h0_fit_stays_where_the_baratin_form_fails_the_gate():
+    (two, _), calls = _run(FAIL)
+    assert ("two", "seg2", True) in calls
+    assert two.chosen == "seg2" and "offset_rel" not in two.fit.posterior
+    note = two.table.set_index("model").loc["seg2", "own_offsets"]
+    assert "failed the diagnostics gate" in note and "ESS" in note and note.endswith("one h0 kept")
+
+
+def test_no_round_without_a_threshold_and_a_threshold_needs_the_gate():
+    (two, _), calls = _run(PASS, own_offsets_z=None)
+    assert not any(form for _, _, form in calls) and "offset_rel" not in two.fit.posterior
+    with pytest.raises(ValueError, match="gate"):
+        _run(None)
+
+
+def test_the_retry_keeps_the_rounds_note():
+    """A kept one-h0 fit that fails the gate is retried (ratingflow.fit.retry_round); the seg2 row still says what
+    the own-offsets round did."""
+    from ratingflow.fit import retry_round
+
+    (two, one), _ = _run(FAIL)
+    calls = []
+    retry = Driver(structure_for(CANDIDATES, transition=0.05), calls)
+    out = retry_round(lambda structure=None: retry, _stations(), [two, one], 1, 2.0, FAIL)
+    assert ("two", "seg2", False) in calls
+    table = out[0].table.set_index("model")
+    assert table.loc["seg2", "retry"].startswith("fitted again") and table.loc["seg2", "own_offsets"].endswith("one h0 kept")
+    assert table.loc["seg1", "own_offsets"] == ""
