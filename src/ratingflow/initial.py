@@ -233,6 +233,62 @@ def residuals(stage: np.ndarray, discharge: np.ndarray, fit: dict) -> np.ndarray
     return np.where(depth > 0, out, np.inf)
 
 
+#: shifts ln(d_2 / d'_2) of the upper control's depth at the breakpoint, tried by :func:`offsets_profile`
+OFFSET_SHIFTS = np.linspace(-1.5, 1.0, 11)
+
+
+def offset_columns(x: np.ndarray, gap: float, breaks: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+    """Columns of the two-control BaRatin form (the upper control with its own offset, a sharp change), linear in
+    (ln a_1, b_1, b_2) given the gap, breakpoints (m,) and shifts ln(d_2 / d'_2) (m,): shape (m, n, 3). The curve
+    of :func:`ratingflow.model.rating_model` with ``transition`` 0."""
+    log_depth = np.log(x + gap)
+    rise = np.maximum(log_depth[None, :] - np.log(breaks + gap)[:, None], 0.0)  # ln depth over the breakpoint's
+    upper = np.log1p(np.expm1(rise) * np.exp(-shifts)[:, None])
+    return np.stack([np.ones_like(rise), log_depth[None, :] - rise, upper], axis=2)
+
+
+def _wls(cols: np.ndarray, y: np.ndarray, weights: np.ndarray):
+    """Weighted least squares of every design in ``cols`` (m, n, p): coefficients (m, p) and residuals (m, n);
+    None where the normal equations are singular."""
+    wd = cols * weights[None, :, None]
+    gram = np.matmul(cols.transpose(0, 2, 1), wd) + 1e-9 * np.eye(cols.shape[2])
+    try:
+        coef = np.linalg.solve(gram, np.matmul(wd.transpose(0, 2, 1), y[:, None]))[..., 0]
+    except np.linalg.LinAlgError:
+        return None
+    return coef, y[None, :] - np.matmul(cols, coef[..., None])[..., 0]
+
+
+def offsets_profile(station: StationData, structure: Structure) -> dict | None:
+    """Profile least squares of the two-control BaRatin form (the upper control with its own zero-flow stage): the
+    grid of (gap, breakpoint), with breakpoints as a BaRatin fit allows them, times :data:`OFFSET_SHIFTS`. The best
+    point's gap, breakpoint (m, relative), shift ln(d_2 / d'_2), coefficients (ln a_1, b_1, b_2) and residual SD beyond
+    the gaugings' own; None where no grid point has sensible exponents (0.2-8)."""
+    from dataclasses import replace
+
+    x, y = station.stage_rel, np.log(station.discharge)
+    gaps, combos = profile_grid(station, Candidate("seg2"), replace(structure, segment_offsets=True))
+    breaks, shifts = np.repeat(combos[:, 0], len(OFFSET_SHIFTS)), np.tile(OFFSET_SHIFTS, len(combos))
+    weights = 1.0 / (station.sd_log**2 + _MIN_SIGMA**2)
+    best, best_sse = None, np.inf
+    for gap in gaps:
+        fits = _wls(offset_columns(x, gap, breaks, shifts), y, weights)
+        if fits is None:
+            continue
+        coef, resid = fits
+        sse = np.sum(weights * resid**2, axis=1)
+        sse = np.where(np.all((coef[:, 1:] >= 0.2) & (coef[:, 1:] <= 8), axis=1) & np.isfinite(sse), sse, np.inf)
+        i = int(np.argmin(sse))
+        if sse[i] < best_sse:
+            best, best_sse = {"gap": float(gap), "break": float(breaks[i]), "shift": float(shifts[i]),
+                              "coef": coef[i]}, sse[i]
+    if best is None:
+        return None
+    mean_sq = best_sse / np.sum(weights)
+    best["sigma"] = float(max(np.sqrt(max(mean_sq - np.mean(station.sd_log**2), 0.0)), _MIN_SIGMA))
+    return best
+
+
 def _logit(p):
     p = np.clip(p, 0.02, 0.98)
     return np.log(p / (1 - p))
@@ -266,11 +322,39 @@ def init_centre(station: StationData, candidate: Candidate, structure: Structure
 
             breaks = np.asarray(ordered_breakpoints(u.astype(np.float32), lo, hi), np.float64)
             centre["offset_log_depth"] = np.log(np.maximum(breaks + fit["gap"], 1e-6)).astype(np.float32)
+            if candidate.n_segments == 2:
+                centre.update(_offsets_centre(station, structure, lo, hi, centre))
     if structure.gplm_terms:
         centre["exponent_w"] = np.zeros(structure.gplm_terms, np.float32)
     if structure.varying_sigma:
         centre["sigma_slope"] = np.float32(0.0)
     return centre
+
+
+def _offsets_centre(station: StationData, structure: Structure, lo, hi, centre: dict) -> dict:
+    """The start of a two-segment fit in the BaRatin form at its own profile optimum (:func:`offsets_profile`: the
+    upper control's zero-flow stage found, not h0's), where one is found; else nothing changes."""
+    best = offsets_profile(station, structure)
+    if best is None:
+        return {}
+    from .candidates import types_serve
+
+    gap, brk, shift = best["gap"], best["break"], best["shift"]
+    b = np.array(centre["b"], np.float64)
+    b[:2] = np.log(best["coef"][1:])
+    if not types_serve(station.control_types, 2):
+        # the upper exponent is sampled as if it kept the lower control's offset (ratingflow.model.control_exponents)
+        rise = max(max(float(np.ptp(station.stage)), 1e-3) - brk, 1e-3)
+        b[1] += np.log(np.log1p(rise * np.exp(-shift) / (brk + gap)) / np.log1p(rise / (brk + gap)))
+    u = np.array(centre["break_u"], np.float64)
+    u[0] = _logit((brk - lo[0]) / max(hi[0] - lo[0], 1e-9))
+    depth = np.array(centre["offset_log_depth"], np.float64)
+    depth[0] = np.log(brk + gap) + shift
+    ref = offset_columns(np.array([station.stage_ref]), gap, np.array([brk]),
+                         np.array([best["shift"]]))[0, 0]
+    return {"gap": np.float32(np.log(gap)), "b": b.astype(np.float32), "break_u": u.astype(np.float32),
+            "offset_log_depth": depth.astype(np.float32), "log_q_ref": np.float32(ref @ best["coef"]),
+            "sigma_z": np.float32(best["sigma"])}
 
 
 def _period_centre(station: StationData, candidate: Candidate, structure: Structure) -> dict[str, np.ndarray]:

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from .data import StationData
-from .initial import _MIN_SIGMA, grid_fits, profile_fit, profile_grid
+from .initial import grid_fits, offset_columns, offsets_profile, profile_fit, profile_grid
 from .candidates import Candidate, Structure, describes_controls
 
 
@@ -128,65 +128,22 @@ def candidates_to_fit(stations: list[StationData], candidates: list[Candidate], 
 
 # ------------------------------------------------------------------- own offsets: does one h0 suit the controls?
 
-#: shifts ln(d_2 / d'_2) of the upper control's depth at the breakpoint, tried by :func:`own_offsets_check`
-OFFSET_SHIFTS = np.linspace(-1.5, 1.0, 11)
-
-
-def _offset_columns(x: np.ndarray, gap: float, breaks: np.ndarray, shifts: np.ndarray) -> np.ndarray:
-    """Columns of the two-control BaRatin form (the upper control with its own offset, a sharp change), linear in
-    (ln a_1, b_1, b_2) given the gap, breakpoints (m,) and shifts ln(d_2 / d'_2) (m,): shape (m, n, 3). The curve
-    of :func:`ratingflow.model.rating_model` with ``transition`` 0."""
-    log_depth = np.log(x + gap)
-    rise = np.maximum(log_depth[None, :] - np.log(breaks + gap)[:, None], 0.0)  # ln depth over the breakpoint's
-    upper = np.log1p(np.expm1(rise) * np.exp(-shifts)[:, None])
-    return np.stack([np.ones_like(rise), log_depth[None, :] - rise, upper], axis=2)
-
-
-def _wls(cols: np.ndarray, y: np.ndarray, weights: np.ndarray):
-    """Weighted least squares of every design in ``cols`` (m, n, p): coefficients (m, p) and residuals (m, n);
-    None where the normal equations are singular."""
-    wd = cols * weights[None, :, None]
-    gram = np.matmul(cols.transpose(0, 2, 1), wd) + 1e-9 * np.eye(cols.shape[2])
-    try:
-        coef = np.linalg.solve(gram, np.matmul(wd.transpose(0, 2, 1), y[:, None]))[..., 0]
-    except np.linalg.LinAlgError:
-        return None
-    return coef, y[None, :] - np.matmul(cols, coef[..., None])[..., 0]
-
-
 def own_offsets_pointwise(station: StationData, structure: Structure):
     """Leave-one-out log density of each gauging under the profile fit of the two-control BaRatin form (the upper
-    control with its own zero-flow stage): the grid of (gap, breakpoint), with breakpoints as a BaRatin fit allows
-    them, times :data:`OFFSET_SHIFTS`, then the exact leave-one-out residual at the best point, as
+    control with its own zero-flow stage; :func:`ratingflow.initial.offsets_profile`), at its best grid point, as
     :func:`loo_pointwise` does for one h0. Returns (lpd, {"gap", "break", "shift"}), or None where no grid point has
     sensible exponents."""
-    x, y = station.stage_rel, np.log(station.discharge)
-    gaps, combos = profile_grid(station, Candidate("seg2"), replace(structure, segment_offsets=True))
-    breaks, shifts = np.repeat(combos[:, 0], len(OFFSET_SHIFTS)), np.tile(OFFSET_SHIFTS, len(combos))
-    weights = 1.0 / (station.sd_log**2 + _MIN_SIGMA**2)
-    best, best_sse = None, np.inf
-    for gap in gaps:
-        fits = _wls(_offset_columns(x, gap, breaks, shifts), y, weights)
-        if fits is None:
-            continue
-        coef, resid = fits
-        sse = np.sum(weights * resid**2, axis=1)
-        sse = np.where(np.all((coef[:, 1:] >= 0.2) & (coef[:, 1:] <= 8), axis=1) & np.isfinite(sse), sse, np.inf)
-        i = int(np.argmin(sse))
-        if sse[i] < best_sse:
-            best, best_sse = {"gap": float(gap), "break": float(breaks[i]), "shift": float(shifts[i])}, sse[i]
+    best = offsets_profile(station, structure)
     if best is None:
         return None
+    x, y = station.stage_rel, np.log(station.discharge)
     # the residual SD beyond the gaugings' own, as the one-h0 profile estimates it; then the exact leave-one-out
-    cols = _offset_columns(x, best["gap"], np.array([best["break"]]), np.array([best["shift"]]))
-    mean_sq = best_sse / np.sum(weights)
-    sigma = max(np.sqrt(max(mean_sq - np.mean(station.sd_log**2), 0.0)), _MIN_SIGMA)
-    variance = station.sd_log**2 + sigma**2
-    cols = cols[0]
+    cols = offset_columns(x, best["gap"], np.array([best["break"]]), np.array([best["shift"]]))[0]
+    variance = station.sd_log**2 + best["sigma"] ** 2
     gram_inv = np.linalg.inv(cols.T @ (cols / variance[:, None]) + 1e-9 * np.eye(cols.shape[1]))
     resid = y - cols @ (gram_inv @ (cols.T @ (y / variance)))
     leverage = np.clip(np.sum((cols @ gram_inv) * cols, axis=1) / variance, 0.0, 1.0 - 1e-6)
-    return _density(resid, leverage, variance), best
+    return _density(resid, leverage, variance), {k: best[k] for k in ("gap", "break", "shift")}
 
 
 def own_offsets_check(station: StationData, candidate: Candidate, structure: Structure) -> dict | None:

@@ -108,3 +108,32 @@ def test_the_retry_keeps_the_rounds_note():
     table = out[0].table.set_index("model")
     assert table.loc["seg2", "retry"].startswith("fitted again") and table.loc["seg2", "own_offsets"].endswith("one h0 kept")
     assert table.loc["seg1", "own_offsets"] == ""
+
+
+@pytest.mark.parametrize("types", [(), ("riffle", "channel")])
+def test_the_baratin_form_starts_at_its_own_profile_optimum(types):
+    """A two-segment fit in the BaRatin form starts where the BaRatin profile fits best (the upper control's own
+    zero-flow stage, not h0's): with a sharp change, the model's curve at the start is the profile's curve, and each
+    control's exponent is the profile's, whether its exponent is sampled as the control's own (a typed control) or as
+    if it kept the lower control's offset (deterministic algebra)."""
+    from dataclasses import replace
+
+    import jax.numpy as jnp
+    from numpyro import handlers
+
+    from ratingflow.initial import init_centre, offset_columns, offsets_profile
+    from ratingflow.model import rating_model
+
+    st = replace(_stations()[0], control_types=types)
+    structure = structure_for([Candidate("seg3")], segment_offsets=True)  # transition 0: a sharp change
+    centre = init_centre(st, Candidate("seg2"), structure)
+    best = offsets_profile(st, structure)
+    assert best["shift"] < -0.5  # the channel's zero flow lies well above h0
+    values = {**{k: centre[k] for k in ("break_u", "offset_log_depth", "log_q_ref", "sigma_z")},
+              "gap": np.exp(centre["gap"]), "b": np.exp(centre["b"])}
+    context = {k: jnp.asarray(v) for k, v in st.context(Candidate("seg2"), structure).items()}
+    trace = handlers.trace(handlers.seed(handlers.substitute(rating_model, data=values), 0)).get_trace(
+        jnp.asarray(st.stage_rel, jnp.float32), jnp.asarray(st.sd_log, jnp.float32), context, structure=structure)
+    profile = offset_columns(st.stage_rel, best["gap"], np.array([best["break"]]), np.array([best["shift"]]))[0]
+    np.testing.assert_allclose(trace["log_curve"]["value"], profile @ best["coef"], atol=2e-4)
+    np.testing.assert_allclose(trace["b_control"]["value"][:2], best["coef"][1:], rtol=1e-4)
