@@ -9,12 +9,13 @@ puts them in the main mode.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from itertools import combinations
 
 import numpy as np
 
 from .data import StationData
-from .candidates import Candidate, Structure
+from .candidates import Candidate, Structure, types_serve
 
 #: grid sizes: gaps (geometric) and breakpoint positions per breakpoint
 N_GAPS = 24
@@ -264,8 +265,6 @@ def offsets_profile(station: StationData, structure: Structure) -> dict | None:
     grid of (gap, breakpoint), with breakpoints as a BaRatin fit allows them, times :data:`OFFSET_SHIFTS`. The best
     point's gap, breakpoint (m, relative), shift ln(d_2 / d'_2), coefficients (ln a_1, b_1, b_2) and residual SD beyond
     the gaugings' own; None where no grid point has sensible exponents (0.2-8)."""
-    from dataclasses import replace
-
     x, y = station.stage_rel, np.log(station.discharge)
     gaps, combos = profile_grid(station, Candidate("seg2"), replace(structure, segment_offsets=True))
     breaks, shifts = np.repeat(combos[:, 0], len(OFFSET_SHIFTS)), np.tile(OFFSET_SHIFTS, len(combos))
@@ -337,8 +336,6 @@ def _offsets_centre(station: StationData, structure: Structure, lo, hi, centre: 
     best = offsets_profile(station, structure)
     if best is None:
         return {}
-    from .candidates import types_serve
-
     gap, brk, shift = best["gap"], best["break"], best["shift"]
     b = np.array(centre["b"], np.float64)
     b[:2] = np.log(best["coef"][1:])
@@ -350,8 +347,7 @@ def _offsets_centre(station: StationData, structure: Structure, lo, hi, centre: 
     u[0] = _logit((brk - lo[0]) / max(hi[0] - lo[0], 1e-9))
     depth = np.array(centre["offset_log_depth"], np.float64)
     depth[0] = np.log(brk + gap) + shift
-    ref = offset_columns(np.array([station.stage_ref]), gap, np.array([brk]),
-                         np.array([best["shift"]]))[0, 0]
+    ref = offset_columns(np.array([station.stage_ref]), gap, np.array([brk]), np.array([shift]))[0, 0]
     return {"gap": np.float32(np.log(gap)), "b": b.astype(np.float32), "break_u": u.astype(np.float32),
             "offset_log_depth": depth.astype(np.float32), "log_q_ref": np.float32(ref @ best["coef"]),
             "sigma_z": np.float32(best["sigma"])}
