@@ -49,8 +49,10 @@ class Driver:
 
 
 def _stations():
-    """A channel control with its own zero flow (0.8 m) above a section control (h0 0): the check flags it (z 3.1-6.5
-    on 20 such stations, tests/package/test_screen.py); and a one-control station, which the check does not flag."""
+    """A channel control with its own zero flow (0.8 m) above a section control (h0 0): the check flags it (z 5.9
+    against 1.5 when written; 3.1-6.5 on 20 such stations, tests/package/test_screen.py); and a one-control station,
+    which the check does not flag (z 0.1). The gaugings are NumPy's, the same on every machine, and the margins are
+    far beyond the order of floating-point sums."""
     rng = np.random.default_rng(20261205)
     two = synthetic.two_controls("two", 5.0, 2.6, 0.0, 0.03, 1.0, 1.3, h02=0.8)
     one = synthetic.Truth("one", 1, 5.0, 1.8, 0.0, 0.03)
