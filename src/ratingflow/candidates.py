@@ -167,6 +167,9 @@ class ModelSettings:
     #: a chosen two-segment fit with one h0 is fitted in the BaRatin form too when the own-offsets check's gain
     #: exceeds this many standard errors (ratingflow.choice.offsets_round); None: never
     own_offsets: float | None = None
+    #: the rating table and the discharge series draw from the stacking mixture of the fitted candidates
+    #: (ratingflow.mixture); False: from the chosen one alone
+    stacking: bool = False
 
     @classmethod
     def from_config(cls, cfg: dict | None) -> "ModelSettings":

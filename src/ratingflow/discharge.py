@@ -27,10 +27,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import reuse
+from . import mixture, reuse
 from . import status as station_status
 from .dates import period_index
-from .io import load_idata, save_json
+from .io import load_groups, load_idata, save_json
 from .intervals import prob_label
 from .keys import discharge_key
 from .candidates import Priors
@@ -49,7 +49,7 @@ DEFAULTS = {"draws": 1000, "max_depth_factor": 1.5, "max_gap_hours": 24.0, "min_
 #: a station is flagged when more than this share of its valid steps is beyond the limit
 BEYOND_SHARE = 0.01
 #: the code of the series: a change here recomputes every station's series
-VERSION = "1"
+VERSION = "2"
 
 
 def thinned(posterior, draws: int) -> dict[str, np.ndarray]:
@@ -168,8 +168,10 @@ def unit_hint(stage: np.ndarray, lo: float, hi: float) -> str:
     return f"; the record's median stage {med:g} m lies far from the gauged range {lo:g}-{hi:g} m (datum?)"
 
 
-def compute(spec: StationSpec, stage_path, idata, settings: dict, seed: int, priors: Priors = Priors()) -> dict:
-    """The discharge series of one station (see the module docstring); returns the pieces :func:`write` writes."""
+def compute(spec: StationSpec, stage_path, idata, settings: dict, seed: int, priors: Priors = Priors(),
+            stored_groups: dict | None = None) -> dict:
+    """The discharge series of one station (see the module docstring); returns the pieces :func:`write` writes.
+    ``stored_groups``: the fit file's mixture groups (:func:`ratingflow.io.load_groups`), where it lists a mixture."""
     # JAX, NumPyro and ArviZ (2 s to import) only here: a job whose stations have no stage record never needs them
     from .hydrograph import discharge_series, windows
     from .posterior import model_of, period_views
@@ -197,6 +199,10 @@ def compute(spec: StationSpec, stage_path, idata, settings: dict, seed: int, pri
         offsets.append(float(view.constant_data["stage_offset"]))
     n_draws = min(len(d["gap"]) for d in draws)
     draws = [{k: v[:n_draws] for k, v in d.items()} for d in draws]
+    components = None
+    if len(views) == 1 and len(mixture.listed(idata.attrs)) > 1:  # a timeless fit's stacking mixture
+        components = mixture.components(idata, stored_groups, int(settings["draws"]))
+    listed = [{"model": c.name, "weight": c.weight} for c in components or []]
     stage_rel = np.where(valid, stage - np.asarray(offsets)[part], 0.0)
     use_error = bool(settings["stage_error"])
     zeros = np.zeros(len(time))
@@ -205,7 +211,8 @@ def compute(spec: StationSpec, stage_path, idata, settings: dict, seed: int, pri
         discharge_key(seed, spec.station_id), draws, stage_rel,
         record["nonsys_sd_m"].to_numpy() if use_error else zeros,
         record["sys_index"].to_numpy() if use_error else np.full(len(time), -1),
-        record["sys_sd_m"].to_numpy() if use_error else zeros, valid, win, contexts, structure, priors, probs, part)
+        record["sys_sd_m"].to_numpy() if use_error else zeros, valid, win, contexts, structure, priors, probs, part,
+        components)
     table = pd.DataFrame({"time": pd.DatetimeIndex(time).strftime("%Y-%m-%dT%H:%M:%SZ"), "line": record["line"],
                           "stage_m": stage, "period": part + 1, "discharge_median_m3s": series.median})
     for prob in probs:
@@ -238,8 +245,11 @@ def compute(spec: StationSpec, stage_path, idata, settings: dict, seed: int, pri
         **info, "steps": len(time), "steps_computed": int(valid.sum()), "flag_counts": counts,
         "first": table["time"].iloc[0] if len(table) else "", "last": table["time"].iloc[-1] if len(table) else "",
         "gaps": len(gap_table), "gap_hours": float(gap_table["hours"].sum()) if len(gap_table) else 0.0,
-        "warnings": warnings, "draws": n_draws, "periods": limits.to_dict("records"),
-        "bands": "posterior draws (whole curves) + residual (structural) error"
+        "warnings": warnings, "draws": len(series.daily_volume), "periods": limits.to_dict("records"),
+        "mixture": mixture.describe(listed) if components else "",
+        "bands": "posterior draws (whole curves"
+                 + (f"; the candidates mixed by their stacking weights, {mixture.describe(listed)}" if components else "")
+                 + ") + residual (structural) error"
                  + (f" + stage error ({info['stage_error']})" if use_error and info["stage_error"] != "none" else ""),
     }
     return {"table": table, "flags": flags, "aggregates": agg, "gaps": gap_table, "rejected": rejected,
@@ -331,7 +341,9 @@ def run(spec: StationSpec, raw_dir, fit_nc, clean_csv, folder, settings: dict, s
             rejected.to_csv(paths["rejected"], index=False)
             progress(f"station {station}: no discharge series, the station was not fitted ({reason})")
             return {}
-        result = compute(spec, stage_path, idata, settings, seed, priors)
+        mixed = len(mixture.listed(idata.attrs)) > 1
+        result = compute(spec, stage_path, idata, settings, seed, priors,
+                         load_groups(fit_nc, mixture.PREFIX) if mixed else None)
     except CleaningError as err:
         save_json({**base, "status": "error", "message": str(err), "inputs_digest": digest}, status_path)
         progress(f"station {station}: no discharge series: {err}")

@@ -159,6 +159,8 @@ def plot_rating(idata, table: pd.DataFrame, png_path, title: str = "") -> None:
     labels = sorted({c.split("_")[1][4:] for c in table.columns if c.startswith("curve_hpdi")}, key=int)
     breaks = breakpoint_medians(idata.posterior)
     title = f"{title or station.station_id} — {idata.attrs.get('model_description', '')}"
+    if table.attrs.get("mixture_weights"):
+        title += f" (bands: {table.attrs['mixture_weights']} by stacking weight)"
     plot_fit(station, table, h0, residuals, labels[0], png_path, title, breaks)
 
 

@@ -12,7 +12,7 @@ from dataclasses import asdict, replace
 import numpy as np
 import pandas as pd
 
-from . import reuse, status
+from . import mixture, reuse, status
 from .choice import fit_and_choose
 from .data import StationData, bucket_size
 from .io import load_idata, save_idata
@@ -219,5 +219,11 @@ def run_batch(stations, clean_paths, prior_paths, out_paths, models_paths, seed:
                                                  *notes[notes.astype(bool)]])
         if "retry" in choice.table and choice.table.loc[choice.table["chosen"], "retry"].iloc[0]:
             idata.attrs["retry"] = choice.table.loc[choice.table["chosen"], "retry"].iloc[0]
-        save_idata(idata, out)
+        shares = mixture.weights(choice, gate) if models.stacking else {choice.chosen: 1.0}
+        extra = None
+        if len(shares) > 1:
+            idata.attrs[mixture.ATTR], extra = mixture.groups(choice, shares, models)
+            progress(f"station {station.station_id}: rating table and discharge from the mixture "
+                     + mixture.describe(mixture.listed(idata.attrs)))
+        save_idata(idata, out, extra)
         reuse.record(out, key)

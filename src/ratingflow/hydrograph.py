@@ -27,6 +27,7 @@ from numpyro import handlers
 
 from .intervals import hpdi_of_sorted
 from .candidates import Priors, Structure
+from .mixture import padded as full_set
 from .model import model_sites, rating_model
 
 #: time steps per compiled chunk (fixed: the random draws of a step do not depend on the record's length)
@@ -119,7 +120,8 @@ class Series:
 
 def discharge_series(key, samples: dict, stage_rel: np.ndarray, nonsys_sd: np.ndarray, sys_index: np.ndarray,
                      sys_sd: np.ndarray, compute: np.ndarray, win: Windows, context: dict, structure: Structure,
-                     priors: Priors = Priors(), probs=(0.9, 0.95), parts: np.ndarray | None = None) -> Series:
+                     priors: Priors = Priors(), probs=(0.9, 0.95), parts: np.ndarray | None = None,
+                     mixture: list | None = None) -> Series:
     """Discharge at every step where ``compute`` is true, summarised per step and integrated per day.
 
     Args:
@@ -131,11 +133,21 @@ def discharge_series(key, samples: dict, stage_rel: np.ndarray, nonsys_sd: np.nd
         compute: steps to compute (valid stage within the limit).
         win: integration weights (:func:`windows`) of the same steps.
         parts: rating period (0-based) of each step, when ``samples`` and ``context`` are lists.
+        mixture: a timeless station's stacking mixture (:func:`ratingflow.mixture.components`), in place of
+            ``samples``, ``context`` and ``structure``: each component's draws run the program of a full set
+            (:func:`ratingflow.mixture.padded`) with keys folded from the chunk's by its place, and its rows are
+            laid after the previous component's.
     """
-    samples_list = samples if isinstance(samples, list) else [samples]
-    contexts = context if isinstance(context, list) else [context]
+    if mixture:
+        counts = [len(c.samples["gap"]) for c in mixture]
+        full = sum(counts)
+        samples_list = [[(full_set(c.samples, full), c.context, c.structure) for c in mixture]]
+    else:
+        counts = None
+        samples_list = [[(d, c, structure)] for d, c in zip(samples if isinstance(samples, list) else [samples],
+                                                              context if isinstance(context, list) else [context])]
     part = np.zeros(len(stage_rel), int) if parts is None else parts
-    draws = len(next(iter(samples_list[0].values())))
+    draws = sum(counts) if counts else len(samples_list[0][0][0]["gap"])
     n = len(stage_rel)
     median = np.full(n, np.nan, np.float32)
     bounds = {p: (np.full(n, np.nan, np.float32), np.full(n, np.nan, np.float32)) for p in probs}
@@ -143,7 +155,9 @@ def discharge_series(key, samples: dict, stage_rel: np.ndarray, nonsys_sd: np.nd
     blocks = np.unique(sys_index[sys_index >= 0])
     k_sys, k_steps = jax.random.split(key)
     # systematic errors per draw and block, padded to a power of two (few compiled shapes)
-    sys_z = jax.random.normal(k_sys, (draws, 1 << max(len(blocks) - 1, 0).bit_length()))
+    width = 1 << max(len(blocks) - 1, 0).bit_length()
+    sys_z = [jax.random.normal(k_sys if c == 0 else jax.random.fold_in(k_sys, c), (draws, width))
+             for c in range(len(samples_list[0]))]
     block_pos = np.where(sys_index >= 0, np.searchsorted(blocks, sys_index), 0).astype(np.int32)
     sys_sd = np.where(sys_index >= 0, sys_sd, 0.0)
 
@@ -153,23 +167,26 @@ def discharge_series(key, samples: dict, stage_rel: np.ndarray, nonsys_sd: np.nd
         return jnp.asarray(out)
 
     jobs = []
-    for p, (draw_set, ctx) in enumerate(zip(samples_list, contexts)):
+    for p in range(len(samples_list)):
         steps = np.flatnonzero(compute & (part == p))
         jobs += [(p, steps[lo:lo + CHUNK]) for lo in range(0, len(steps), CHUNK)]
-    device = [({k: jnp.asarray(v, jnp.float32) for k, v in d.items()}, {k: jnp.asarray(v) for k, v in c.items()})
-              for d, c in zip(samples_list, contexts)]
+    device = [[({k: jnp.asarray(v, jnp.float32) for k, v in d.items()}, {k: jnp.asarray(v) for k, v in c.items()}, st)
+               for d, c, st in components] for components in samples_list]
 
     def dispatch(number):
         p, idx = jobs[number]
-        return _chunk(jax.random.fold_in(k_steps, number), device[p][0], padded(stage_rel, idx), padded(nonsys_sd, idx),
-                      sys_z, padded(block_pos, idx, np.int32), padded(sys_sd, idx), device[p][1], structure, priors)
+        chunk_key = jax.random.fold_in(k_steps, number)
+        return [_chunk(chunk_key if c == 0 else jax.random.fold_in(chunk_key, c), d, padded(stage_rel, idx),
+                       padded(nonsys_sd, idx), sys_z[c], padded(block_pos, idx, np.int32), padded(sys_sd, idx), ctx, st,
+                       priors) for c, (d, ctx, st) in enumerate(device[p])]
 
     pending = dispatch(0) if jobs else None
     for number, (_, idx) in enumerate(jobs):
         result = pending
         # the next chunk runs (XLA's threads) while this one is summarised (NumPy, this thread)
         pending = dispatch(number + 1) if number + 1 < len(jobs) else None
-        q = np.asarray(result)[:, :len(idx)]
+        q = (np.concatenate([np.asarray(r)[:n, :len(idx)] for r, n in zip(result, counts)]) if counts
+             else np.asarray(result[0])[:, :len(idx)])
         rows = np.ascontiguousarray(q.T)
         rows.sort(axis=1)
         median[idx] = 0.5 * (rows[:, (draws - 1) // 2] + rows[:, draws // 2])

@@ -11,7 +11,8 @@ def load_idata(path, groups=None):
     """The InferenceData of a netCDF file, as ``az.from_netcdf`` reads it (every group loaded, the root's
     attributes), with the file opened once for all groups: ``from_netcdf`` opens it again for each group,
     which took twice as long (0.066 against 0.030 s for a fit of 4 x 1000 draws). ``groups``: only those
-    (the others are not read)."""
+    (the others are not read). A fit file's mixture groups (``mixture_*``, not ArviZ groups) are left to
+    :func:`load_groups`."""
     import arviz as az
     import netCDF4
     import xarray as xr
@@ -22,9 +23,24 @@ def load_idata(path, groups=None):
         return data
 
     with netCDF4.Dataset(path, mode="r") as nc:
-        loaded = {name: read(group) for name, group in nc.groups.items() if groups is None or name in groups}
+        loaded = {name: read(group) for name, group in nc.groups.items()
+                  if (groups is None and not name.startswith("mixture_")) or (groups is not None and name in groups)}
         attrs = read(nc).attrs
     return az.InferenceData(attrs=attrs, **loaded)
+
+
+def load_groups(path, prefix: str) -> dict:
+    """The groups of a netCDF file whose names start with ``prefix``, as xarray Datasets (loaded)."""
+    import netCDF4
+    import xarray as xr
+
+    out = {}
+    with netCDF4.Dataset(path, mode="r") as nc:
+        for name, group in nc.groups.items():
+            if name.startswith(prefix):
+                out[name] = xr.open_dataset(xr.backends.NetCDF4DataStore(group)).load()
+                out[name].set_close(None)
+    return out
 
 
 def root_attrs(path) -> dict:
@@ -35,13 +51,14 @@ def root_attrs(path) -> dict:
         return {name: nc.getncattr(name) for name in nc.ncattrs()}
 
 
-def save_idata(idata, path) -> None:
+def save_idata(idata, path, extra: dict | None = None) -> None:
     """Write InferenceData as ``idata.to_netcdf`` lays it out (the root's attributes, one netCDF group per
     ArviZ group; ``az.from_netcdf`` and :func:`load_idata` read it), with the file opened once and without
     zlib: ``to_netcdf`` reopens the file for every group and compresses every variable, which took 0.22-0.30 s
     for a fit of 4 x 1000 draws against 0.06-0.07 s here; the file is about 1.5 times larger (a fit of 192
-    gaugings: 3.3 -> 4.9 MB), and reads faster. A variable read from a compressed file keeps its encoding."""
-    save_groups({group: idata[group] for group in idata.groups()}, path, idata.attrs)
+    gaugings: 3.3 -> 4.9 MB), and reads faster. A variable read from a compressed file keeps its encoding.
+    ``extra``: more groups (xarray Datasets) by name, e.g. a fit's mixture (:mod:`ratingflow.mixture`)."""
+    save_groups({**{group: idata[group] for group in idata.groups()}, **(extra or {})}, path, idata.attrs)
 
 
 def save_groups(groups: dict, path, attrs: dict | None = None) -> None:

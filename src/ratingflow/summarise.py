@@ -19,12 +19,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import status
+from . import mixture, status
 from .figures import plot_periods, plot_rating
 from .keys import station_keys
 from .history import keep_issued
 from .intervals import median_and_hpdi_of_log, prob_label
-from .io import load_idata, root_attrs, save_json
+from .io import load_groups, load_idata, root_attrs, save_json
 from .candidates import Priors
 from .plausibility import influential_gaugings, own_offsets_flag, sigma_flag
 from .posterior import breakpoint_medians, gate, model_of, parameter_summary, period_views, stored_convergence
@@ -33,14 +33,16 @@ from .runtime import progress
 
 
 #: raised when the summary's outputs change for the same inputs
-VERSION = "2"
+VERSION = "3"
 #: the groups of a fit that the summary reads (not the prior check's draws it carries)
 SUMMARISED_GROUPS = ("posterior", "sample_stats", "log_likelihood", "observed_data", "constant_data")
 
 
 def rating_table(idata: az.InferenceData, seed: int, step: float, below: float, above: float,
-                 probs=(0.9, 0.95), priors: Priors = Priors()) -> pd.DataFrame:
-    """The station's rating table (SI units); see the module docstring."""
+                 probs=(0.9, 0.95), priors: Priors = Priors(), components=None) -> pd.DataFrame:
+    """The station's rating table (SI units); see the module docstring. ``components``
+    (:func:`ratingflow.mixture.components`): the median and bands are those of the candidates' stacking mixture;
+    None: of the fit's own draws."""
     const = idata.constant_data
     station = idata.attrs.get("station") or idata.posterior.attrs["station"]
     stage = const["stage"].values
@@ -48,10 +50,9 @@ def rating_table(idata: az.InferenceData, seed: int, step: float, below: float, 
     grid = stage_grid(stage.min(), stage.max(), step, below, above)
     candidate, structure, context = model_of(idata)
     typical_sd_log = float(np.median(const["discharge_sd_log"].values))
-    log_curve, log_gauging = predict_log(
-        station_keys(seed, station)["predict"], flat_draws(idata.posterior), grid - offset, context,
-        typical_sd_log, structure, priors,
-    )
+    log_curve, log_gauging = mixed_predictions(station_keys(seed, station)["predict"], components or [
+        mixture.Component(candidate.name, 1.0, structure, context, flat_draws(idata.posterior))],
+        grid - offset, typical_sd_log, priors)
     table = pd.DataFrame({"stage_m": grid})
     for kind, logs in (("curve", log_curve), ("gauging", log_gauging)):
         median, bands = median_and_hpdi_of_log(logs, probs)
@@ -74,7 +75,29 @@ def rating_table(idata: az.InferenceData, seed: int, step: float, below: float, 
     table.attrs.update({"station": station, "typical_gauging_sd_log": typical_sd_log, "model": candidate.name,
                         "model_description": candidate.describe(),
                         "equation": "; ".join(equations(idata)["text"])})
+    if components and len(components) > 1:
+        table.attrs["mixture_weights"] = mixture.describe([{"model": c.name, "weight": c.weight} for c in components])
+        table.attrs["mixture"] = ("median and bands of the candidates mixed by their PSIS-LOO stacking weights: "
+                                  + table.attrs["mixture_weights"] + f"; the equation is the chosen model's ({candidate.name})")
     return table
+
+
+def mixed_predictions(key, components: list, stage_rel: np.ndarray, sd_log: float, priors: Priors):
+    """ln of the curve and of a new gauging at ``stage_rel`` for the draws of every component, one after the other
+    (:func:`ratingflow.predict.predict_log`). A mixture's components each run the program of a full set of draws
+    (:func:`ratingflow.mixture.padded`) with their own key (the station's, folded with the component's place)."""
+    import jax
+
+    total = sum(len(c.samples["gap"]) for c in components)
+    curves, gaugings = [], []
+    for k, c in enumerate(components):
+        n = len(c.samples["gap"])
+        samples = c.samples if len(components) == 1 else mixture.padded(c.samples, total)
+        curve, gauging = predict_log(key if k == 0 else jax.random.fold_in(key, k), samples, stage_rel, c.context,
+                                     sd_log, c.structure, priors)
+        curves.append(curve[:n])
+        gaugings.append(gauging[:n])
+    return np.concatenate(curves), np.concatenate(gaugings)
 
 
 def equations(idata: az.InferenceData) -> dict:
@@ -232,9 +255,11 @@ def run(fit_nc, table_csv, table_nc, diagnostics_json, png_path, seed: int, tabl
                    "failures": [reason]}, diagnostics_json)
         return
     views = period_views(idata)
+    mixed = len(views) == 1 and len(mixture.listed(idata.attrs)) > 1
+    components = mixture.components(idata, load_groups(fit_nc, mixture.PREFIX)) if mixed else None
     table = period_tables(
         views, seed, float(table_cfg["stage_step_m"]), float(table_cfg["extend_below"]),
-        float(table_cfg["extend_above"]), tuple(table_cfg["hpdi_probs"]), priors,
+        float(table_cfg["extend_above"]), tuple(table_cfg["hpdi_probs"]), priors, components=components,
     )
     diag = diagnostics(idata, thresholds)
     diag["issued"] = []
@@ -250,7 +275,8 @@ def run(fit_nc, table_csv, table_nc, diagnostics_json, png_path, seed: int, tabl
     diag["influential"], diag["plausibility"] = plausibility(idata, lines)
     diag["model"] = {"name": idata.attrs.get("model"), "description": idata.attrs.get("model_description"),
                      "n_segments": int(idata.posterior.sizes["segment"]),
-                     "choice": idata.attrs.get("model_choice", ""), "equations": equations(views[-1])}
+                     "choice": idata.attrs.get("model_choice", ""), "equations": equations(views[-1]),
+                     "mixture": mixture.listed(idata.attrs) if mixed else [], "bands": table.attrs.get("mixture", "")}
     diag["periods"] = [{"period": p + 1, "valid_from": v.attrs.get("valid_from", ""), "valid_to": v.attrs.get("valid_to", ""),
                         "n_gaugings": int(v.constant_data["stage"].size), "parameters": parameter_summary(v),
                         "equations": equations(v)} for p, v in enumerate(views)]

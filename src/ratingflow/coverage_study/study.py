@@ -48,26 +48,58 @@ class Fitter:
         self.models, self.priors, self.gate = models, priors, gate
         self.candidates = models.candidate_list()
         self.driver = driver_cache(models.structure(self.candidates), settings, priors)
+        #: station -> [(fit, weight)] of its stacking mixture (``models.stacking``; :func:`ratingflow.mixture.weights`)
+        self.mixtures: dict[str, list] = {}
 
     def fit(self, stations: list[StationData], seed: int) -> list[tuple[str, object]]:
-        """(chosen name, its fit) per station, chosen as in the pipeline (:func:`ratingflow.choice.fit_and_choose`)."""
+        """(chosen name, its fit) per station, chosen as in the pipeline (:func:`ratingflow.choice.fit_and_choose`);
+        with ``models.stacking``, each station's mixture is kept for :meth:`predictive`."""
+        from ..mixture import weights
+
         choices = fit_and_choose(self.driver, stations, self.candidates, seed, self.models.se_factor, chunk=CHUNK,
                                  own_offsets_z=self.models.own_offsets if self.gate else None, gate=self.gate)
+        for st, c in zip(stations, choices):
+            shares = weights(c, self.gate) if self.models.stacking else {}
+            if len(shares) > 1:
+                self.mixtures[st.station_id] = [(c.fits[name], w) for name, w in shares.items()]
         return [(c.chosen, c.fit) for c in choices]
 
-    def predictive(self, fit, stage: np.ndarray, sd_log: np.ndarray, key):
+    def predictive(self, fit, stage: np.ndarray, sd_log: np.ndarray, key, mixed: bool = True):
         """Draws of ln Q of the curve and of a new gauging with uncertainty ``sd_log`` at ``stage``
-        (absolute, m), each (draws, len(stage)); and each draw's SD of a gauging's ln Q."""
+        (absolute, m), each (draws, len(stage)); and each draw's SD of a gauging's ln Q. ``mixed``: of the station's
+        stacking mixture where it has one, as the rating table draws them (:mod:`ratingflow.mixture`: each candidate's
+        share of the chosen fit's draw count, spread evenly, its key folded by its place); else of ``fit`` alone."""
+        import jax
+
+        from ..mixture import allocate
+
+        parts = self.mixtures.get(fit.station.station_id) if mixed else None
+        if not parts:
+            return self._predictive(fit, stage, sd_log, key)
+        total = int(np.prod(fit.log_likelihood.shape[:2]))
+        counts = allocate({i: w for i, (_, w) in enumerate(parts)}, total)
+        kept = [(part, counts[i]) for i, (part, _) in enumerate(parts) if counts[i]]
+        out = [[d[:k] for d in self._predictive(part, stage, sd_log, key if i == 0 else jax.random.fold_in(key, i), k,
+                                                total)] for i, (part, k) in enumerate(kept)]
+        return tuple(np.concatenate(x) for x in zip(*out))
+
+    def _predictive(self, fit, stage, sd_log, key, share: int | None = None, total: int | None = None):
+        """:meth:`predictive` of one fit; ``share``: only that many of its draws, spread evenly and repeated up to
+        ``total`` (:func:`ratingflow.mixture.padded`; the caller keeps the first ``share``)."""
+        from ..mixture import padded, spread
+
         post = candidate_posterior(fit)
         samples = {k: v.reshape((-1,) + v.shape[2:]) for k, v in post.items() if k in SAMPLED_SITES}
+        if share is not None:
+            samples = padded({k: v[spread(len(v), share)] for k, v in samples.items()}, total)
         structure = fit_structure(fit, self.models)  # own offsets where the fit had them
         st = fit.station
         curve, gauging = predict(key, samples, np.asarray(stage) - st.stage_offset, candidate_context(fit), sd_log,
                                  structure, self.priors)
         slope = samples["sigma_slope"][:, None] if "sigma_slope" in samples else None
-        spread = residual_sd(samples["sigma"][:, None].astype(np.float64), slope, np.asarray(stage) - st.stage_offset,
-                             fit.context, exp=np.exp)
-        sd = np.sqrt(spread**2 + np.asarray(sd_log) ** 2)
+        resid = residual_sd(samples["sigma"][:, None].astype(np.float64), slope, np.asarray(stage) - st.stage_offset,
+                            fit.context, exp=np.exp)
+        sd = np.sqrt(resid**2 + np.asarray(sd_log) ** 2)
         tiny = np.finfo(float).tiny
         return np.log(np.maximum(curve, tiny)), np.log(np.maximum(gauging, tiny)), sd
 
@@ -99,16 +131,23 @@ def simulate(n: int, seed: int, fitter: Fitter, log=print) -> pd.DataFrame:
         sd_new = np.sqrt(np.log1p(rel_sd**2))
         true_q = truth.discharge(stage)
         fresh = true_q * np.exp(rng.normal(0.0, np.sqrt(truth.sigma**2 + sd_new**2)))
-        log_curve, log_gauging, _ = fitter.predictive(fit, stage, sd_new, station_keys(seed, st.station_id)["predict"])
+        key = station_keys(seed, st.station_id)["predict"]
+        log_curve, log_gauging, _ = fitter.predictive(fit, stage, sd_new, key)
+        alone = fitter.predictive(fit, stage, sd_new, key, mixed=False)[0] if st.station_id in fitter.mixtures else log_curve
+        mix = fitter.mixtures.get(st.station_id, [])
         for j, fraction in enumerate(STAGE_FRACTIONS):
             row = {"station": st.station_id, "controls": truth.controls, "n": st.n, "model": chosen,
                    "own_offsets_form": "offset_rel" in fit.posterior,
+                   "mixture": ", ".join(f"{part.candidate.name} {w:.3f}" for part, w in mix),
                    "fraction": fraction, "stage_m": stage[j], "true_q": true_q[j],
                    "median_q": float(np.exp(np.median(log_curve[:, j]))),
                    "log_bias": float(np.median(log_curve[:, j]) - np.log(true_q[j]))}
             for prob in CURVE_PROBS:
                 a, b = hpdi(log_curve[:, j], prob)
                 row[f"curve{round(prob * 100)}"] = bool(a <= np.log(true_q[j]) <= b)
+            for prob in (0.5, 0.9):  # the chosen model's own band, where the table mixes candidates
+                a, b = hpdi(alone[:, j], prob)
+                row[f"chosen_curve{round(prob * 100)}"] = bool(a <= np.log(true_q[j]) <= b)
             a, b = hpdi(log_gauging[:, j], 0.9)
             row["fresh90"] = bool(a <= np.log(fresh[j]) <= b)
             rows.append(row)
