@@ -71,6 +71,7 @@ def station_row(spec: StationSpec, status_json, prior_json, diagnostics_json, mo
         "model": model["name"],
         "model_choice": model["choice"],
         "equation": "; ".join(model["equations"]["text"]),
+        "table_bands": model.get("bands") or "the chosen model's draws",
         "candidates_elpd": elpd,
         **diag["gauged"],
         **diag["parameters"],

@@ -147,3 +147,27 @@ def test_the_discharge_series_draws_from_the_mixture_too(tmp_path):
     assert s.daily_volume.shape[0] == 1000
     volumes = np.sort(s.daily_volume[:, 0])
     assert volumes[299] < 0.9 * volumes[300] and np.allclose(volumes[300:], volumes[-1], rtol=1e-4)
+
+
+def test_the_coverage_study_reads_its_bands_off_the_same_mixture():
+    """The study's predictive draws (:class:`ratingflow.coverage_study.study.Fitter`) take each candidate's share of the
+    chosen fit's draws as the rating table does: 300 of seg1's curve and 700 of seg2's, and the chosen fit alone
+    without ``mixed``."""
+    import jax
+
+    from ratingflow.candidates import Priors
+    from ratingflow.coverage_study.study import Fitter
+    from ratingflow.sampler import SamplerSettings
+
+    st = _station()
+    fits = {"seg1": _fit(st, "seg1", np.log(10.0)), "seg2": _fit(st, "seg2", np.log(12.0))}
+    fitter = Fitter(ModelSettings(candidates=("seg1", "seg2"), transition=0.0, stacking=True), SamplerSettings(),
+                    Priors())
+    fitter.mixtures[st.station_id] = [(fits["seg1"], 0.3), (fits["seg2"], 0.7)]
+    stage = np.array([101.0, 102.0, 103.0])
+    curve, gauging, sd = fitter.predictive(fits["seg1"], stage, np.full(3, 0.05), jax.random.PRNGKey(0))
+    assert curve.shape == gauging.shape == sd.shape == (1000, 3)
+    low, high = np.log(10.0 * (stage - 100.0) ** 1.8), np.log(12.0 * (stage - 100.0) ** 1.8)
+    assert np.allclose(curve[:300], low, atol=1e-4) and np.allclose(curve[300:], high, atol=1e-4)
+    alone = fitter.predictive(fits["seg1"], stage, np.full(3, 0.05), jax.random.PRNGKey(0), mixed=False)[0]
+    assert alone.shape == (1000, 3) and np.allclose(alone, low, atol=1e-4)

@@ -99,7 +99,7 @@ def test_every_output_exists_and_loads(project):
     assert list(stations.index) == STATIONS + list(BROKEN)
     assert list(stations.loc[STATIONS, "gaugings_used"]) == [22, 27]
     for col in ("b_1_median", "b_1_hpdi90_lower", "h0_median", "rhat_max", "ess_bulk_min", "prior_check_passed", "status",
-                "model", "equation", "candidates_elpd"):
+                "model", "equation", "table_bands", "candidates_elpd"):
         assert stations.loc[STATIONS, col].notna().all(), col
     assert all(e.startswith("Q = ") for e in stations.loc[STATIONS, "equation"])
     for sid in STATIONS:  # the discharge series (issue 15)

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .study import bias_summary, heldout_summary, own_offsets_summary, paired_lpd, side_by_side, simulation_summary
+from .study import (bias_summary, heldout_summary, mixture_summary, own_offsets_summary, paired_lpd, side_by_side,
+                    simulation_summary)
 
 PEER = "ratingcurve 1.1.0"
 OURS_ON_PEER = "ratingflow (gaugings ratingcurve fitted)"
@@ -125,6 +126,22 @@ def _simulation_section(rows: pd.DataFrame, sim: pd.DataFrame, settings: dict) -
         _table(bias_summary(rows), 2),
         "",
         *_own_offsets_section(rows),
+        *_mixture_section(rows),
+    ]
+
+
+def _mixture_section(rows: pd.DataFrame) -> list[str]:
+    """The chosen model's own band against the stacking mixture's (``models.stacking``)."""
+    if "chosen_curve90" not in rows:
+        return []
+    return [
+        "The stacking mixture (`models.stacking`, `ratingflow.mixture`): where more than one candidate passed the "
+        "diagnostics gate with a stacking weight of at least 0.01, the rating table's band is that of the candidates "
+        "mixed by their PSIS-LOO stacking weights; the table above counts those bands. True curve inside the chosen "
+        "model's own band and inside the mixture's:",
+        "",
+        _table(mixture_summary(rows)),
+        "",
     ]
 
 

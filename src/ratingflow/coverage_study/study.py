@@ -204,6 +204,22 @@ def own_offsets_summary(rows: pd.DataFrame, z: float) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def mixture_summary(rows: pd.DataFrame) -> pd.DataFrame:
+    """Coverage of the true curve by the chosen model's own band and by the stacking mixture's (the one the rating
+    table gives, ``models.stacking``), by true controls and model chosen, split by whether the station has a
+    mixture; 95 % Wilson intervals."""
+    rows = rows.assign(mixed=rows["mixture"].fillna("").astype(str) != "")
+    out = []
+    for (controls, model, mixed), part in rows.groupby(["controls", "model", "mixed"]):
+        row = {"true controls": controls, "model": model, "mixture": "yes" if mixed else "no",
+               "stations": part["station"].nunique(), "points": len(part)}
+        for prob in (90, 50):
+            for label, column in (("chosen", f"chosen_curve{prob}"), ("mixture", f"curve{prob}")):
+                row[f"{label} {prob} %"] = part[column].mean()
+        out.append(row)
+    return pd.DataFrame(out)
+
+
 def simulation_summary(rows: pd.DataFrame) -> pd.DataFrame:
     out = []
     groups = [("all stations", rows), ("one control", rows[rows["controls"] == 1]),
