@@ -120,12 +120,11 @@ def test_a_station_without_a_mixture_keeps_its_table():
 
 
 def test_the_discharge_series_draws_from_the_mixture_too(tmp_path):
-    """The same two curves through the discharge series (no stage or structural error): its median is seg2's curve
-    and its 90 % band reaches down to seg1's, with the draws of the settings (1000) split 300 / 700; a daily
-    volume is the draws' mixture too."""
-    import jax
-
-    from ratingflow.hydrograph import discharge_series, windows
+    """The same two curves through the discharge step (no stage error; the structural error is 1e-4): its median is
+    seg2's curve and its 90 % band reaches down to seg1's, with the settings' 1000 draws split 300 / 700; the status
+    says the bands mix the candidates."""
+    from ratingflow.discharge import run
+    from ratingflow.sheet import StationSpec
 
     st = _station()
     fits = {"seg1": _fit(st, "seg1", np.log(10.0)), "seg2": _fit(st, "seg2", np.log(12.0))}
@@ -133,20 +132,25 @@ def test_the_discharge_series_draws_from_the_mixture_too(tmp_path):
     idata = inference_data(fits["seg1"], az.from_dict(prior={"b": np.ones((1, 10))}), {"seed": 1}, models)
     idata.attrs[mixture.ATTR], extra = mixture.groups(_choice(fits, "seg1", {"seg1": 0.3, "seg2": 0.7}),
                                                        {"seg1": 0.3, "seg2": 0.7}, models)
-    save_idata(idata, tmp_path / "mix.nc", extra)
-    parts = mixture.components(load_idata(tmp_path / "mix.nc"), load_groups(tmp_path / "mix.nc", mixture.PREFIX), 1000)
-    h = np.linspace(100.6, 102.9, 96)
-    t = np.datetime64("2021-01-01") + np.arange(96) * np.timedelta64(15, "m")
-    win = windows(t, np.ones(96, bool), 3600)
-    s = discharge_series(jax.random.PRNGKey(0), None, h - st.stage_offset, np.zeros(96), np.full(96, -1),
-                         np.zeros(96), np.ones(96, bool), win, None, None, mixture=parts)
-    low, high = 10.0 * (h - 100.0) ** 1.8, 12.0 * (h - 100.0) ** 1.8
-    np.testing.assert_allclose(s.median, high, rtol=1e-3)
-    np.testing.assert_allclose(s.bounds[0.9][0], low, rtol=1e-3)
-    np.testing.assert_allclose(s.bounds[0.9][1], high, rtol=1e-3)
-    assert s.daily_volume.shape[0] == 1000
-    volumes = np.sort(s.daily_volume[:, 0])
-    assert volumes[299] < 0.9 * volumes[300] and np.allclose(volumes[300:], volumes[-1], rtol=1e-4)
+    save_idata(idata, tmp_path / "fit.nc", extra)
+    h = np.linspace(100.6, 102.9, 48)
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    times = pd.date_range("2021-03-01", periods=len(h), freq="h")
+    (raw / "stage.csv").write_text("time;stage\n" + "".join(f"{t:%Y-%m-%d %H:%M};{x:.4f}\n" for t, x in zip(times, h)))
+    spec = StationSpec("mix", "test", "g.csv", "stage", "m", "q", "m3/s", stage_file="stage.csv",
+                       stage_time_column="time", stage_level_column="stage", delimiter=";")
+    out = tmp_path / "out"
+    out.mkdir()
+    status = run(spec, raw, tmp_path / "fit.nc", None, out, {"draws": 1000, "stage_error": False}, 1)
+    assert status["draws"] == 1000 and status["mixture"] == "seg1 0.30, seg2 0.70"
+    assert "mixed by their stacking weights" in status["bands"]
+    table = pd.read_csv(out / "mix.csv")
+    stage = table["stage_m"].to_numpy()
+    low, high = 10.0 * (stage - 100.0) ** 1.8, 12.0 * (stage - 100.0) ** 1.8
+    np.testing.assert_allclose(table["discharge_median_m3s"], high, rtol=2e-3)
+    np.testing.assert_allclose(table["discharge_hpdi90_lower_m3s"], low, rtol=2e-3)
+    np.testing.assert_allclose(table["discharge_hpdi90_upper_m3s"], high, rtol=2e-3)
 
 
 def test_the_coverage_study_reads_its_bands_off_the_same_mixture():
