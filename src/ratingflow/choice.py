@@ -171,16 +171,26 @@ def fit_and_choose(driver_for, stations: list, candidates: list, seed: int, se_f
     return out
 
 
+#: a kept seg1 whose one-h0 seg2 fit failed the gate with at least this stacking weight gets the BaRatin round too
+UNCONVERGED_WEIGHT = 0.5
+
+
 def offsets_round(driver, stations: list, choices: list[Choice], seed: int, se_factor: float, z: float,
                   gate: dict) -> list[Choice]:
-    """Where the chosen fit is a timeless two-segment power law with one h0 for both controls and the own-offsets
-    check (:func:`ratingflow.screen.own_offsets_check`) finds the BaRatin form's profile leave-one-out gain above
-    ``z`` SE, seg2 is fitted in the BaRatin form (``driver``: its program, with its own sampler settings). The new
-    fit takes the one-h0 fit's place, and the choice is made again, where it passes the diagnostics ``gate``;
-    otherwise the one-h0 fit stays (and the summary flags it). Such a one-h0 fit's curve band is too narrow: on the
-    coverage study's 22 flagged stations it held the true curve 55.5 % of the time at 90 %; the BaRatin fits that
-    passed the gate (18) held it 86.7 % (docs/validation_findings.md). The seg2 row of the table says what was done
-    in ``own_offsets``. A station with rating periods is not checked."""
+    """seg2 fitted in the BaRatin form (``driver``: its program, with its own sampler settings) where one h0 for both
+    controls does not serve a timeless station:
+
+    * the chosen fit is seg2 with one h0 and the own-offsets check (:func:`ratingflow.screen.own_offsets_check`)
+      finds the BaRatin form's profile leave-one-out gain above ``z`` SE. Such a one-h0 fit's curve band is too
+      narrow: on the coverage study's 22 flagged stations it held the true curve 55.5 % of the time at 90 %; the
+      BaRatin fits that passed the gate (18) held it 86.7 % (docs/validation_findings.md);
+    * seg1 was kept, and the one-h0 seg2 fit failed the diagnostics ``gate`` while PSIS-LOO stacking gave it at least
+      :data:`UNCONVERGED_WEIGHT`: the gaugings may well hold a second control that the one-h0 form cannot fit
+      (its posterior splits), and an unconverged fit can neither be chosen nor mixed (:mod:`ratingflow.mixture`).
+
+    The new fit takes the one-h0 fit's place, and the choice is made again, where it passes the gate; otherwise the
+    one-h0 fit stays (and the summary flags a chosen one). The seg2 row of the table says what was done in
+    ``own_offsets``. A station with rating periods is not checked."""
     from .candidates import Candidate
     from .posterior import fit_convergence
     from .posterior import gate as gate_checks
@@ -194,19 +204,26 @@ def offsets_round(driver, stations: list, choices: list[Choice], seed: int, se_f
             continue
         check = own_offsets_check(st, candidate, driver.structure)
         if check is not None and check["gain"] > z * check["se"]:
-            flagged[i] = check
+            flagged[i] = (f"own-offsets check: profile leave-one-out gain {check['gain']:.1f} > {z:g} x SE "
+                          f"{check['se']:.1f}; ")
+        elif choice.chosen == "seg1" and "seg2" in choice.fits and "offset_rel" not in choice.fits["seg2"].posterior:
+            weight = float(choice.table.set_index("model").loc["seg2", "weight"])
+            _, failures = gate_checks(fit_convergence(choice.fits["seg2"]), gate)
+            if failures and weight >= UNCONVERGED_WEIGHT:
+                flagged[i] = (f"the one-h0 fit failed the diagnostics gate ({'; '.join(failures)}) with stacking "
+                              f"weight {weight:.2f} against the kept seg1; ")
     if not flagged:
         return choices
     s = driver.settings
-    progress(f"{len(flagged)} station(s) whose one-h0 seg2 fit the own-offsets check flags: seg2 fitted in the BaRatin "
-             f"form ({s.num_warmup} warm-up + {s.num_samples} draws per chain, target acceptance {s.target_accept})")
+    progress(f"{len(flagged)} station(s) whose one-h0 seg2 fit the own-offsets check flags or that failed the gate "
+             f"with most of the stacking weight: seg2 fitted in the BaRatin form ({s.num_warmup} warm-up + "
+             f"{s.num_samples} draws per chain, target acceptance {s.target_accept})")
     out = list(choices)
     todo = sorted(flagged)
     for i, again in zip(todo, driver.fit([stations[i] for i in todo], [Candidate("seg2")], seed)):
-        first, new, check = choices[i], again["seg2"], flagged[i]
+        first, new = choices[i], again["seg2"]
         _, failures = gate_checks(fit_convergence(new), gate)
-        note = (f"own-offsets check: profile leave-one-out gain {check['gain']:.1f} > {z:g} x SE {check['se']:.1f}; "
-                f"fitted in the BaRatin form, ")
+        note = flagged[i] + "fitted in the BaRatin form, "
         if failures:
             note += "which failed the diagnostics gate (" + "; ".join(failures) + "): one h0 kept"
             choice = Choice(first.chosen, first.table.copy(), first.fits, first.screened)

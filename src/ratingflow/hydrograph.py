@@ -185,7 +185,7 @@ def discharge_series(key, samples: dict, stage_rel: np.ndarray, nonsys_sd: np.nd
         result = pending
         # the next chunk runs (XLA's threads) while this one is summarised (NumPy, this thread)
         pending = dispatch(number + 1) if number + 1 < len(jobs) else None
-        q = (np.concatenate([np.asarray(r)[:n, :len(idx)] for r, n in zip(result, counts)]) if counts
+        q = (np.concatenate([np.asarray(r)[:k, :len(idx)] for r, k in zip(result, counts)]) if counts
              else np.asarray(result[0])[:, :len(idx)])
         rows = np.ascontiguousarray(q.T)
         rows.sort(axis=1)

@@ -21,10 +21,13 @@ LOG_DENSITY = {("seg1", False): -3.0, ("seg2", False): -1.0, ("seg2", True): -0.
 
 
 class Driver:
-    """Records its calls; returns independent normal draws and a fixed log density per candidate and form."""
+    """Records its calls; returns independent normal draws and a fixed log density per candidate and form.
+    ``density(station, name, offsets, n)``: each gauging's log density instead; ``unconverged``: the (station, name,
+    offsets) whose chains are drawn apart (R-hat far above 1)."""
 
-    def __init__(self, structure, calls):
+    def __init__(self, structure, calls, density=None, unconverged=()):
         self.structure, self.settings, self.calls = structure, SamplerSettings(), calls
+        self.density, self.unconverged = density, unconverged
 
     def fit(self, stations, candidates, seed):
         rng = np.random.default_rng(seed)
@@ -41,7 +44,11 @@ class Driver:
                 if self.structure.segment_offsets:
                     post["offset_rel"] = rng.normal(size=(4, 200, s))
                     post["offset_shift"] = post["offset_log_depth"] = rng.normal(size=(4, 200, s - 1))
-                mean = LOG_DENSITY[(c.name, self.structure.segment_offsets)]
+                form = (st.station_id, c.name, self.structure.segment_offsets)
+                if form in self.unconverged:
+                    post["gap"] = post["gap"] + 10.0 * np.arange(4)[:, None]
+                mean = (LOG_DENSITY[(c.name, self.structure.segment_offsets)] if self.density is None
+                        else self.density(*form, st.n))
                 res[c.name] = FitResult(st, c, {}, post, {"diverging": np.zeros((4, 200), bool)},
                                         rng.normal(mean, 0.01, (4, 200, st.n)))
             out.append(res)
@@ -59,13 +66,13 @@ def _stations():
     return [synthetic.station_data(t, synthetic.gaugings(rng, t, 100)) for t in (two, one)]
 
 
-def _run(gate, own_offsets_z=1.5):
+def _run(gate, own_offsets_z=1.5, **driver):
     calls, drivers = [], {}
     base = structure_for(CANDIDATES, transition=0.05)
 
     def driver_for(structure=None):
         structure = structure or base
-        return drivers.setdefault(structure, Driver(structure, calls))
+        return drivers.setdefault(structure, Driver(structure, calls, **driver))
 
     return fit_and_choose(driver_for, _stations(), CANDIDATES, seed=1, own_offsets_z=own_offsets_z, gate=gate), calls
 
@@ -139,3 +146,29 @@ def test_the_baratin_form_starts_at_its_own_profile_optimum(types):
     profile = offset_columns(st.stage_rel, best["gap"], np.array([best["break"]]), np.array([best["shift"]]))[0]
     np.testing.assert_allclose(trace["log_curve"]["value"], profile @ best["coef"], atol=2e-4)
     np.testing.assert_allclose(trace["b_control"]["value"][:2], best["coef"][1:], rtol=1e-4)
+
+
+def test_a_kept_seg1_whose_one_h0_seg2_failed_the_gate_with_most_of_the_weight_gets_the_baratin_form():
+    """seg2 predicts half the gaugings better by 0.5 and the other half worse by 0.45 (in ln density): its elpd gain,
+    2.5, lies within 2 SE of seg1's (SE 4.75), so seg1 is kept, and stacking gives seg2 a weight of about 0.61. Its
+    one-h0 fit at station "two" has chains drawn apart: it fails the gate there, and the BaRatin form (which
+    converges) is fitted and takes its place; at "one" the one-h0 fit converged and nothing is refitted."""
+    gate = {**PASS, "rhat_max": 1.5}
+
+    def density(station, name, offsets, n):
+        if name == "seg1":
+            return np.zeros(n)
+        return np.where(np.arange(n) % 2 == 0, 0.5, -0.45)
+
+    (two, one), calls = _run(gate, density=density, unconverged={("two", "seg2", False)})
+    assert ("two", "seg2", True) in calls and ("one", "seg2", True) not in calls
+    assert one.chosen == "seg1" and "own_offsets" not in one.table
+    assert one.table.set_index("model").loc["seg2", "weight"] >= 0.5
+    assert "offset_rel" in two.fits["seg2"].posterior and two.chosen == "seg1"
+    note = two.table.set_index("model").loc["seg2", "own_offsets"]
+    assert note.startswith("the one-h0 fit failed the diagnostics gate (R-hat") and "stacking weight 0.6" in note
+    assert note.endswith(")") and "replaced the one-h0 fit" in note
+    # with the mixture, the kept seg1 and the BaRatin seg2 both count in the bands
+    from ratingflow.mixture import weights
+
+    assert set(weights(two, gate)) == {"seg1", "seg2"}

@@ -149,7 +149,9 @@ def main(argv=None) -> int:
         reasons["peer"] = "no --ratingcurve-python" if heldout is not None else "needs the held-out part"
 
     draws = f"{sampler['num_chains']} x ({sampler['num_warmup']} + {sampler['num_samples']})"
-    settings = {"seed": seed, "candidates": "/".join(models.candidates), "segment offsets": models.segment_offsets,
+    settings = {"seed": seed, "candidates": "/".join(models.candidates), "screen": models.screen,
+                "own-offsets round": models.own_offsets, "stacking mixture": models.stacking,
+                "segment offsets": models.segment_offsets,
                 "transition": models.transition, "chains x (warm-up + draws)": draws}
     if heldout is not None:
         settings["folds"] = args.folds

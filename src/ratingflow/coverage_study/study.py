@@ -39,10 +39,10 @@ CHUNK = 40
 
 
 class Fitter:
-    """Fits stations with every candidate and keeps the one PSIS-LOO chooses, as the pipeline does: each
-    candidate in the program the pipeline gives it (a plain power law in its own; the BaRatin form, with its own
-    sampler settings, for a station described by its controls or with ``segment_offsets``; and where the own-offsets
-    check flags a one-h0 seg2 fit, ``models.own_offsets``, with the diagnostics ``gate``)."""
+    """Fits stations with the candidates the screen keeps (``models.screen``; None: every candidate) and keeps the one
+    PSIS-LOO chooses, as the pipeline does: each candidate in the program the pipeline gives it (a plain power law in
+    its own; the BaRatin form, with its own sampler settings, for a station described by its controls or with
+    ``segment_offsets``; and in the own-offsets round, ``models.own_offsets``, with the diagnostics ``gate``)."""
 
     def __init__(self, models: ModelSettings, settings: SamplerSettings, priors: Priors, gate: dict | None = None):
         self.models, self.priors, self.gate = models, priors, gate
@@ -57,6 +57,7 @@ class Fitter:
         from ..mixture import weights
 
         choices = fit_and_choose(self.driver, stations, self.candidates, seed, self.models.se_factor, chunk=CHUNK,
+                                 screen_z=self.models.screen,
                                  own_offsets_z=self.models.own_offsets if self.gate else None, gate=self.gate)
         for st, c in zip(stations, choices):
             shares = weights(c, self.gate) if self.models.stacking else {}
