@@ -7,11 +7,15 @@ from io import BytesIO
 from pathlib import Path
 
 
+#: the prefix of a fit file's groups that are not ArviZ groups (the stacking mixture, :mod:`ratingflow.mixture`)
+MIXTURE_PREFIX = "mixture_"
+
+
 def load_idata(path, groups=None):
     """The InferenceData of a netCDF file, as ``az.from_netcdf`` reads it (every group loaded, the root's
     attributes), with the file opened once for all groups: ``from_netcdf`` opens it again for each group,
     which took twice as long (0.066 against 0.030 s for a fit of 4 x 1000 draws). ``groups``: only those
-    (the others are not read). A fit file's mixture groups (``mixture_*``, not ArviZ groups) are left to
+    (the others are not read). A fit file's mixture groups (:data:`MIXTURE_PREFIX`, not ArviZ groups) are left to
     :func:`load_groups`."""
     import arviz as az
     import netCDF4
@@ -24,7 +28,7 @@ def load_idata(path, groups=None):
 
     with netCDF4.Dataset(path, mode="r") as nc:
         loaded = {name: read(group) for name, group in nc.groups.items()
-                  if (groups is None and not name.startswith("mixture_")) or (groups is not None and name in groups)}
+                  if (groups is None and not name.startswith(MIXTURE_PREFIX)) or (groups is not None and name in groups)}
         attrs = read(nc).attrs
     return az.InferenceData(attrs=attrs, **loaded)
 

@@ -28,12 +28,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from .candidates import Candidate, Structure
+from .io import MIXTURE_PREFIX as PREFIX
 
 #: a candidate with a lower stacking weight is left out of the mixture
 MIN_WEIGHT = 0.01
-#: the root attribute of a fit file that lists the mixture (JSON), and the prefix of its groups
+#: the root attribute of a fit file that lists the mixture (JSON); its groups' names start with ``PREFIX``
 ATTR = "mixture"
-PREFIX = "mixture_"
 
 
 @dataclass

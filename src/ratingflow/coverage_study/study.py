@@ -208,7 +208,7 @@ def own_offsets_summary(rows: pd.DataFrame, z: float) -> pd.DataFrame:
 def mixture_summary(rows: pd.DataFrame) -> pd.DataFrame:
     """Coverage of the true curve by the chosen model's own band and by the stacking mixture's (the one the rating
     table gives, ``models.stacking``), by true controls and model chosen, split by whether the station has a
-    mixture; 95 % Wilson intervals."""
+    mixture (shares of the points)."""
     rows = rows.assign(mixed=rows["mixture"].fillna("").astype(str) != "")
     out = []
     for (controls, model, mixed), part in rows.groupby(["controls", "model", "mixed"]):
