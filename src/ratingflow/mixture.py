@@ -162,6 +162,41 @@ def describe(entries: list[dict]) -> str:
     return ", ".join(f"{e['model']} {e['weight']:.2f}" for e in entries) if len(entries) > 1 else ""
 
 
+def from_fits(parts: list, total: int, models) -> list[Component]:
+    """The mixture of fits in memory (the coverage study's): ``parts`` [(FitResult, weight)], each with its share of
+    ``total`` draws spread evenly over its chains, as :func:`components` reads them back from a fit file."""
+    from .posterior import candidate_context, candidate_posterior, fit_structure
+    from .predict import SAMPLED_SITES
+
+    counts = allocate({i: w for i, (_, w) in enumerate(parts)}, total)
+    out = []
+    for i, (fit, w) in enumerate(parts):
+        if counts[i]:
+            post = {k: np.asarray(v) for k, v in candidate_posterior(fit).items() if k in SAMPLED_SITES}
+            flat = {k: v.reshape((-1,) + v.shape[2:]) for k, v in post.items()}
+            out.append(Component(fit.candidate.name, w, fit_structure(fit, models), candidate_context(fit),
+                                 {k: v[spread(len(v), counts[i])] for k, v in flat.items()}))
+    return out
+
+
+def predicted(components: list[Component], key, predict_one) -> tuple:
+    """``predict_one(component, samples, key)`` (a tuple of arrays with one row per draw) for every component, its rows
+    laid after the previous one's. With more than one, each runs the program of a full set of draws
+    (:func:`padded`; its own rows are kept) with the key folded by the component's place; the first, or a lone
+    one, gets ``key`` itself (so a station without a mixture keeps its draws)."""
+    import jax
+
+    if len(components) == 1:
+        c = components[0]
+        return tuple(predict_one(c, c.samples, key))
+    total = sum(len(c.samples["gap"]) for c in components)
+    out = []
+    for k, c in enumerate(components):
+        n = len(c.samples["gap"])
+        out.append([r[:n] for r in predict_one(c, padded(c.samples, total), key if k == 0 else jax.random.fold_in(key, k))])
+    return tuple(np.concatenate(x) for x in zip(*out))
+
+
 def padded(samples: dict, total: int) -> dict:
     """Each site's draws repeated up to ``total`` rows: every component then runs the compiled program of a full set of
     draws (one shape per structure, not one per station's share); the caller keeps the first rows."""

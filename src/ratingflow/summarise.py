@@ -50,9 +50,10 @@ def rating_table(idata: az.InferenceData, seed: int, step: float, below: float, 
     grid = stage_grid(stage.min(), stage.max(), step, below, above)
     candidate, structure, context = model_of(idata)
     typical_sd_log = float(np.median(const["discharge_sd_log"].values))
-    log_curve, log_gauging = mixed_predictions(station_keys(seed, station)["predict"], components or [
-        mixture.Component(candidate.name, 1.0, structure, context, flat_draws(idata.posterior))],
-        grid - offset, typical_sd_log, priors)
+    log_curve, log_gauging = mixture.predicted(
+        components or [mixture.Component(candidate.name, 1.0, structure, context, flat_draws(idata.posterior))],
+        station_keys(seed, station)["predict"],
+        lambda c, samples, key: predict_log(key, samples, grid - offset, c.context, typical_sd_log, c.structure, priors))
     table = pd.DataFrame({"stage_m": grid})
     for kind, logs in (("curve", log_curve), ("gauging", log_gauging)):
         median, bands = median_and_hpdi_of_log(logs, probs)
@@ -80,24 +81,6 @@ def rating_table(idata: az.InferenceData, seed: int, step: float, below: float, 
         table.attrs["mixture"] = ("median and bands of the candidates mixed by their PSIS-LOO stacking weights: "
                                   + table.attrs["mixture_weights"] + f"; the equation is the chosen model's ({candidate.name})")
     return table
-
-
-def mixed_predictions(key, components: list, stage_rel: np.ndarray, sd_log: float, priors: Priors):
-    """ln of the curve and of a new gauging at ``stage_rel`` for the draws of every component, one after the other
-    (:func:`ratingflow.predict.predict_log`). A mixture's components each run the program of a full set of draws
-    (:func:`ratingflow.mixture.padded`) with their own key (the station's, folded with the component's place)."""
-    import jax
-
-    total = sum(len(c.samples["gap"]) for c in components)
-    curves, gaugings = [], []
-    for k, c in enumerate(components):
-        n = len(c.samples["gap"])
-        samples = c.samples if len(components) == 1 else mixture.padded(c.samples, total)
-        curve, gauging = predict_log(key if k == 0 else jax.random.fold_in(key, k), samples, stage_rel, c.context,
-                                     sd_log, c.structure, priors)
-        curves.append(curve[:n])
-        gaugings.append(gauging[:n])
-    return np.concatenate(curves), np.concatenate(gaugings)
 
 
 def equations(idata: az.InferenceData) -> dict:

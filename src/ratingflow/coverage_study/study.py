@@ -27,8 +27,7 @@ from ..intervals import wilson
 from ..keys import station_keys, station_seed
 from ..candidates import ModelSettings, Priors
 from ..model import residual_sd
-from ..posterior import candidate_context, candidate_posterior, fit_structure
-from ..predict import SAMPLED_SITES, predict
+from ..predict import predict
 from ..sampler import SamplerSettings, driver_cache
 
 #: where on the gauged stage range the simulation checks the curve
@@ -68,41 +67,24 @@ class Fitter:
     def predictive(self, fit, stage: np.ndarray, sd_log: np.ndarray, key, mixed: bool = True):
         """Draws of ln Q of the curve and of a new gauging with uncertainty ``sd_log`` at ``stage``
         (absolute, m), each (draws, len(stage)); and each draw's SD of a gauging's ln Q. ``mixed``: of the station's
-        stacking mixture where it has one, as the rating table draws them (:mod:`ratingflow.mixture`: each candidate's
-        share of the chosen fit's draw count, spread evenly, its key folded by its place); else of ``fit`` alone."""
-        import jax
+        stacking mixture where it has one, as the rating table draws them (:func:`ratingflow.mixture.from_fits`,
+        :func:`ratingflow.mixture.predicted`); else of ``fit`` alone."""
+        from ..mixture import from_fits, predicted
 
-        from ..mixture import allocate
-
-        parts = self.mixtures.get(fit.station.station_id) if mixed else None
-        if not parts:
-            return self._predictive(fit, stage, sd_log, key)
-        total = int(np.prod(fit.log_likelihood.shape[:2]))
-        counts = allocate({i: w for i, (_, w) in enumerate(parts)}, total)
-        kept = [(part, counts[i]) for i, (part, _) in enumerate(parts) if counts[i]]
-        out = [[d[:k] for d in self._predictive(part, stage, sd_log, key if i == 0 else jax.random.fold_in(key, i), k,
-                                                total)] for i, (part, k) in enumerate(kept)]
-        return tuple(np.concatenate(x) for x in zip(*out))
-
-    def _predictive(self, fit, stage, sd_log, key, share: int | None = None, total: int | None = None):
-        """:meth:`predictive` of one fit; ``share``: only that many of its draws, spread evenly and repeated up to
-        ``total`` (:func:`ratingflow.mixture.padded`; the caller keeps the first ``share``)."""
-        from ..mixture import padded, spread
-
-        post = candidate_posterior(fit)
-        samples = {k: v.reshape((-1,) + v.shape[2:]) for k, v in post.items() if k in SAMPLED_SITES}
-        if share is not None:
-            samples = padded({k: v[spread(len(v), share)] for k, v in samples.items()}, total)
-        structure = fit_structure(fit, self.models)  # own offsets where the fit had them
         st = fit.station
-        curve, gauging = predict(key, samples, np.asarray(stage) - st.stage_offset, candidate_context(fit), sd_log,
-                                 structure, self.priors)
-        slope = samples["sigma_slope"][:, None] if "sigma_slope" in samples else None
-        resid = residual_sd(samples["sigma"][:, None].astype(np.float64), slope, np.asarray(stage) - st.stage_offset,
-                            fit.context, exp=np.exp)
-        sd = np.sqrt(resid**2 + np.asarray(sd_log) ** 2)
-        tiny = np.finfo(float).tiny
-        return np.log(np.maximum(curve, tiny)), np.log(np.maximum(gauging, tiny)), sd
+        parts = (self.mixtures.get(st.station_id) if mixed else None) or [(fit, 1.0)]
+        components = from_fits(parts, int(np.prod(fit.log_likelihood.shape[:2])), self.models)
+        rel = np.asarray(stage) - st.stage_offset
+
+        def one(c, samples, k):
+            curve, gauging = predict(k, samples, rel, c.context, sd_log, c.structure, self.priors)
+            slope = samples["sigma_slope"][:, None] if "sigma_slope" in samples else None
+            resid = residual_sd(samples["sigma"][:, None].astype(np.float64), slope, rel, fit.context, exp=np.exp)
+            tiny = np.finfo(float).tiny
+            return (np.log(np.maximum(curve, tiny)), np.log(np.maximum(gauging, tiny)),
+                    np.sqrt(resid**2 + np.asarray(sd_log) ** 2))
+
+        return predicted(components, key, one)
 
 
 def log_predictive_density(log_curve: np.ndarray, sd: np.ndarray, log_q: np.ndarray) -> np.ndarray:
