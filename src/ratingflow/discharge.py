@@ -190,18 +190,20 @@ def compute(spec: StationSpec, stage_path, idata, settings: dict, seed: int, pri
     if len(time) > 1:
         dt = np.diff(time).astype("timedelta64[ns]").astype(np.int64) / 1e9
         flags[1:] |= np.where(dt > max_gap, FLAGS["gap_before"], 0).astype(np.int16)
+    components = None
+    if len(views) == 1 and len(mixture.listed(idata.attrs)) > 1:  # a timeless fit's stacking mixture
+        components = mixture.components(idata, stored_groups, int(settings["draws"]))
     draws, contexts, offsets = [], [], []
     structure = None
     for view in views:
         _, structure, context = model_of(view)
-        draws.append(thinned(view.posterior, int(settings["draws"])))
+        if components is None:  # the mixture brings its own draws
+            draws.append(thinned(view.posterior, int(settings["draws"])))
         contexts.append(context)
         offsets.append(float(view.constant_data["stage_offset"]))
-    n_draws = min(len(d["gap"]) for d in draws)
-    draws = [{k: v[:n_draws] for k, v in d.items()} for d in draws]
-    components = None
-    if len(views) == 1 and len(mixture.listed(idata.attrs)) > 1:  # a timeless fit's stacking mixture
-        components = mixture.components(idata, stored_groups, int(settings["draws"]))
+    if draws:
+        n_draws = min(len(d["gap"]) for d in draws)
+        draws = [{k: v[:n_draws] for k, v in d.items()} for d in draws]
     listed = [{"model": c.name, "weight": c.weight} for c in components or []]
     stage_rel = np.where(valid, stage - np.asarray(offsets)[part], 0.0)
     use_error = bool(settings["stage_error"])

@@ -88,26 +88,30 @@ def spread(n_available: int, k: int) -> np.ndarray:
     return np.linspace(0, n_available - 1, k).round().astype(int) if k else np.zeros(0, int)
 
 
+def sampled_draws(fit) -> dict[str, np.ndarray]:
+    """A fit's draws of its sampled sites (:data:`ratingflow.predict.SAMPLED_SITES`), chains laid one after the
+    other: (draws, ...)."""
+    from .posterior import candidate_posterior
+    from .predict import SAMPLED_SITES
+
+    post = {k: np.asarray(v) for k, v in candidate_posterior(fit).items() if k in SAMPLED_SITES}
+    return {k: v.reshape((-1,) + v.shape[2:]) for k, v in post.items()}
+
+
 def groups(choice, shares: dict[str, float], models) -> tuple[str, dict]:
     """The root attribute (JSON) and the netCDF groups (xarray Datasets) of a fit file's mixture: one group per
     candidate other than the chosen one. ``models``: the config's :class:`ratingflow.candidates.ModelSettings`."""
     import xarray as xr
 
-    from .posterior import candidate_context, candidate_posterior, fit_structure
-    from .predict import SAMPLED_SITES
+    from .posterior import candidate_context, fit_structure
 
     listed, out = [], {}
     for name, w in shares.items():
         entry = {"model": name, "weight": float(w), "group": ""}
         if name != choice.chosen:
             fit = choice.fits[name]
-            post = candidate_posterior(fit)
-            data = {}
-            for site in SAMPLED_SITES:
-                if site in post:
-                    v = np.asarray(post[site])
-                    v = v.reshape((-1,) + v.shape[2:])
-                    data[site] = (("mixture_draw", *[f"{site}_dim_{j}" for j in range(v.ndim - 1)]), v)
+            data = {site: (("mixture_draw", *[f"{site}_dim_{j}" for j in range(v.ndim - 1)]), v)
+                    for site, v in sampled_draws(fit).items()}
             for key, value in candidate_context(fit).items():
                 value = np.asarray(value)
                 data[f"context_{key}"] = (tuple(f"context_{key}_dim_{j}" for j in range(value.ndim)), value)
@@ -165,15 +169,13 @@ def describe(entries: list[dict]) -> str:
 def from_fits(parts: list, total: int, models) -> list[Component]:
     """The mixture of fits in memory (the coverage study's): ``parts`` [(FitResult, weight)], each with its share of
     ``total`` draws spread evenly over its chains, as :func:`components` reads them back from a fit file."""
-    from .posterior import candidate_context, candidate_posterior, fit_structure
-    from .predict import SAMPLED_SITES
+    from .posterior import candidate_context, fit_structure
 
     counts = allocate({i: w for i, (_, w) in enumerate(parts)}, total)
     out = []
     for i, (fit, w) in enumerate(parts):
         if counts[i]:
-            post = {k: np.asarray(v) for k, v in candidate_posterior(fit).items() if k in SAMPLED_SITES}
-            flat = {k: v.reshape((-1,) + v.shape[2:]) for k, v in post.items()}
+            flat = sampled_draws(fit)
             out.append(Component(fit.candidate.name, w, fit_structure(fit, models), candidate_context(fit),
                                  {k: v[spread(len(v), counts[i])] for k, v in flat.items()}))
     return out
