@@ -25,6 +25,7 @@ from pathlib import Path
 import jax
 
 from .reuse import package_digest
+from .runtime import release_memory
 
 #: folder under the compilation cache
 FOLDER = "ratingflow-exports"
@@ -56,8 +57,17 @@ def cached_jit(fn, key: str, shapes=None):
     cache, so that the results come from the same program either way."""
     plain = jax.jit(fn)
     loaded: dict = {}
+    compiled: set = set()
 
     def call(*args):
+        sizes = tuple(getattr(x, "shape", None) for x in jax.tree.leaves(args))
+        result = _call(*args)
+        if sizes not in compiled:  # the first call of a shape compiled or loaded its program
+            compiled.add(sizes)
+            release_memory()
+        return result
+
+    def _call(*args):
         folder = _folder()
         if folder is None and shapes is None:
             return plain(*args)

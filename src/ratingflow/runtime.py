@@ -104,6 +104,29 @@ class _CacheCounter(logging.Handler):
 _COUNTER = _CacheCounter()
 
 
+def release_memory() -> None:
+    """Hand the C heap's free pages back to the system (glibc's ``malloc_trim``; elsewhere nothing).
+
+    XLA's compilation of a program takes its working memory from the C heap and frees it, but glibc keeps the
+    freed pages: each compilation in a job added to the job's resident memory, and a cold fit job that compiled 24
+    programs peaked at 2.0 GB. Trimmed after each new program, a job holds its programs and data plus one
+    compilation's working memory (/tmp probe, bucket 256: 1491 MB resident after four programs, 724 MB with a trim
+    after each; a trim took 0.01-0.1 s)."""
+    global _LIBC
+    if _LIBC is None:
+        try:
+            import ctypes
+
+            _LIBC = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):  # not glibc
+            _LIBC = False
+    if _LIBC:
+        _LIBC(0)
+
+
+_LIBC = None
+
+
 def _count_cache_lookups() -> None:
     for name in ("jax._src.compiler", "jax._src.dispatch"):
         logger = logging.getLogger(name)
