@@ -38,7 +38,7 @@ class SamplerSettings:
     dense_mass: bool = False
     #: chains advanced together in one vectorised NUTS step; 0 = all chains of a bucket and candidate;
     #: -1 (auto) = CPU_CHAINS_PER_STEP on a CPU (CPU_SEGMENTED_CHAINS_PER_STEP for a program with
-    #: breakpoints), GPU_CHAINS_PER_STEP on a GPU. Vectorised NUTS moves
+    #: breakpoints, CPU_OFFSETS_CHAINS_PER_STEP for the BaRatin form), GPU_CHAINS_PER_STEP on a GPU. Vectorised NUTS moves
     #: at the pace of the deepest tree among them; fits are grouped by candidate, so the trees of one
     #: group are alike.
     chains_per_step: int = -1
@@ -210,7 +210,8 @@ class BatchedNUTS:
             if jax.default_backend() != "cpu":
                 group = GPU_CHAINS_PER_STEP
             else:
-                group = CPU_SEGMENTED_CHAINS_PER_STEP if self.structure.n_breaks else CPU_CHAINS_PER_STEP
+                group = (CPU_OFFSETS_CHAINS_PER_STEP if self.structure.segment_offsets
+                         else CPU_SEGMENTED_CHAINS_PER_STEP if self.structure.n_breaks else CPU_CHAINS_PER_STEP)
         if group == 0:
             return bucket_size(total, 1)
         return max(1, group // self.settings.num_chains)
@@ -280,6 +281,11 @@ CPU_CHAINS_PER_STEP = 32
 #: one-control station) and a call moves at the pace of its deepest tree: 8 chains (2 fits) per call
 #: took 46 s for 8 such seg2 fits, 4 chains 53 s, 32 chains 84 s (2-core VM, 4 x (500 + 1000))
 CPU_SEGMENTED_CHAINS_PER_STEP = 8
+#: the BaRatin form (each control its own offset) varies most: a fit whose chains follow its offset-exponent ridge
+#: takes trees of hundreds of steps where others take 20, so each fit runs alone. Its seg2 fits of 12 simulated
+#: two-control stations, warm, 4 x (1000 + 2000) at target 0.99: 64.7 s with 4 chains per call, 78.9 s with 8,
+#: 113.0 s with 16; 12 others: 78.0 s with 4, 91.8 s with 8 (2-core VM, /tmp probe, one run at a time)
+CPU_OFFSETS_CHAINS_PER_STEP = 4
 GPU_CHAINS_PER_STEP = 4096
 
 
