@@ -175,14 +175,6 @@ def fit_and_choose(driver_for, stations: list, candidates: list, seed: int, se_f
 UNCONVERGED_WEIGHT = 0.5
 
 
-def _screened_out(choice: Choice, name: str) -> bool:
-    """Whether the screen kept candidate ``name`` from NUTS at this station."""
-    screened = choice.screened
-    if screened is None or name in choice.fits:
-        return False
-    return bool((~screened.loc[screened["model"] == name, "fitted"]).any())
-
-
 def offsets_round(driver, stations: list, choices: list[Choice], seed: int, se_factor: float, z: float,
                   gate: dict) -> list[Choice]:
     """seg2 fitted in the BaRatin form (``driver``: its program, with its own sampler settings) where one h0 for both
@@ -195,14 +187,10 @@ def offsets_round(driver, stations: list, choices: list[Choice], seed: int, se_f
     * seg1 was kept, and the one-h0 seg2 fit failed the diagnostics ``gate`` while PSIS-LOO stacking gave it at least
       :data:`UNCONVERGED_WEIGHT`: the gaugings may well hold a second control that the one-h0 form cannot fit
       (its posterior splits), and an unconverged fit can neither be chosen nor mixed (:mod:`ratingflow.mixture`).
-    * seg1 was kept, the screen left seg2 unfitted (its one-h0 profile gain was too small), and the BaRatin form's
-      profile leave-one-out gain over seg1 is above ``z`` SE: a second control with its own zero-flow stage that one
-      h0 cannot show. On the coverage study's 500 stations the same profile flags 9 of the 21 two-control stations
-      where seg1 was kept, and 3 of the 355 one-control ones (/tmp probe, docs/validation_findings.md).
 
-    The new fit takes the one-h0 fit's place (or, in the third case, joins the candidates), and the choice is made
-    again, where it passes the gate; otherwise the one-h0 fit stays (and the summary flags a chosen one). The seg2
-    row of the table says what was done in ``own_offsets``. A station with rating periods is not checked."""
+    The new fit takes the one-h0 fit's place, and the choice is made again, where it passes the gate; otherwise the
+    one-h0 fit stays (and the summary flags a chosen one). The seg2 row of the table says what was done in
+    ``own_offsets``. A station with rating periods is not checked."""
     from .candidates import Candidate
     from .posterior import fit_convergence
     from .posterior import gate as gate_checks
@@ -224,17 +212,11 @@ def offsets_round(driver, stations: list, choices: list[Choice], seed: int, se_f
             if failures and weight >= UNCONVERGED_WEIGHT:
                 flagged[i] = (f"the one-h0 fit failed the diagnostics gate ({'; '.join(failures)}) with stacking "
                               f"weight {weight:.2f} against the kept seg1; ")
-        elif choice.chosen == "seg1" and _screened_out(choice, "seg2"):
-            check = own_offsets_check(st, Candidate("seg2"), driver.structure, against=candidate)
-            if check is not None and check["gain"] > z * check["se"]:
-                flagged[i] = (f"the screen left seg2 unfitted, but the BaRatin form's profile leave-one-out gain over "
-                              f"seg1 is {check['gain']:.1f} > {z:g} x SE {check['se']:.1f}; ")
     if not flagged:
         return choices
     s = driver.settings
-    progress(f"{len(flagged)} station(s) whose one-h0 seg2 fit the own-offsets check flags, that failed the gate "
-             f"with most of the stacking weight, or whose kept seg1 the BaRatin form's profile beats: seg2 fitted in "
-             f"the BaRatin form ({s.num_warmup} warm-up + "
+    progress(f"{len(flagged)} station(s) whose one-h0 seg2 fit the own-offsets check flags or that failed the gate "
+             f"with most of the stacking weight: seg2 fitted in the BaRatin form ({s.num_warmup} warm-up + "
              f"{s.num_samples} draws per chain, target acceptance {s.target_accept})")
     out = list(choices)
     todo = sorted(flagged)
@@ -243,19 +225,12 @@ def offsets_round(driver, stations: list, choices: list[Choice], seed: int, se_f
         _, failures = gate_checks(fit_convergence(new), gate)
         note = flagged[i] + "fitted in the BaRatin form, "
         if failures:
-            kept = "one h0 kept" if "seg2" in first.fits else "not used"
-            note += "which failed the diagnostics gate (" + "; ".join(failures) + f"): {kept}"
+            note += "which failed the diagnostics gate (" + "; ".join(failures) + "): one h0 kept"
             choice = Choice(first.chosen, first.table.copy(), first.fits, first.screened)
         else:
-            if "seg2" in first.fits:
-                elpd = float(first.table.loc[first.table["model"] == "seg2", "elpd_loo"].iloc[0])
-                note += f"which passed the diagnostics gate and replaced the one-h0 fit (whose elpd_loo was {elpd:.2f})"
-            else:
-                note += "which passed the diagnostics gate"
-            screened = first.screened
-            if screened is not None:  # seg2 is fitted now: the table lists it as such
-                screened = screened.assign(fitted=screened["fitted"] | (screened["model"] == "seg2"))
-            choice = choose({**first.fits, "seg2": new}, se_factor, screened)
+            elpd = float(first.table.loc[first.table["model"] == "seg2", "elpd_loo"].iloc[0])
+            note += f"which passed the diagnostics gate and replaced the one-h0 fit (whose elpd_loo was {elpd:.2f})"
+            choice = choose({**first.fits, "seg2": new}, se_factor, first.screened)
         choice.table["own_offsets"] = np.where(choice.table["model"] == "seg2", note, "")
         out[i] = choice
     return out

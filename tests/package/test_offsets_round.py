@@ -66,7 +66,7 @@ def _stations():
     return [synthetic.station_data(t, synthetic.gaugings(rng, t, 100)) for t in (two, one)]
 
 
-def _run(gate, own_offsets_z=1.5, screen_z=None, **driver):
+def _run(gate, own_offsets_z=1.5, **driver):
     calls, drivers = [], {}
     base = structure_for(CANDIDATES, transition=0.05)
 
@@ -74,8 +74,7 @@ def _run(gate, own_offsets_z=1.5, screen_z=None, **driver):
         structure = structure or base
         return drivers.setdefault(structure, Driver(structure, calls, **driver))
 
-    return fit_and_choose(driver_for, _stations(), CANDIDATES, seed=1, own_offsets_z=own_offsets_z, gate=gate,
-                          screen_z=screen_z), calls
+    return fit_and_choose(driver_for, _stations(), CANDIDATES, seed=1, own_offsets_z=own_offsets_z, gate=gate), calls
 
 
 def test_a_flagged_one_h0_fit_is_replaced_by_the_baratin_form_where_it_passes_the_gate():
@@ -173,26 +172,3 @@ def test_a_kept_seg1_whose_one_h0_seg2_failed_the_gate_with_most_of_the_weight_g
     from ratingflow.mixture import weights
 
     assert set(weights(two, gate)) == {"seg1", "seg2"}
-
-
-@pytest.mark.parametrize("gate", ["pass", "fail"])
-def test_a_kept_seg1_whose_seg2_the_screen_left_unfitted_gets_the_baratin_form_where_its_profile_beats_seg1(gate):
-    """With a screen no one-h0 seg2 passes (threshold 1e9), seg1 is the only fit at both stations. At "two" (a channel
-    control with its own zero flow) the BaRatin form's profile leave-one-out gain over seg1 is far above 1.5 SE, so
-    seg2 is fitted in that form; where it passes the gate it joins the candidates (and, by the fake's densities, is
-    chosen), where it fails seg1 stays alone. At "one" the profile gains nothing and nothing more is fitted. The
-    station's table lists seg2 once either way."""
-    (two, one), calls = _run(PASS if gate == "pass" else FAIL, screen_z=1e9)
-    assert ("two", "seg2", True) in calls
-    assert not {("two", "seg2", False), ("one", "seg2", False), ("one", "seg2", True)} & set(calls)
-    assert one.chosen == "seg1" and list(one.table["model"]) == ["seg1", "seg2"] and "own_offsets" not in one.table
-    table = two.table.set_index("model")
-    assert list(two.table["model"]) == ["seg1", "seg2"]
-    note = table.loc["seg2", "own_offsets"]
-    assert note.startswith("the screen left seg2 unfitted, but the BaRatin form's profile leave-one-out gain over seg1")
-    if gate == "pass":
-        assert two.chosen == "seg2" and "offset_rel" in two.fit.posterior and bool(table.loc["seg2", "fitted"])
-        assert note.endswith("which passed the diagnostics gate")
-    else:
-        assert two.chosen == "seg1" and set(two.fits) == {"seg1"} and not bool(table.loc["seg2", "fitted"])
-        assert note.endswith("not used")
