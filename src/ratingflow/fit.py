@@ -24,7 +24,7 @@ from .sampler import SamplerSettings, driver_cache
 
 
 #: raised when the fit's outputs change for the same inputs (published fits are then not reused)
-VERSION = "8"  # 8: the round's third trigger; the BaRatin form one fit per call on a CPU (7: the stacking mixture)
+VERSION = "8"  # 8: the BaRatin form one fit per call on a CPU (other draws); 7: the stacking mixture
 #: raised when the BaRatin form (each control its own offset) changes: only the stations fitted in it (the config's
 #: ``models.segment_offsets``, or two or more control types in the sheet) are refitted
 OFFSETS_FORM = "2"
