@@ -24,10 +24,10 @@ from .sampler import SamplerSettings, driver_cache
 
 
 #: raised when the fit's outputs change for the same inputs (published fits are then not reused)
-VERSION = "8"  # 8: the BaRatin form one fit per call on a CPU (other draws); 7: the stacking mixture
+VERSION = "7"  # 7: the stacking mixture in the fit file; the round's second trigger
 #: raised when the BaRatin form (each control its own offset) changes: only the stations fitted in it (the config's
-#: ``models.segment_offsets``, or two or more control types in the sheet) are refitted
-OFFSETS_FORM = "2"
+#: ``models.segment_offsets``, two or more control types in the sheet, or ``models.own_offsets`` set) are refitted
+OFFSETS_FORM = "3"  # 3: one fit per call of its program on a CPU (other draws)
 
 #: the rating-period programs: a station with n periods is fitted by the smallest that holds them
 PERIOD_BUCKETS = (2, 4, 8, 16)
