@@ -67,6 +67,10 @@ def main(argv=None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override one config value, a dotted key and a YAML value, e.g. sampler.num_samples=500 "
                              "(repeatable)")
+    parser.add_argument("--warm", action="store_true",
+                        help="after the incremental run, run every station again from scratch with the compilation "
+                             "cache the runs left (results, logs, benchmarks and Snakemake's metadata removed): what a "
+                             "machine that has run the pipeline before pays")
     args = parser.parse_args(argv)
 
     work = Path(args.work)
@@ -99,21 +103,8 @@ def main(argv=None) -> int:
         print(proc.stderr[-4000:])
         return 1
     stations = pd.read_csv(work / "results" / "stations.csv")
-    jobs = stage_table(work)
-    print(f"\nend to end (clean -> report): {wall:.1f} s wall, {len(sheet) / wall * 60:.0f} stations per minute")
-    per_stage = jobs.groupby("stage", sort=False).agg(jobs=("job", "size"), job_seconds=("seconds", "sum"),
-                                                       max_rss_mb=("max_rss_mb", "max"))
-    per_stage["share"] = per_stage["job_seconds"] / per_stage["job_seconds"].sum()
-    print("\nper stage (job seconds summed over jobs; they run --cores at a time):")
-    print(per_stage.round({"job_seconds": 1, "max_rss_mb": 0, "share": 3}).to_string())
-    print(f"peak RSS of any job: {jobs['max_rss_mb'].max():.0f} MB")
-    print(f"cores busy: {per_stage['job_seconds'].sum() / (wall * args.cores):.0%} "
-          f"(job seconds of every stage / (wall x {args.cores} cores))")
+    per_stage = run_report(work, wall, args.cores, len(sheet), "end to end (clean -> report)", "full run")
     fit_seconds = per_stage.loc["fit", "job_seconds"]
-    for stage in ("prior_check", "summarise"):
-        if stage in per_stage.index:
-            print(f"{stage}: {per_stage.loc[stage, 'job_seconds'] / len(sheet):.3f} job-s per station")
-    print(cache_lines(work, "full run"))
     passed = stations["diagnostics_passed"].astype(str) == "True"
     strict = (stations["rhat_max"] <= 1.01) & (stations["ess_bulk_min"] >= 400) & (stations["divergences"] == 0)
     print(f"\ndiagnostics gate (config thresholds) passed: {passed.mean():.1%}; "
@@ -140,6 +131,19 @@ def main(argv=None) -> int:
     reused = sum(log.read_text().count(" reused") for log in (work / "logs").rglob("*.log")
                  if log.stat().st_mtime >= inc_start)
     print(f"stations reused (published outputs linked) in the incremental run's jobs: {reused}")
+
+    if args.warm:
+        # a scheduled run on a machine that has run the pipeline before: every program is in the cache
+        for folder in ("results", "logs", "benchmarks", ".snakemake"):
+            shutil.rmtree(work / folder, ignore_errors=True)
+        warm_start = time.time()
+        warm_wall, proc = snakemake(work, args.cores)
+        if proc.returncode:
+            print(proc.stderr[-4000:])
+            return 1
+        run_report(work, warm_wall, args.cores, len(sheet),
+                   "warm run (the same stations again, every output removed, the compilation cache kept)",
+                   "warm run", warm_start)
 
     if args.ratingcurve:
         python = ratingcurve_env(Path(args.rc_venv))
@@ -168,6 +172,28 @@ def main(argv=None) -> int:
             print(f"  throughput ratio: {rc_per_station / ours_fit:.0f}x (fit stage), "
                   f"{rc_per_station / ours_e2e:.0f}x (whole pipeline, wall)")
     return 0
+
+
+def run_report(work: Path, wall: float, cores: int, n_stations: int, title: str, label: str,
+               since: float = 0.0) -> pd.DataFrame:
+    """Print a whole run's wall, its job seconds and peak RSS per stage (Snakemake's ``benchmark:`` files), how busy
+    the cores were, the prior check's and summarise's job seconds per station and the programs made
+    (:func:`cache_lines`); returns the per-stage table."""
+    jobs = stage_table(work)
+    print(f"\n{title}: {wall:.1f} s wall, {n_stations / wall * 60:.0f} stations per minute")
+    per_stage = jobs.groupby("stage", sort=False).agg(jobs=("job", "size"), job_seconds=("seconds", "sum"),
+                                                       max_rss_mb=("max_rss_mb", "max"))
+    per_stage["share"] = per_stage["job_seconds"] / per_stage["job_seconds"].sum()
+    print("\nper stage (job seconds summed over jobs; they run --cores at a time):")
+    print(per_stage.round({"job_seconds": 1, "max_rss_mb": 0, "share": 3}).to_string())
+    print(f"peak RSS of any job: {jobs['max_rss_mb'].max():.0f} MB")
+    print(f"cores busy: {per_stage['job_seconds'].sum() / (wall * cores):.0%} "
+          f"(job seconds of every stage / (wall x {cores} cores))")
+    for stage in ("prior_check", "summarise"):
+        if stage in per_stage.index:
+            print(f"{stage}: {per_stage.loc[stage, 'job_seconds'] / n_stations:.3f} job-s per station")
+    print(cache_lines(work, label, since))
+    return per_stage
 
 
 def cache_lines(work: Path, label: str, since: float = 0.0) -> str:
