@@ -1,13 +1,14 @@
 """Benchmark: N synthetic stations through the whole pipeline, and ratingcurve side by side.
 
-    .venv/bin/python bench/run.py [--stations 500] [--cores 2] [--ratingcurve 5] [--no-ratingcurve-loo]
+    .venv/bin/python bench/run.py [--stations 500] [--cores 2] [--ratingcurve 5] [--no-ratingcurve-loo] [--warm]
 
 Generates N stations (ratingflow.synthetic), runs ``snakemake --cores 2`` on them from a cold JAX
 compilation cache, and prints stations per minute, wall time per stage (from Snakemake's
 ``benchmark:`` files), how busy the cores were, peak RSS per job, the share of stations passing the
 diagnostics gate, the time of an incremental run after one new gauging, and, in the same run, USGS ratingcurve 1.1.0
 (``PowerLawRating(segments=1)``, ``method='nuts'``, its defaults; installed from PyPI into its own
-virtual environment) on some of the same stations, with the per-station time ratio.
+virtual environment) on some of the same stations, with the per-station time ratio. With ``--warm``, every station
+again with the compilation cache the runs left.
 """
 from __future__ import annotations
 
