@@ -194,7 +194,45 @@ def run_report(work: Path, wall: float, cores: int, n_stations: int, title: str,
         if stage in per_stage.index:
             print(f"{stage}: {per_stage.loc[stage, 'job_seconds'] / n_stations:.3f} job-s per station")
     print(cache_lines(work, label, since))
+    print(fit_parts(work, since))
     return per_stage
+
+
+#: the fit log's lines that start each part of a fit job (``ratingflow.fit`` and ``ratingflow.choice``), in the order
+#: the parts are printed
+FIT_PARTS = (("candidate models: sampling", "first round"),
+             ("seg2 fitted in the BaRatin form", "own-offsets round"),
+             ("failed the diagnostics gate: fitted again", "retries"),
+             ("with rating periods", "rating periods"))
+
+
+def fit_parts(work: Path, since: float = 0.0) -> str:
+    """The fit jobs' seconds by part (the first round of every station's candidates, the own-offsets round's BaRatin
+    fits, the retries, rating periods), each from the timestamp of the log line that starts it to the next such line or
+    the job's "sampled in" line, summed over the fit logs written after ``since``; with the stations each part fitted.
+    The timestamps have whole seconds."""
+    import datetime as dt
+    import re
+
+    seconds: dict[str, float] = {}
+    stations: dict[str, int] = {}
+    for log in sorted((work / "logs" / "fit").glob("*.log")):
+        if log.stat().st_mtime < since:
+            continue
+        events = []
+        for line in log.read_text().splitlines():
+            m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) (\d+) (.*)", line)
+            if not m:
+                continue
+            part = next((name for key, name in FIT_PARTS if key in m.group(3)),
+                        "end" if " sampled in " in m.group(3) else None)
+            if part:
+                events.append((dt.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%SZ"), part, int(m.group(2))))
+        for (start, part, n), (end, _, _) in zip(events, events[1:]):
+            seconds[part] = seconds.get(part, 0.0) + (end - start).total_seconds()
+            stations[part] = stations.get(part, 0) + n
+    parts = [f"{name} {seconds[name]:.0f} ({stations[name]} stations)" for _, name in FIT_PARTS if name in seconds]
+    return "fit job-s by part (from the fit logs' timestamps): " + (", ".join(parts) or "none logged")
 
 
 def cache_lines(work: Path, label: str, since: float = 0.0) -> str:
