@@ -37,6 +37,14 @@ def own_offset_margin(n: int) -> int:
     return max(3, n // 10)
 
 
+#: the share of the gauged stage range that each control keeps on its side of a breakpoint in the BaRatin form,
+#: besides :func:`own_offset_margin` gaugings. Where gaugings crowd the low stages, a tenth of them can span a few
+#: centimetres: a breakpoint there leaves the lower control's offset and exponent to its prior (the chains' ln gap
+#: and ln b spread 5-10x wider than with the breakpoint higher up: a funnel along the breakpoint, whose narrow end
+#: sets NUTS's step size; docs/time_budget.md, "The BaRatin form's breakpoint").
+OWN_OFFSET_MIN_SHARE = 0.1
+
+
 @dataclass(frozen=True)
 class StationData:
     """One station's cleaned gaugings in SI, ready for the model."""
@@ -138,10 +146,15 @@ class StationData:
         breakpoint may lie anywhere between the second-lowest and the second-highest gauged stage
         (a segment needs gaugings on both sides of its breakpoint to be estimated). With ``own_offsets``
         (each control its own zero-flow stage: an upper segment has three parameters, not two) the range
-        leaves :func:`own_offset_margin` gaugings on each side."""
+        leaves :func:`own_offset_margin` gaugings and :data:`OWN_OFFSET_MIN_SHARE` of the gauged stage range on
+        each side."""
         x = np.sort(self.stage_rel)
         m = min(own_offset_margin(self.n) if own_offsets else 1, (self.n - 1) // 2)
         lo, hi = (x[m], x[-m - 1]) if self.n > 3 else (x[0], x[-1])
+        if own_offsets:
+            share = OWN_OFFSET_MIN_SHARE * (x[-1] - x[0])
+            if max(lo, x[0] + share) < min(hi, x[-1] - share):
+                lo, hi = max(lo, x[0] + share), min(hi, x[-1] - share)
         lows, highs = np.full(n_breaks, lo), np.full(n_breaks, hi)
         ranges = self.break_ranges or ()
         if ranges and len(ranges) == n_segments - 1:

@@ -220,6 +220,26 @@ def test_own_offsets_keep_gaugings_beyond_the_breakpoints():
         assert context["break_lo"][0] == np.float32(x[m])
 
 
+def test_own_offsets_keep_a_share_of_the_stage_range_beyond_the_breakpoints():
+    """Where the gaugings crowd the low stages, own_offset_margin gaugings span a few centimetres: the BaRatin
+    form's breakpoint range then also leaves OWN_OFFSET_MIN_SHARE of the gauged stage range at each end. The one-h0
+    range and a sheet's range stay as they were."""
+    from ratingflow.data import OWN_OFFSET_MIN_SHARE, own_offset_margin
+
+    n = 60
+    x = 4.0 * np.linspace(0.0, 1.0, n) ** 3  # half the gaugings in the lowest eighth of the range
+    st = StationData("s", x + 100.0, np.ones(n), np.full(n, 0.05))
+    m = own_offset_margin(n)
+    assert x[m] < OWN_OFFSET_MIN_SHARE * 4.0  # the margin alone would leave the lower control 4 mm
+    lo, hi = st.break_ranges_rel(1, 2, own_offsets=True)
+    np.testing.assert_allclose([lo[0], hi[0]], [OWN_OFFSET_MIN_SHARE * 4.0, x[-m - 1]], rtol=1e-6)
+    lo, hi = st.break_ranges_rel(1, 2)
+    np.testing.assert_allclose([lo[0], hi[0]], [x[1], x[-2]], rtol=1e-6)
+    sheet = StationData("s", x + 100.0, np.ones(n), np.full(n, 0.05), break_ranges=((100.01, 100.02),))
+    lo, hi = sheet.break_ranges_rel(1, 2, own_offsets=True)
+    np.testing.assert_allclose([lo[0], hi[0]], [0.01, 0.02], atol=1e-5)
+
+
 def test_a_change_of_the_own_offset_form_refits_only_the_stations_fitted_in_it(tmp_path, monkeypatch):
     """fit.station_key: OFFSETS_FORM enters the key of a station fitted in the BaRatin form (two or more control
     types, or models.segment_offsets) and no other, so a change of that form leaves other published fits reused."""
