@@ -39,8 +39,8 @@ def own_offset_margin(n: int) -> int:
 
 #: the share of the gauged stage range that each control keeps on its side of a breakpoint in the BaRatin form,
 #: besides :func:`own_offset_margin` gaugings. Where gaugings crowd the low stages, a tenth of them can span a few
-#: centimetres: a breakpoint there leaves the lower control's offset and exponent to its prior (the chains' ln gap
-#: and ln b spread 5-10x wider than with the breakpoint higher up: a funnel along the breakpoint, whose narrow end
+#: centimetres: a breakpoint there leaves the lower control's offset and exponent to their priors (the chains' ln gap
+#: and exponent spread 5-10x wider than with the breakpoint higher up: a funnel along the breakpoint, whose narrow end
 #: sets NUTS's step size; docs/time_budget.md, "The BaRatin form's breakpoint").
 OWN_OFFSET_MIN_SHARE = 0.1
 
