@@ -153,8 +153,9 @@ class StationData:
         lo, hi = (x[m], x[-m - 1]) if self.n > 3 else (x[0], x[-1])
         if own_offsets:
             share = OWN_OFFSET_MIN_SHARE * (x[-1] - x[0])
-            if max(lo, x[0] + share) < min(hi, x[-1] - share):
-                lo, hi = max(lo, x[0] + share), min(hi, x[-1] - share)
+            narrowed = max(lo, x[0] + share), min(hi, x[-1] - share)
+            if narrowed[0] < narrowed[1]:
+                lo, hi = narrowed
         lows, highs = np.full(n_breaks, lo), np.full(n_breaks, hi)
         ranges = self.break_ranges or ()
         if ranges and len(ranges) == n_segments - 1:
