@@ -38,7 +38,7 @@ class SamplerSettings:
     dense_mass: bool = False
     #: chains advanced together in one vectorised NUTS step; 0 = all chains of a bucket and candidate;
     #: -1 (auto) = CPU_CHAINS_PER_STEP on a CPU (CPU_SEGMENTED_CHAINS_PER_STEP for a program with
-    #: breakpoints, CPU_OFFSETS_CHAINS_PER_STEP for the BaRatin form), GPU_CHAINS_PER_STEP on a GPU. Vectorised NUTS moves
+    #: breakpoints, CPU_OFFSETS_CHAINS_PER_STEP for the BaRatin form and the retry), GPU_CHAINS_PER_STEP on a GPU. Vectorised NUTS moves
     #: at the pace of the deepest tree among them; fits are grouped by candidate, so the trees of one
     #: group are alike.
     chains_per_step: int = -1
@@ -56,6 +56,15 @@ class SamplerSettings:
     #: periods, the generalized power law and the retry keep :attr:`max_tree_depth`. Not in the repr either: a
     #: program it does not cap keeps its cache keys.
     max_tree_depth_by_form: tuple = field(default=(), repr=False)
+    #: with ``chains_per_step`` auto on a CPU, run each fit in a call of its own, as the BaRatin form does: set by
+    #: :meth:`replaced` for the retry, whose fits are the ones that failed the gate with long or uneven trees. A
+    #: retry padded to the segmented program's 2 fits (or the power law's 8) paid for the copies: the 15 retried
+    #: fits of a 500-station benchmark took 97.5 s that way and 59.6 s alone, with the same 11 passing the gate
+    #: (2-core VM, warm, one at a time; docs/time_budget.md, "The retry alone"). Not in the repr (the call's
+    #: shape already names the program), in :meth:`key` (the first round's fits do not depend on it) or in
+    #: comparisons (:func:`ratingflow.fit.same_settings`: a BaRatin fit that ran alone with the retry's settings is not
+    #: fitted again).
+    one_fit_per_call: bool = field(default=False, repr=False, compare=False)
 
     @classmethod
     def from_config(cls, cfg: dict) -> "SamplerSettings":
@@ -78,12 +87,12 @@ class SamplerSettings:
         :attr:`offsets`), and without :attr:`max_tree_depth_by_form`: the retry's trees go to
         :attr:`max_tree_depth`."""
         return replace(self, **values, offsets=tuple((k, v) for k, v in self.offsets if k not in values),
-                       max_tree_depth_by_form=())
+                       max_tree_depth_by_form=(), one_fit_per_call=True)
 
     def key(self) -> dict:
         """The settings that every fit depends on, for its key (:func:`ratingflow.fit.station_key`); the BaRatin
         form's add :attr:`offsets`."""
-        return {k: v for k, v in asdict(self).items() if k != "offsets"}
+        return {k: v for k, v in asdict(self).items() if k not in ("offsets", "one_fit_per_call")}
 
 
 def tree_form(structure: Structure) -> str | None:
@@ -210,7 +219,7 @@ class BatchedNUTS:
             if jax.default_backend() != "cpu":
                 group = GPU_CHAINS_PER_STEP
             else:
-                group = (CPU_OFFSETS_CHAINS_PER_STEP if self.structure.segment_offsets
+                group = (CPU_OFFSETS_CHAINS_PER_STEP if self.structure.segment_offsets or self.settings.one_fit_per_call
                          else CPU_SEGMENTED_CHAINS_PER_STEP if self.structure.n_breaks else CPU_CHAINS_PER_STEP)
         if group == 0:
             return bucket_size(total, 1)
@@ -285,6 +294,7 @@ CPU_SEGMENTED_CHAINS_PER_STEP = 8
 #: takes trees of hundreds of steps where others take 20, so each fit runs alone. Its seg2 fits of 12 simulated
 #: two-control stations, warm, 4 x (1000 + 2000) at target 0.99: 64.7 s with 4 chains per call, 78.9 s with 8,
 #: 113.0 s with 16; 12 others: 78.0 s with 4, 91.8 s with 8 (2-core VM, /tmp probe, one run at a time)
+#: The retry's fits run alone too (:attr:`SamplerSettings.one_fit_per_call`).
 CPU_OFFSETS_CHAINS_PER_STEP = 4
 GPU_CHAINS_PER_STEP = 4096
 

@@ -7,7 +7,8 @@ import pytest
 def test_a_segmented_program_advances_fewer_chains_per_call_on_a_cpu():
     """On a CPU the plain power law's program runs 8 fits (32 chains) per call, a program with breakpoints
     2 fits (8 chains): its trees vary more between chains, and a call waits for the deepest one. The BaRatin form's
-    (each control its own offset) runs each fit alone."""
+    (each control its own offset) runs each fit alone, and so does the retry (its settings from ``replaced``), in
+    every program; an explicit ``chains_per_step`` still wins, and the first round's key does not change."""
     from ratingflow.candidates import Structure
     from ratingflow.sampler import (CPU_CHAINS_PER_STEP, CPU_OFFSETS_CHAINS_PER_STEP, CPU_SEGMENTED_CHAINS_PER_STEP,
                                     BatchedNUTS, SamplerSettings)
@@ -18,6 +19,11 @@ def test_a_segmented_program_advances_fewer_chains_per_call_on_a_cpu():
     assert BatchedNUTS(Structure(max_segments=3), SamplerSettings(num_chains=4, chains_per_step=16)).fits_per_call(100) == 4
     baratin = Structure(max_segments=3, segment_offsets=True)
     assert BatchedNUTS(baratin, settings).fits_per_call(100) == CPU_OFFSETS_CHAINS_PER_STEP // 4 == 1
+    retry = settings.replaced(num_warmup=1000, num_samples=2000, target_accept=0.99)
+    for structure in (Structure(max_segments=1), Structure(max_segments=3), baratin):
+        assert BatchedNUTS(structure, retry).fits_per_call(100) == 1
+    assert BatchedNUTS(Structure(max_segments=1), settings.replaced(chains_per_step=16)).fits_per_call(100) == 4
+    assert settings.replaced().key() == {**settings.key(), "max_tree_depth_by_form": ()}
 
 
 def test_the_gpu_profile_gives_a_fit_job_the_stations_to_fill_one_vectorised_call():
