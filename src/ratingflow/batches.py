@@ -76,3 +76,11 @@ def assign(stations: dict[str, StationSpec], raw_dir, batch_size: int) -> dict[s
         for k in range(0, len(members), batch_size):
             batches[f"n{bucket}-{k // batch_size:03d}"] = members[k : k + batch_size]
     return batches
+
+
+def work(batch_id: str, n_stations: int) -> int:
+    """A batch's expected work, for the scheduler's job priority: its shape bucket (the gaugings each station
+    is padded to) times its stations. A run whose last job is a large bucket's fit ends with one core working
+    alone; with the largest batches first, the run ends on small jobs."""
+    return int(batch_id[1:].split("-")[0]) * n_stations
+

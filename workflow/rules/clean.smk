@@ -9,6 +9,7 @@ rule clean:
         specs=get_specs,
         paths=get_raw_paths,
         settings=clean_settings(),
+    priority: batch_priority
     log:
         "logs/clean/{batch}.log",
     benchmark:

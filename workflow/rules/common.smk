@@ -7,7 +7,7 @@ import pandas as pd
 import yaml
 from snakemake.utils import validate
 
-from ratingflow.batches import assign
+from ratingflow.batches import assign, work as batch_work
 from ratingflow.config import config_hash, load_config, merged
 from ratingflow.sheet import check_schema, load_sheet
 
@@ -42,6 +42,11 @@ def batch_folder(folder):
 
 def members(wildcards):
     return BATCHES[wildcards.batch]
+
+
+def batch_priority(wildcards):
+    """The largest batches first, from cleaning to the fit (ratingflow.batches.work)."""
+    return batch_work(wildcards.batch, len(members(wildcards)))
 
 
 def existing_raw_files(specs):

@@ -17,6 +17,7 @@ rule fit:
         config_hash=CONFIG_HASH,
         jax=jax_params(),
         previous="results/fit",
+    priority: batch_priority
     log:
         "logs/fit/{batch}.log",
     benchmark:

@@ -11,6 +11,7 @@ rule periods:
         raw_dir=config["raw_dir"],
         settings=config.get("periods", {}),
         seed=config["seed"],
+    priority: batch_priority
     log:
         "logs/periods/{batch}.log",
     benchmark:

@@ -13,6 +13,7 @@ rule prior_check:
         station_priors=get_station_priors,
         jax=jax_params(),
         previous="results/prior",
+    priority: batch_priority
     log:
         "logs/prior_check/{batch}.log",
     benchmark:
