@@ -210,7 +210,8 @@ def fit_parts(work: Path, since: float = 0.0) -> str:
     """The fit jobs' seconds by part (the first round of every station's candidates, the own-offsets round's BaRatin
     fits, the retries, rating periods), each from the timestamp of the log line that starts it to the next such line or
     the job's "sampled in" line, summed over the fit logs written after ``since``; with the stations each part fitted.
-    The timestamps have whole seconds."""
+    A job that stopped before that line (a crash, a kill) ends its last part at its log's last write. The timestamps
+    have whole seconds."""
     import datetime as dt
     import re
 
@@ -228,6 +229,9 @@ def fit_parts(work: Path, since: float = 0.0) -> str:
                         "end" if " sampled in " in m.group(3) else None)
             if part:
                 events.append((dt.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%SZ"), part, int(m.group(2))))
+        if events and events[-1][1] != "end":
+            last_write = dt.datetime.fromtimestamp(log.stat().st_mtime, dt.timezone.utc).replace(tzinfo=None)
+            events.append((last_write, "end", 0))
         for (start, part, n), (end, _, _) in zip(events, events[1:]):
             seconds[part] = seconds.get(part, 0.0) + (end - start).total_seconds()
             stations[part] = stations.get(part, 0) + n

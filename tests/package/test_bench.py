@@ -1,7 +1,9 @@
 """The benchmark's reading of the fit logs (bench/run.py, ``fit_parts``): each part's seconds and stations, and the
 log lines it looks for still being the ones the package writes."""
 import importlib.util
+import os
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,6 +41,16 @@ def test_fit_parts_sums_each_part_from_the_line_that_starts_it_to_the_next(tmp_p
     assert bench.fit_parts(tmp_path) == (
         "fit job-s by part (from the fit logs' timestamps): first round 22 (60 stations), own-offsets round 30 "
         "(3 stations), retries 11 (3 stations), rating periods 6 (1 stations)")
+    # a job killed in its retries: its last part ends at the log's last write (the traceback)
+    killed = logs / "n64-000.log"
+    killed.write_text("2026-12-05T23:00:00Z 5 stations x 3 candidate models: sampling\n"
+                      "2026-12-05T23:00:08Z 1 station(s) whose chosen seg1 fit failed the diagnostics gate: fitted again\n"
+                      "Traceback (most recent call last):\n")
+    end = datetime(2026, 12, 5, 23, 0, 20, tzinfo=timezone.utc).timestamp()
+    os.utime(killed, (end, end))
+    assert bench.fit_parts(tmp_path) == (
+        "fit job-s by part (from the fit logs' timestamps): first round 30 (65 stations), own-offsets round 30 "
+        "(3 stations), retries 23 (4 stations), rating periods 6 (1 stations)")
 
 
 def test_the_lines_fit_parts_looks_for_are_the_ones_the_fit_logs():
