@@ -79,8 +79,17 @@ def assign(stations: dict[str, StationSpec], raw_dir, batch_size: int) -> dict[s
 
 
 def work(batch_id: str, n_stations: int) -> int:
-    """A batch's expected work, for the scheduler's job priority: its shape bucket (the gaugings each station
-    is padded to) times its stations. A run whose last job is a large bucket's fit ends with one core working
-    alone; with the largest batches first, the run ends on small jobs."""
+    """A batch's expected work: its shape bucket (the gaugings each station is padded to) times its stations."""
     return int(batch_id[1:].split("-")[0]) * n_stations
 
+
+#: above any batch's :func:`work`: the first batch of each bucket goes before every other batch
+_FIRST = 10**9
+
+
+def priority(batch_id: str, n_stations: int) -> int:
+    """The scheduler's job priority of a batch's stages up to the fit. The first batch of each bucket first, the
+    largest of them first: it makes the bucket's programs (a cold cache), and two batches of one bucket side by side
+    would both make them. Then the largest batches: a run whose last job is a large bucket's fit ends with one core
+    working alone, and with the largest batches first it ends on small jobs."""
+    return work(batch_id, n_stations) + (_FIRST if batch_id.endswith("-000") else 0)

@@ -1,4 +1,4 @@
-from ratingflow.batches import assign, raw_row_count, work
+from ratingflow.batches import assign, priority, raw_row_count, work
 from ratingflow.sheet import StationSpec
 
 
@@ -20,9 +20,11 @@ def test_batches_group_by_bucket_and_keep_sheet_order(tmp_path):
     after = assign(sheet, tmp_path, batch_size=2)
     changed = {b for b in set(batches) | set(after) if batches.get(b) != after.get(b)}
     assert changed == {"n16-002"}
-    # the scheduler's priority: the largest bucket's full batch first, a one-station batch last
-    order = sorted(batches, key=lambda b: -work(b, len(batches[b])))
-    assert order[0] == "n64-000" and order[-1] == "n16-002" and work("n64-000", 2) == 128
+    # the scheduler's priority: each bucket's first batch (it makes the bucket's programs), the largest first; then
+    # the largest batches, a one-station batch last
+    order = sorted(batches, key=lambda b: -priority(b, len(batches[b])))
+    assert order == ["n64-000", "n16-000", "n16-001", "n16-002"] and work("n64-000", 2) == 128
+    assert priority("n16-000", 1) > priority("n256-001", 50) > priority("n128-002", 50) > priority("n256-003", 1)
 
 
 def test_long_format_rows_are_counted_per_station(tmp_path):

@@ -7,7 +7,7 @@ import pandas as pd
 import yaml
 from snakemake.utils import validate
 
-from ratingflow.batches import assign, work as batch_work
+from ratingflow.batches import assign, priority
 from ratingflow.config import config_hash, load_config, merged
 from ratingflow.sheet import check_schema, load_sheet
 
@@ -45,8 +45,8 @@ def members(wildcards):
 
 
 def batch_priority(wildcards):
-    """The largest batches first, from cleaning to the fit (ratingflow.batches.work)."""
-    return batch_work(wildcards.batch, len(members(wildcards)))
+    """Each bucket's first batch, then the largest batches, from cleaning to the fit (ratingflow.batches.priority)."""
+    return priority(wildcards.batch, len(members(wildcards)))
 
 
 def existing_raw_files(specs):
