@@ -7,7 +7,7 @@ import pandas as pd
 import yaml
 from snakemake.utils import validate
 
-from ratingflow.batches import assign, priority
+from ratingflow.batches import assign, priority as batch_job_priority
 from ratingflow.config import config_hash, load_config, merged
 from ratingflow.sheet import check_schema, load_sheet
 
@@ -46,7 +46,7 @@ def members(wildcards):
 
 def batch_priority(wildcards):
     """Each bucket's first batch, then the largest batches, from cleaning to the fit (ratingflow.batches.priority)."""
-    return priority(wildcards.batch, len(members(wildcards)))
+    return batch_job_priority(wildcards.batch, len(members(wildcards)))
 
 
 def existing_raw_files(specs):
