@@ -129,6 +129,7 @@ def fit_and_choose(driver_for, stations: list, candidates: list, seed: int, se_f
 
     from .data import bucket_size
     from .candidates import describes_controls
+    from .importance import grid_first
     from .screen import candidates_to_fit
 
     baratin = None  # the BaRatin form's program; None: one program for every candidate, or own offsets already
@@ -144,6 +145,7 @@ def fit_and_choose(driver_for, stations: list, candidates: list, seed: int, se_f
             if c.n_segments == 1 and not c.gplm:
                 return plain
             return baratin if describes_controls(st.control_types) else None
+    fitter = lambda structure=None: grid_first(driver_for(structure))  # noqa: E731 - the BaRatin form: importance first
     to_fit, screens = candidates_to_fit(stations, candidates, driver_for().structure, screen_z)
     groups: dict[int, list[int]] = {}
     for i, st in enumerate(stations):
@@ -160,14 +162,14 @@ def fit_and_choose(driver_for, stations: list, candidates: list, seed: int, se_f
                     if candidate in to_fit[i]:
                         programs.setdefault(own(stations[i], candidate), []).append(i)
                 for structure, todo in programs.items():
-                    for i, res in zip(todo, driver_for(structure).fit([stations[i] for i in todo], [candidate], seed)):
+                    for i, res in zip(todo, fitter(structure).fit([stations[i] for i in todo], [candidate], seed)):
                         fits[i].update(res)
             for i in part:
                 out[i] = choose(fits[i], se_factor, screens[i])
     if own_offsets_z is not None and baratin is not None:
         if gate is None:
             raise ValueError("own_offsets_z needs the diagnostics gate")
-        out = offsets_round(driver_for(baratin), stations, out, seed, se_factor, own_offsets_z, gate)
+        out = offsets_round(fitter(baratin), stations, out, seed, se_factor, own_offsets_z, gate)
     return out
 
 

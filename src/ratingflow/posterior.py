@@ -316,6 +316,8 @@ GATE = {
     "ess_tail": ("ess_tail_min", lambda v, t: v >= t["ess_tail_min"], "tail ESS {v:.1f} < {t[ess_tail_min]}"),
     "divergences": ("divergences", lambda v, t: v <= t["max_divergences"], "{v} divergences > {t[max_divergences]}"),
     "bfmi": ("bfmi_min", lambda v, t: v >= t["bfmi_min"], "BFMI {v:.2f} < {t[bfmi_min]}"),
+    # importance draws (ratingflow.importance): their weights' largest Pareto k
+    "pareto_k": ("pareto_k", lambda v, t: v <= 0.7, "importance weights' Pareto k {v:.2f} > 0.7"),
 }
 
 

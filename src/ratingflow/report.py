@@ -79,7 +79,8 @@ def station_row(spec: StationSpec, status_json, prior_json, diagnostics_json, mo
         "ess_bulk_min": diag["ess_bulk_min"],
         "ess_tail_min": diag["ess_tail_min"],
         "divergences": diag["divergences"],
-        "bfmi_min": diag["bfmi_min"],
+        "bfmi_min": diag.get("bfmi_min"),  # NUTS's; importance draws have their weights' Pareto k
+        "importance_pareto_k": diag.get("pareto_k"),
         "diagnostics_passed": diag["passed"],
         "prior_share_inside": prior["share_inside"],
         "prior_check_passed": prior["passed"],

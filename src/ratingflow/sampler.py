@@ -65,6 +65,10 @@ class SamplerSettings:
     #: comparisons (:func:`ratingflow.fit.same_settings`: a BaRatin fit that ran alone with the retry's settings is not
     #: fitted again).
     one_fit_per_call: bool = field(default=False, repr=False, compare=False)
+    #: the BaRatin form's one-breakpoint fits by importance sampling over a breakpoint grid, NUTS where its weights
+    #: fail (:mod:`ratingflow.importance`, :func:`ratingflow.importance.grid_first`); set through :attr:`offsets` (config ``sampler.offsets.importance``), so
+    #: it reaches the keys of the stations it can change only. Not in the repr: the NUTS programs keep their keys.
+    importance: bool = field(default=False, repr=False)
 
     @classmethod
     def from_config(cls, cfg: dict) -> "SamplerSettings":
@@ -92,7 +96,7 @@ class SamplerSettings:
     def key(self) -> dict:
         """The settings that every fit depends on, for its key (:func:`ratingflow.fit.station_key`); the BaRatin
         form's add :attr:`offsets`."""
-        return {k: v for k, v in asdict(self).items() if k not in ("offsets", "one_fit_per_call")}
+        return {k: v for k, v in asdict(self).items() if k not in ("offsets", "one_fit_per_call", "importance")}
 
 
 def tree_form(structure: Structure) -> str | None:

@@ -173,10 +173,14 @@ def diagnostics(idata: az.InferenceData, thresholds: dict) -> dict:
         "ess_bulk_min": conv["ess_bulk_min"],
         "ess_tail_min": conv["ess_tail_min"],
         "divergences": conv["divergences"],
-        "bfmi_min": float(np.min(az.bfmi(idata))),
         "per_parameter": conv["per_parameter"],
         "thresholds": dict(thresholds),
     }
+    if "energy" in idata.sample_stats:  # NUTS; importance draws (ratingflow.importance) have their weights' Pareto k
+        out["bfmi_min"] = float(np.min(az.bfmi(idata)))
+    for name in ("pareto_k", "sampler"):
+        if name in conv:
+            out[name] = conv[name]
     checks, failures = gate(out, thresholds)
     out["checks"], out["passed"], out["failures"] = checks, all(checks.values()), failures
     return out

@@ -1,0 +1,308 @@
+"""The BaRatin form's two-control fit by importance sampling over a grid of its breakpoint, NUTS where that fails.
+
+Where the gaugings do not pin the change of control, the BaRatin form's posterior (seg2, each control its own offset)
+is a funnel along the breakpoint: at its low end the lower control's offset and exponent fall back to their priors,
+at its high end the upper control's exponent does, and NUTS's step size is set by the narrow end (docs/time_budget.md,
+"The BaRatin form's breakpoint"): 4 chains x 3 000 iterations at target 0.99, about 8 job-s a fit. Given the
+breakpoint, though, the other parameters are close to Gaussian. So, for each fit:
+
+1. **A grid of the breakpoint** (its unconstrained site ``break_u``, :data:`NODES` nodes over +-:data:`SPAN` prior
+   SDs). At each node, the mode of the other sites (BFGS, then damped Newton steps) and the Hessian there: a Laplace
+   approximation of the other sites given the breakpoint, and of the breakpoint's own marginal density
+   (``-U(mode) - ln det(H) / 2``). A second grid of as many nodes then covers the nodes within :data:`KEEP` log
+   units of the best, each started from the first grid's nearest mode.
+2. **Proposals**, :data:`PROPOSALS` per chain: a cell of the second grid by its marginal density, the breakpoint
+   uniform in it, the other sites from a Student-t (:data:`DOF` degrees of freedom) around the node's mode moved
+   along ``d mode / d break_u``, with the node's covariance; ``sigma_z`` either sign (the model has ``|sigma_z|``).
+   The proposal's density is exact, so the importance weights (posterior / proposal) are too.
+3. **Weights smoothed by PSIS** (Vehtari et al. 2024, JMLR 25:72) per chain; each chain's draws are resampled from
+   them. The chains are independent proposal sets, so R-hat between them means what it does for NUTS chains; the
+   ESS is the smoothed weights' (``1 / sum w^2``), which bounds the resampled draws' own.
+
+A fit whose largest Pareto k exceeds :data:`PARETO_K_MAX` or whose ESS is under :data:`MIN_ESS` (the proposal does
+not hold the posterior: a second mode, a ridge the Laplace approximation misses) is sampled by NUTS instead, with the
+form's own settings, as before. So is a BaRatin fit with more than one breakpoint, and any fit outside the BaRatin
+form. :func:`grid_first` gives the form's :class:`~ratingflow.sampler.BatchedNUTS` this way of fitting when its
+settings ask for it (config ``sampler.offsets.importance``); :func:`ratingflow.choice.fit_and_choose` calls it.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import arviz as az
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+from jax.scipy.optimize import minimize
+from jax.scipy.special import gammaln
+from numpyro.infer.util import log_likelihood
+
+from .candidates import Candidate, Structure
+from .data import bucket_size
+from .exported import cached_jit
+from .initial import init_centre
+from .keys import station_keys
+from .sampler import BatchedNUTS, FitResult, _model_args
+
+#: nodes of each of the two breakpoint grids
+NODES = 41
+#: the first grid spans +- this many prior SDs of ``break_u``
+SPAN = 3.5
+#: the second grid covers the first's nodes within this many log units of the largest marginal density
+KEEP = 15.0
+#: damped Newton steps after BFGS at each node (BFGS alone left some nodes' gradients at 100-1000)
+NEWTON = 12
+#: degrees of freedom of the proposal's Student-t
+DOF = 5.0
+#: proposals per chain
+PROPOSALS = 4000
+#: the largest Pareto k of a chain's weights for the draws to stand (Vehtari et al.: above 0.7 the estimates are
+#: not reliable)
+PARETO_K_MAX = 0.7
+#: every station is padded to at least this many gaugings: one program (one compilation, about 25 s) serves the
+#: buckets up to it, where NUTS's compile one each; the likelihood is a small part of a fit's time
+MIN_SIZE = 256
+#: the smallest ESS of the smoothed weights, summed over the chains (the gate's ``ess_bulk_min`` by default)
+MIN_ESS = 400.0
+
+
+def _t_logpdf(x, mean, chol, dof):
+    """Multivariate Student-t log density with scale ``chol chol^T``."""
+    d = x.shape[-1]
+    y = jax.scipy.linalg.solve_triangular(chol, x - mean, lower=True)
+    return (gammaln((dof + d) / 2) - gammaln(dof / 2) - d / 2 * jnp.log(dof * jnp.pi) - jnp.sum(jnp.log(jnp.diag(chol)))
+            - (dof + d) / 2 * jnp.log1p(jnp.sum(y * y) / dof))
+
+
+def _index(z0: dict, site: str) -> int:
+    """Position of ``site``'s first element in ``ravel_pytree(z0)`` (a dict's leaves in sorted key order)."""
+    return sum(int(np.prod(np.shape(z0[k]))) for k in sorted(z0) if k < site)
+
+
+class GridImportance:
+    """Importance sampling of the one-breakpoint BaRatin form (see the module's docstring) for one structure."""
+
+    def __init__(self, nuts):
+        """``nuts``: the form's :class:`~ratingflow.sampler.BatchedNUTS` (its model and settings: chains, draws)."""
+        self.nuts = nuts
+        self.structure = nuts.structure
+        self.settings = nuts.settings
+        self.priors = nuts.priors
+        key = f"importance|{self.structure!r}|{self.priors!r}|{NODES},{SPAN},{KEEP},{NEWTON},{DOF},{PROPOSALS}"
+        self._propose = cached_jit(self._proposals, key + f"|{self.settings.num_chains}", _any_bucket)
+        self._constrain = cached_jit(self._constrained, key + "|constrain", _any_bucket_draws)
+
+    def _sites(self, arrays, context):
+        args, kwargs = _model_args(arrays, context)
+        potential_gen, postprocess_gen = self.nuts._generators
+        return potential_gen(*args, **kwargs), postprocess_gen(*args, **kwargs), args, kwargs
+
+    def _proposals(self, key, z0, arrays, context):
+        """Proposals (chains, PROPOSALS, dim) in unconstrained space, flat, and their log weights."""
+        potential, _, _, _ = self._sites(arrays, context)
+        flat0, unravel = ravel_pytree(z0)
+        dim = flat0.shape[0]
+        iu, isg = _index(z0, "break_u"), _index(z0, "sigma_z")
+        others = np.array([i for i in range(dim) if i != iu])
+        isg_o = int(np.flatnonzero(others == isg)[0])
+
+        def full(theta, u):
+            return jnp.zeros(dim, flat0.dtype).at[others].set(theta).at[iu].set(u)
+
+        def energy(flat):
+            return potential(unravel(flat))
+
+        def node(u, start):
+            f = lambda th: energy(full(th, u))  # noqa: E731
+            found = minimize(f, start, method="BFGS", options={"maxiter": 200}).x
+            th = jnp.where(jnp.all(jnp.isfinite(found)) & jnp.isfinite(f(found)), found, start)
+
+            def newton(th, _):
+                g, h = jax.grad(f)(th), jax.hessian(f)(th)
+                values, vectors = jnp.linalg.eigh(0.5 * (h + h.T))
+                move = -(vectors / jnp.clip(jnp.abs(values), 1e-3, 1e10)) @ (vectors.T @ g)
+                tries = th[None] + jnp.array([1.0, 0.5, 0.25, 0.1, 0.0])[:, None] * move[None]
+                fv = jax.vmap(f)(tries)
+                return tries[jnp.argmin(jnp.where(jnp.isfinite(fv), fv, jnp.inf))], None
+
+            th, _ = jax.lax.scan(newton, th, None, length=NEWTON)
+            h = jax.hessian(f)(th)
+            values, vectors = jnp.linalg.eigh(0.5 * (h + h.T))
+            values = jnp.clip(values, 1e-3, 1e10)
+            cross = jax.jacfwd(lambda v: jax.grad(lambda t: energy(full(t, v)))(th))(u)
+            slope = -(vectors / values) @ (vectors.T @ cross)
+            chol = jnp.linalg.cholesky((vectors / values) @ vectors.T)
+            return th, -f(th) - 0.5 * jnp.sum(jnp.log(values)), slope, chol
+
+        def grid(lo, hi, starts):
+            us = jnp.linspace(lo, hi, NODES)
+            th, logm, slope, chol = jax.vmap(node)(us, starts(us))
+            return us, th, jnp.where(jnp.isfinite(logm), logm, -jnp.inf), slope, chol
+
+        width = SPAN * self.priors.break_u_sd
+        us, th, logm, _, _ = grid(-width, width, lambda us: jnp.broadcast_to(flat0[others], (NODES, dim - 1)))
+        kept = logm > jnp.max(logm) - KEEP
+        first, last = jnp.argmax(kept), NODES - 1 - jnp.argmax(kept[::-1])
+        step = us[1] - us[0]
+        nearest = lambda v: th[jnp.clip(jnp.round((v - us[0]) / step).astype(jnp.int32), 0, NODES - 1)]  # noqa: E731
+        us, th, logm, slope, chol = grid(us[first] - step, us[last] + step, nearest)
+        step = us[1] - us[0]
+        log_cell = jax.nn.log_softmax(logm) - jnp.log(step)
+
+        def chain(key):
+            k_cell, k_u, k_t, k_sign = jax.random.split(key, 4)
+            cell = jax.random.categorical(k_cell, logm, shape=(PROPOSALS,))
+            u = us[cell] + step * (jax.random.uniform(k_u, (PROPOSALS,)) - 0.5)
+            mean = th[cell] + slope[cell] * (u - us[cell])[:, None]
+            theta = mean + jnp.einsum("nij,nj->ni", chol[cell], jax.random.t(k_t, DOF, (PROPOSALS, dim - 1)))
+            sign = jnp.where(jax.random.bernoulli(k_sign, 0.5, (PROPOSALS,)), -1.0, 1.0)
+            theta = theta.at[:, isg_o].multiply(sign)
+            mirrored = theta.at[:, isg_o].multiply(-1.0)
+            density = jax.vmap(lambda x, m, c: _t_logpdf(x, m, c, DOF))
+            log_q = log_cell[cell] + jnp.logaddexp(density(theta, mean, chol[cell]),
+                                                   density(mirrored, mean, chol[cell])) - jnp.log(2.0)
+            flats = jax.vmap(full)(theta, u)
+            return flats, -jax.vmap(energy)(flats) - log_q
+
+        return jax.vmap(chain)(jax.random.split(key, self.settings.num_chains))
+
+    def _constrained(self, z0, flats, arrays, context):
+        """The model's sites and log-likelihood of flat unconstrained draws (chains, draws, dim)."""
+        _, postprocess, args, kwargs = self._sites(arrays, context)
+        _, unravel = ravel_pytree(z0)
+
+        def one_chain(chain):
+            constrained = jax.vmap(lambda f: postprocess(unravel(f)))(chain)
+            samples = {k: v for k, v in constrained.items() if k != "log_curve"}
+            return samples, log_likelihood(self.nuts.model, samples, *args, **kwargs)["log_discharge"]
+
+        return jax.vmap(one_chain)(flats)
+
+    def fit_one(self, station, candidate: Candidate, seed: int):
+        """One fit: a :class:`~ratingflow.sampler.FitResult` whose ``convergence`` carries the weights' Pareto k
+        and ESS (see :func:`weights_convergence`)."""
+        from .posterior import candidate_posterior, convergence
+
+        size = max(MIN_SIZE, bucket_size(station.n))
+        arrays = {k: jnp.asarray(v) for k, v in station.padded(size, candidate).items()}
+        context_np = station.context(candidate, self.structure, self.priors)
+        context = {k: jnp.asarray(v) for k, v in context_np.items()}
+        z0 = {k: jnp.asarray(v) for k, v in init_centre(station, candidate, self.structure).items()}
+        key = jax.random.fold_in(station_keys(seed, station.station_id)["fit"], candidate.code)
+        flats, log_w = jax.device_get(self._propose(key, z0, arrays, context))
+        rng = np.random.default_rng(np.asarray(key).astype(np.uint64))
+        picks, ks, ess = [], [], 0.0
+        for c in range(flats.shape[0]):
+            lw = np.asarray(log_w[c], np.float64)
+            lw = np.where(np.isfinite(lw), lw, -np.inf)
+            finite = np.isfinite(lw)
+            if finite.sum() < 10:
+                ks.append(np.inf)
+                picks.append(np.zeros(self.settings.num_samples, int))
+                continue
+            smoothed, k = az.psislw(lw[finite] - lw[finite].max())
+            w = np.exp(smoothed - smoothed.max())
+            w /= w.sum()
+            ks.append(float(k))
+            ess += 1.0 / float(np.sum(w**2))
+            picks.append(np.flatnonzero(finite)[rng.choice(finite.sum(), self.settings.num_samples, p=w)])
+        chosen = np.stack([flats[c][p] for c, p in enumerate(picks)])
+        samples, loglik = jax.device_get(self._constrain(z0, jnp.asarray(chosen), arrays, context))
+        posterior = {k: np.asarray(v) for k, v in samples.items()}
+        stats = {"diverging": np.zeros(chosen.shape[:2], bool)}
+        result = FitResult(station, candidate, context_np, posterior, stats, np.asarray(loglik[..., : station.n]))
+        result.convergence = weights_convergence(convergence(candidate_posterior(result), stats), max(ks), ess)
+        return result
+
+
+def weights_convergence(conv: dict, pareto_k: float, ess: float) -> dict:
+    """:func:`ratingflow.posterior.convergence` of resampled importance draws: each ESS no more than the weights'
+    (resampled draws look independent to ArviZ's ESS, which then counts repeats as new draws), and the largest
+    Pareto k of the chains' weights (``pareto_k``, checked by the gate)."""
+    out = dict(conv)
+    for name in ("ess_bulk_min", "ess_tail_min"):
+        out[name] = min(float(conv[name]), ess)
+    out["per_parameter"] = {v: {**p, "ess_bulk": min(p["ess_bulk"], ess), "ess_tail": min(p["ess_tail"], ess)}
+                            for v, p in conv["per_parameter"].items()}
+    out["pareto_k"] = float(pareto_k)
+    out["sampler"] = "importance sampling over a breakpoint grid (ratingflow.importance)"
+    return out
+
+
+def serves(structure: Structure, candidate: Candidate) -> bool:
+    """Whether :class:`GridImportance` fits this candidate: the BaRatin form with one breakpoint, timeless."""
+    return (structure.segment_offsets and candidate.n_segments == 2 and not candidate.gplm and not candidate.mode
+            and structure.max_periods == 1 and not structure.gplm_terms and not structure.varying_sigma)
+
+
+class GridFirst:
+    """A driver (the interface of :class:`~ratingflow.sampler.BatchedNUTS`) for the BaRatin form: each one-breakpoint
+    fit by :class:`GridImportance` first, NUTS (``nuts``) where its weights fail (:data:`PARETO_K_MAX`,
+    :data:`MIN_ESS`) and for every other candidate."""
+
+    def __init__(self, nuts):
+        self.nuts = nuts
+        self.structure = nuts.structure
+        self.settings = nuts.settings
+        self.priors = nuts.priors
+        self._grids: dict = {}
+
+    def _grid(self, n_segments: int) -> GridImportance:
+        """The importance sampler of the candidate's own structure (its segments only: the unused sites of a larger
+        program have no likelihood, and a Laplace approximation of them would only add dimensions)."""
+        if n_segments not in self._grids:
+            own = replace(self.structure, max_segments=n_segments)
+            self._grids[n_segments] = GridImportance(BatchedNUTS(own, self.nuts.settings, self.priors))
+        return self._grids[n_segments]
+
+    def fit(self, stations: list, candidates, seed: int) -> list[dict]:
+        per_station = candidates if candidates and isinstance(candidates[0], (list, tuple)) else [candidates] * len(stations)
+        results: list[dict] = [{} for _ in stations]
+        fallback: dict[str, list[int]] = {}
+        for i, (st, cands) in enumerate(zip(stations, per_station)):
+            for c in cands:
+                if serves(self.structure, c):
+                    fit = self._grid(c.n_segments).fit_one(st, c, seed)
+                    conv = fit.convergence
+                    if conv["pareto_k"] <= PARETO_K_MAX and conv["ess_bulk_min"] >= MIN_ESS:
+                        results[i][c.name] = fit
+                        continue
+                    from .runtime import progress
+
+                    progress(f"station {st.station_id}: {c.name} in the BaRatin form: importance weights' Pareto k "
+                             f"{conv['pareto_k']:.2f}, ESS {conv['ess_bulk_min']:.0f}: sampled by NUTS instead")
+                fallback.setdefault(c.name, []).append(i)
+        for name, members in sorted(fallback.items()):
+            for i, res in zip(members, self.nuts.fit([stations[i] for i in members], [Candidate(name)], seed)):
+                results[i].update(res)
+        return results
+
+
+def grid_first(driver):
+    """``driver`` (a :class:`~ratingflow.sampler.BatchedNUTS`) as a :class:`GridFirst` where it is the BaRatin form's and
+    its settings ask for importance sampling (config ``sampler.offsets.importance``); otherwise ``driver`` itself. The
+    wrapper is kept on the driver, so that a job builds its programs once."""
+    if not (isinstance(driver, BatchedNUTS) and driver.structure.segment_offsets and driver.settings.importance):
+        return driver
+    if "_grid_first" not in driver.__dict__:
+        driver.__dict__["_grid_first"] = GridFirst(driver)
+    return driver.__dict__["_grid_first"]
+
+
+def _any_bucket(args):
+    """Shapes of :meth:`GridImportance._proposals`'s arguments, the gaugings' axis symbolic."""
+    n = jax.export.symbolic_shape("gaugings")[0]
+    key, z0, arrays, context = args
+    fixed = lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype)  # noqa: E731
+    return (fixed(key), jax.tree.map(fixed, z0), jax.tree.map(lambda x: jax.ShapeDtypeStruct((n,), x.dtype), arrays),
+            jax.tree.map(fixed, context))
+
+
+def _any_bucket_draws(args):
+    """Shapes of :meth:`GridImportance._constrained`'s arguments, the gaugings' axis symbolic."""
+    n = jax.export.symbolic_shape("gaugings")[0]
+    z0, flats, arrays, context = args
+    fixed = lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype)  # noqa: E731
+    return (jax.tree.map(fixed, z0), fixed(flats), jax.tree.map(lambda x: jax.ShapeDtypeStruct((n,), x.dtype), arrays),
+            jax.tree.map(fixed, context))

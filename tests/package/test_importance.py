@@ -1,0 +1,82 @@
+"""The BaRatin form's importance sampler as a driver (:mod:`ratingflow.importance`): which fits it takes, NUTS where
+its weights fail, and how its draws pass the diagnostics gate. Fake samplers stand in for both (deterministic); the
+sampler itself is checked against NUTS in tests/slow/test_segments_nuts.py."""
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from ratingflow import importance
+from ratingflow.candidates import Candidate, Structure
+from ratingflow.posterior import gate
+from ratingflow.sampler import BatchedNUTS, FitResult, SamplerSettings, driver_cache
+
+pytestmark = pytest.mark.package
+
+OWN = Structure(max_segments=3, segment_offsets=True)
+THRESHOLDS = {"rhat_max": 1.01, "ess_bulk_min": 400, "ess_tail_min": 400, "max_divergences": 0}
+
+
+class FakeNUTS:
+    def __init__(self, structure=OWN):
+        self.structure, self.settings, self.priors, self.calls = structure, SamplerSettings(), None, []
+
+    def fit(self, stations, candidates, seed):
+        self.calls += [(st.station_id, c.name) for st in stations for c in candidates]
+        return [{c.name: f"nuts {st.station_id} {c.name}" for c in candidates} for st in stations]
+
+
+class FakeGrid:
+    """The importance sampler's result: a fit whose weights have Pareto k ``k[station]``."""
+
+    def __init__(self, k):
+        self.k, self.calls = k, []
+
+    def fit_one(self, station, candidate, seed):
+        self.calls.append((station.station_id, candidate.name))
+        fit = FitResult(station, candidate, {}, {}, {}, np.zeros(0))
+        fit.convergence = {"pareto_k": self.k[station.station_id], "ess_bulk_min": 5000.0}
+        return fit
+
+
+def test_one_breakpoint_fits_go_to_the_importance_sampler_and_nuts_takes_the_rest():
+    nuts = FakeNUTS()
+    driver = importance.GridFirst(nuts)
+    grid = driver._grids[2] = FakeGrid({"a": 0.3, "b": 0.9})
+    out = driver.fit([SimpleNamespace(station_id="a"), SimpleNamespace(station_id="b")], [Candidate("seg2"), Candidate("seg3")], seed=1)
+    # seg2 of both stations tried by importance; b's weights fail (k 0.9 > 0.7): NUTS; seg3 (two breakpoints): NUTS
+    assert grid.calls == [("a", "seg2"), ("b", "seg2")]
+    assert sorted(nuts.calls) == [("a", "seg3"), ("b", "seg2"), ("b", "seg3")]
+    assert out[0]["seg2"].convergence["pareto_k"] == 0.3
+    assert out[1]["seg2"] == "nuts b seg2" and out[0]["seg3"] == "nuts a seg3"
+
+
+def test_only_the_timeless_one_breakpoint_baratin_form_is_served():
+    assert importance.serves(OWN, Candidate("seg2"))
+    assert not importance.serves(OWN, Candidate("seg3"))
+    assert not importance.serves(Structure(max_segments=2), Candidate("seg2"))  # one h0: NUTS
+    assert not importance.serves(Structure(max_segments=2, segment_offsets=True, varying_sigma=True), Candidate("seg2"))
+
+
+def test_the_baratin_forms_driver_is_wrapped_only_where_the_settings_ask():
+    on = SamplerSettings.from_config({"offsets": {"importance": True}})
+    for_ = driver_cache(Structure(max_segments=2), on, None)
+    assert isinstance(importance.grid_first(for_(OWN)), importance.GridFirst)
+    assert importance.grid_first(for_(OWN)) is importance.grid_first(for_(OWN))  # built once per job
+    assert importance.grid_first(for_()) is for_()  # one h0: NUTS
+    off = driver_cache(Structure(max_segments=2), SamplerSettings(), None)(OWN)
+    assert importance.grid_first(off) is off
+    # the switch reaches the fit keys only through the form's settings (stations that may be fitted in it)
+    assert on.key() == SamplerSettings().key()
+    # and leaves the NUTS programs' cache keys alone
+    assert repr(for_(OWN).settings) == repr(BatchedNUTS(OWN, SamplerSettings()).settings)
+
+
+def test_resampled_draws_count_no_more_than_the_weights_ess_and_the_gate_checks_pareto_k():
+    conv = {"rhat_max": 1.001, "ess_bulk_min": 7900.0, "ess_tail_min": 7000.0, "divergences": 0,
+            "per_parameter": {"b": {"rhat": 1.001, "ess_bulk": 7900.0, "ess_tail": 7000.0}}}
+    out = importance.weights_convergence(conv, pareto_k=0.5, ess=1200.0)
+    assert (out["ess_bulk_min"], out["ess_tail_min"], out["per_parameter"]["b"]["ess_bulk"]) == (1200.0, 1200.0, 1200.0)
+    assert gate(out, THRESHOLDS)[1] == []
+    assert gate({**out, "pareto_k": 0.8}, THRESHOLDS)[1] == ["importance weights' Pareto k 0.80 > 0.7"]
+    assert "ESS 300.0 < 400" in "; ".join(gate(importance.weights_convergence(conv, 0.5, 300.0), THRESHOLDS)[1])
