@@ -8,7 +8,9 @@ from ratingflow.runtime import configure_jax
 ROOT = Path(__file__).resolve().parents[1]
 #: one persistent XLA cache for the whole test session (and the Snakemake jobs it starts)
 JAX_CACHE = Path(os.environ.get("RATINGFLOW_TEST_JAX_CACHE", ROOT / ".cache" / "jax-tests"))
-configure_jax(threads=0, cache_dir=str(JAX_CACHE))
+# one thread, as the pipeline's fit jobs: the BaRatin form's importance sampler runs only so
+# (ratingflow.importance.runs_here)
+configure_jax(threads=1, cache_dir=str(JAX_CACHE))
 
 
 #: test groups, by folder: package (no NUTS, fast), slow (NUTS fits), workflow (Snakemake runs)

@@ -217,9 +217,11 @@ def offsets_round(driver, stations: list, choices: list[Choice], seed: int, se_f
     if not flagged:
         return choices
     s = driver.settings
+    how = (f"NUTS, {s.num_warmup} warm-up + {s.num_samples} draws per chain, target acceptance {s.target_accept}")
+    if s.importance:
+        how = f"importance sampling over a breakpoint grid; {how}, where its weights fail"
     progress(f"{len(flagged)} station(s) whose one-h0 seg2 fit the own-offsets check flags or that failed the gate "
-             f"with most of the stacking weight: seg2 fitted in the BaRatin form ({s.num_warmup} warm-up + "
-             f"{s.num_samples} draws per chain, target acceptance {s.target_accept})")
+             f"with most of the stacking weight: seg2 fitted in the BaRatin form ({how})")
     out = list(choices)
     todo = sorted(flagged)
     for i, again in zip(todo, driver.fit([stations[i] for i in todo], [Candidate("seg2")], seed)):

@@ -22,8 +22,9 @@ breakpoint, though, the other parameters are close to Gaussian. So, for each fit
 A fit whose largest Pareto k exceeds :data:`PARETO_K_MAX` or whose ESS is under :data:`MIN_ESS` (the proposal does
 not hold the posterior: a second mode, a ridge the Laplace approximation misses) is sampled by NUTS instead, with the
 form's own settings, as before. So is a BaRatin fit with more than one breakpoint, and any fit outside the BaRatin
-form. :func:`grid_first` gives the form's :class:`~ratingflow.sampler.BatchedNUTS` this way of fitting when its
-settings ask for it (config ``sampler.offsets.importance``); :func:`ratingflow.choice.fit_and_choose` calls it.
+form, and every fit of a process whose JAX runs on more than one CPU thread or on a GPU (:func:`runs_here`).
+:func:`grid_first` gives the form's :class:`~ratingflow.sampler.BatchedNUTS` this way of fitting when its settings
+ask for it (config ``sampler.offsets.importance``); :func:`ratingflow.choice.fit_and_choose` calls it.
 """
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ KEEP = 15.0
 #: damped Newton steps after BFGS at each node (BFGS alone left some nodes' gradients at 100-1000)
 NEWTON = 12
 #: degrees of freedom of the proposal's Student-t
-DOF = 5.0
+DOF = 5
 #: proposals per chain
 PROPOSALS = 4000
 #: the largest Pareto k of a chain's weights for the draws to stand (Vehtari et al.: above 0.7 the estimates are
@@ -91,6 +92,7 @@ class GridImportance:
         self.priors = nuts.priors
         key = f"importance|{self.structure!r}|{self.priors!r}|{NODES},{SPAN},{KEEP},{NEWTON},{DOF},{PROPOSALS}"
         self._propose = cached_jit(self._proposals, key + f"|{self.settings.num_chains}", _any_bucket)
+        self._density = cached_jit(self._log_densities, key + "|density", _any_bucket_draws)
         self._constrain = cached_jit(self._constrained, key + "|constrain", _any_bucket_draws)
 
     def _sites(self, arrays, context):
@@ -99,7 +101,7 @@ class GridImportance:
         return potential_gen(*args, **kwargs), postprocess_gen(*args, **kwargs), args, kwargs
 
     def _proposals(self, key, z0, arrays, context):
-        """Proposals (chains, PROPOSALS, dim) in unconstrained space, flat, and their log weights."""
+        """Proposals (chains, PROPOSALS, dim) in unconstrained space, flat, and their log density."""
         potential, _, _, _ = self._sites(arrays, context)
         flat0, unravel = ravel_pytree(z0)
         dim = flat0.shape[0]
@@ -155,17 +157,28 @@ class GridImportance:
             cell = jax.random.categorical(k_cell, logm, shape=(PROPOSALS,))
             u = us[cell] + step * (jax.random.uniform(k_u, (PROPOSALS,)) - 0.5)
             mean = th[cell] + slope[cell] * (u - us[cell])[:, None]
-            theta = mean + jnp.einsum("nij,nj->ni", chol[cell], jax.random.t(k_t, DOF, (PROPOSALS, dim - 1)))
+            # a multivariate t: one chi-square (DOF squared normals, no gamma sampler) per proposal for every site
+            k_z, k_w = jax.random.split(k_t)
+            chi2 = jnp.sum(jax.random.normal(k_w, (PROPOSALS, DOF)) ** 2, axis=-1)
+            normal = jax.random.normal(k_z, (PROPOSALS, dim - 1)) * jnp.sqrt(DOF / chi2)[:, None]
+            theta = mean + jnp.einsum("nij,nj->ni", chol[cell], normal)
             sign = jnp.where(jax.random.bernoulli(k_sign, 0.5, (PROPOSALS,)), -1.0, 1.0)
             theta = theta.at[:, isg_o].multiply(sign)
             mirrored = theta.at[:, isg_o].multiply(-1.0)
             density = jax.vmap(lambda x, m, c: _t_logpdf(x, m, c, DOF))
             log_q = log_cell[cell] + jnp.logaddexp(density(theta, mean, chol[cell]),
                                                    density(mirrored, mean, chol[cell])) - jnp.log(2.0)
-            flats = jax.vmap(full)(theta, u)
-            return flats, -jax.vmap(energy)(flats) - log_q
+            return jax.vmap(full)(theta, u), log_q
 
         return jax.vmap(chain)(jax.random.split(key, self.settings.num_chains))
+
+    def _log_densities(self, z0, flats, arrays, context):
+        """The posterior's log density (unnormalised) of flat unconstrained draws (chains, draws, dim). A program of
+        its own: in one with the proposals, XLA's CPU runtime wedged its thread pool (every thread waiting, no CPU
+        used) where the process had more than one thread (JAX's default; the coverage study, the tests)."""
+        potential, _, _, _ = self._sites(arrays, context)
+        _, unravel = ravel_pytree(z0)
+        return -jax.vmap(jax.vmap(lambda f: potential(unravel(f))))(flats)
 
     def _constrained(self, z0, flats, arrays, context):
         """The model's sites and log-likelihood of flat unconstrained draws (chains, draws, dim)."""
@@ -190,7 +203,9 @@ class GridImportance:
         context = {k: jnp.asarray(v) for k, v in context_np.items()}
         z0 = {k: jnp.asarray(v) for k, v in init_centre(station, candidate, self.structure).items()}
         key = jax.random.fold_in(station_keys(seed, station.station_id)["fit"], candidate.code)
-        flats, log_w = jax.device_get(self._propose(key, z0, arrays, context))
+        flats, log_q = self._propose(key, z0, arrays, context)
+        log_w = jax.device_get(self._density(z0, flats, arrays, context) - log_q)
+        flats = jax.device_get(flats)
         rng = np.random.default_rng(np.asarray(key).astype(np.uint64))
         picks, ks, ess = [], [], 0.0
         for c in range(flats.shape[0]):
@@ -201,7 +216,8 @@ class GridImportance:
                 ks.append(np.inf)
                 picks.append(np.zeros(self.settings.num_samples, int))
                 continue
-            smoothed, k = az.psislw(lw[finite] - lw[finite].max())
+            with np.errstate(over="ignore"):  # ArviZ's tail fit overflows where k is far above 1 (then NUTS)
+                smoothed, k = az.psislw(lw[finite] - lw[finite].max())
             w = np.exp(smoothed - smoothed.max())
             w /= w.sum()
             ks.append(float(k))
@@ -228,6 +244,17 @@ def weights_convergence(conv: dict, pareto_k: float, ess: float) -> dict:
     out["pareto_k"] = float(pareto_k)
     out["sampler"] = "importance sampling over a breakpoint grid (ratingflow.importance)"
     return out
+
+
+def runs_here() -> bool:
+    """Whether this process may run the importance sampler: JAX on a CPU with a pool of one thread (``PJRT_NPROC=1``,
+    which :func:`ratingflow.runtime.configure_jax` sets for a job of one thread, the pipeline's fit jobs by default).
+    With more threads XLA's CPU runtime wedged on its programs: every thread waiting, no CPU used, at a random fit
+    (the programs split in two, and without multi-threaded Eigen, too); on a GPU it has not been run. There,
+    NUTS fits every candidate, as before."""
+    import os
+
+    return jax.default_backend() == "cpu" and os.environ.get("PJRT_NPROC") == "1"
 
 
 def serves(structure: Structure, candidate: Candidate) -> bool:
@@ -260,9 +287,15 @@ class GridFirst:
         per_station = candidates if candidates and isinstance(candidates[0], (list, tuple)) else [candidates] * len(stations)
         results: list[dict] = [{} for _ in stations]
         fallback: dict[str, list[int]] = {}
+        here = runs_here()
+        if not here:
+            from .runtime import progress
+
+            progress("the BaRatin form by NUTS: importance sampling runs only on a CPU with one thread per process "
+                     "(ratingflow.importance.runs_here)")
         for i, (st, cands) in enumerate(zip(stations, per_station)):
             for c in cands:
-                if serves(self.structure, c):
+                if here and serves(self.structure, c):
                     fit = self._grid(c.n_segments).fit_one(st, c, seed)
                     conv = fit.convergence
                     if conv["pareto_k"] <= PARETO_K_MAX and conv["ess_bulk_min"] >= MIN_ESS:

@@ -51,6 +51,16 @@ def test_one_breakpoint_fits_go_to_the_importance_sampler_and_nuts_takes_the_res
     assert out[1]["seg2"] == "nuts b seg2" and out[0]["seg3"] == "nuts a seg3"
 
 
+def test_with_more_than_one_cpu_thread_nuts_fits_everything(monkeypatch):
+    """XLA's CPU runtime wedged on the importance sampler's programs with a pool of two threads: NUTS then."""
+    monkeypatch.setenv("PJRT_NPROC", "2")
+    nuts = FakeNUTS()
+    driver = importance.GridFirst(nuts)
+    grid = driver._grids[2] = FakeGrid({"a": 0.3})
+    out = driver.fit([SimpleNamespace(station_id="a")], [Candidate("seg2")], seed=1)
+    assert grid.calls == [] and nuts.calls == [("a", "seg2")] and out[0]["seg2"] == "nuts a seg2"
+
+
 def test_only_the_timeless_one_breakpoint_baratin_form_is_served():
     assert importance.serves(OWN, Candidate("seg2"))
     assert not importance.serves(OWN, Candidate("seg3"))

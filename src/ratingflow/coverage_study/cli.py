@@ -84,7 +84,8 @@ def main(argv=None) -> int:
     cfg = yaml.safe_load(Path(args.config).read_text())
     jax_cfg = cfg.get("jax") or {}
     cache = args.jax_cache if args.jax_cache is not None else jax_cfg.get("compilation_cache") or ""
-    configure_jax(0, cache or None, jax_cfg.get("device", "cpu"))  # before anything imports JAX
+    # before anything imports JAX; one thread, as the pipeline's fit jobs (and ratingflow.importance.runs_here)
+    configure_jax(1, cache or None, jax_cfg.get("device", "cpu"))
 
     from ..candidates import ModelSettings, Priors
     from ..sampler import SamplerSettings
