@@ -66,8 +66,9 @@ class SamplerSettings:
     #: fitted again).
     one_fit_per_call: bool = field(default=False, repr=False, compare=False)
     #: the BaRatin form's one-breakpoint fits by importance sampling over a breakpoint grid, NUTS where its weights
-    #: fail (:mod:`ratingflow.importance`, :func:`ratingflow.importance.grid_first`); set through :attr:`offsets` (config ``sampler.offsets.importance``), so
-    #: it reaches the keys of the stations it can change only. Not in the repr: the NUTS programs keep their keys.
+    #: fail (:mod:`ratingflow.importance`, :func:`ratingflow.importance.grid_first`); set through :attr:`offsets`
+    #: (config ``sampler.offsets.importance``), so it reaches the keys of the stations it can change only. Not in the
+    #: repr: the NUTS programs keep their keys.
     importance: bool = field(default=False, repr=False)
 
     @classmethod
