@@ -173,9 +173,9 @@ class GridImportance:
         return jax.vmap(chain)(jax.random.split(key, self.settings.num_chains))
 
     def _log_densities(self, z0, flats, arrays, context):
-        """The posterior's log density (unnormalised) of flat unconstrained draws (chains, draws, dim). A program of
-        its own: in one with the proposals, XLA's CPU runtime wedged its thread pool (every thread waiting, no CPU
-        used) where the process had more than one thread (JAX's default; the coverage study, the tests)."""
+        """The posterior's log density (unnormalised) of flat unconstrained draws (chains, draws, dim): a program of
+        its own, as the draws' sites (splitting them from the proposals did not keep XLA's CPU runtime from wedging
+        with two threads, see :func:`runs_here`, but keeps each program smaller)."""
         potential, _, _, _ = self._sites(arrays, context)
         _, unravel = ravel_pytree(z0)
         return -jax.vmap(jax.vmap(lambda f: potential(unravel(f))))(flats)
