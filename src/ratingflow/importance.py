@@ -44,6 +44,8 @@ from .data import bucket_size
 from .exported import cached_jit
 from .initial import init_centre
 from .keys import station_keys
+from .posterior import PARETO_K_MAX, candidate_posterior, convergence
+from .runtime import progress
 from .sampler import BatchedNUTS, FitResult, _model_args
 
 #: nodes of each of the two breakpoint grids
@@ -58,9 +60,6 @@ NEWTON = 12
 DOF = 5
 #: proposals per chain
 PROPOSALS = 4000
-#: the largest Pareto k of a chain's weights for the draws to stand (Vehtari et al.: above 0.7 the estimates are
-#: not reliable)
-PARETO_K_MAX = 0.7
 #: every station is padded to at least this many gaugings: one program (one compilation, about 25 s) serves the
 #: buckets up to it, where NUTS's compile one each; the likelihood is a small part of a fit's time
 MIN_SIZE = 256
@@ -195,8 +194,6 @@ class GridImportance:
     def fit_one(self, station, candidate: Candidate, seed: int):
         """One fit: a :class:`~ratingflow.sampler.FitResult` whose ``convergence`` carries the weights' Pareto k
         and ESS (see :func:`weights_convergence`)."""
-        from .posterior import candidate_posterior, convergence
-
         size = max(MIN_SIZE, bucket_size(station.n))
         arrays = {k: jnp.asarray(v) for k, v in station.padded(size, candidate).items()}
         context_np = station.context(candidate, self.structure, self.priors)
@@ -289,8 +286,6 @@ class GridFirst:
         fallback: dict[str, list[int]] = {}
         here = runs_here()
         if not here:
-            from .runtime import progress
-
             progress("the BaRatin form by NUTS: importance sampling runs only on a CPU with one thread per process "
                      "(ratingflow.importance.runs_here)")
         for i, (st, cands) in enumerate(zip(stations, per_station)):
@@ -301,8 +296,6 @@ class GridFirst:
                     if conv["pareto_k"] <= PARETO_K_MAX and conv["ess_bulk_min"] >= MIN_ESS:
                         results[i][c.name] = fit
                         continue
-                    from .runtime import progress
-
                     progress(f"station {st.station_id}: {c.name} in the BaRatin form: importance weights' Pareto k "
                              f"{conv['pareto_k']:.2f}, ESS {conv['ess_bulk_min']:.0f}: sampled by NUTS instead")
                 fallback.setdefault(c.name, []).append(i)

@@ -309,6 +309,10 @@ def convergence(posterior: dict, sample_stats: dict) -> dict:
     }
 
 
+#: the largest Pareto k of importance weights (ratingflow.importance) for their draws to stand (Vehtari et al. 2024:
+#: above 0.7 the estimates are not reliable)
+PARETO_K_MAX = 0.7
+
 #: the diagnostics gate: check name -> (value key, pass test, failure message), over config ``diagnostics``
 GATE = {
     "rhat": ("rhat_max", lambda v, t: v <= t["rhat_max"], "R-hat {v:.4f} > {t[rhat_max]}"),
@@ -317,7 +321,7 @@ GATE = {
     "divergences": ("divergences", lambda v, t: v <= t["max_divergences"], "{v} divergences > {t[max_divergences]}"),
     "bfmi": ("bfmi_min", lambda v, t: v >= t["bfmi_min"], "BFMI {v:.2f} < {t[bfmi_min]}"),
     # importance draws (ratingflow.importance): their weights' largest Pareto k
-    "pareto_k": ("pareto_k", lambda v, t: v <= 0.7, "importance weights' Pareto k {v:.2f} > 0.7"),
+    "pareto_k": ("pareto_k", lambda v, t: v <= PARETO_K_MAX, "importance weights' Pareto k {v:.2f} > " + str(PARETO_K_MAX)),
 }
 
 
