@@ -15,11 +15,11 @@ breakpoint, though, the other parameters are close to Gaussian. So, for each fit
    uniform in it, the other sites from a Student-t (:data:`DOF` degrees of freedom) around the node's mode moved
    along ``d mode / d break_u``, with the node's covariance; ``sigma_z`` either sign (the model has ``|sigma_z|``).
    The proposal's density is exact, so the importance weights (posterior / proposal) are too.
-3. **Weights smoothed by PSIS** (Vehtari et al. 2024, JMLR 25:72) per chain; each chain's draws are resampled from
-   them. The chains are independent proposal sets, so R-hat between them means what it does for NUTS chains; the
+3. **Weights smoothed by PSIS** (Vehtari et al. 2024, JMLR 25:72), all chains' together (one Pareto k of
+   chains x :data:`PROPOSALS` weights); each chain's draws are resampled from its own proposals by them. The chains are independent proposal sets, so R-hat between them means what it does for NUTS chains; the
    ESS is the smoothed weights' (``1 / sum w^2``), which bounds the resampled draws' own.
 
-A fit whose largest Pareto k exceeds :data:`PARETO_K_MAX` or whose ESS is under :data:`MIN_ESS` (the proposal does
+A fit whose Pareto k exceeds :data:`PARETO_K_MAX` or whose ESS is under :data:`MIN_ESS` (the proposal does
 not hold the posterior: a second mode, a ridge the Laplace approximation misses) is sampled by NUTS instead, with the
 form's own settings, as before. So is a BaRatin fit with more than one breakpoint, and any fit outside the BaRatin
 form, and every fit of a process whose JAX runs on more than one CPU thread or on a GPU (:func:`runs_here`).
@@ -204,35 +204,48 @@ class GridImportance:
         log_w = jax.device_get(self._density(z0, flats, arrays, context) - log_q)
         flats = jax.device_get(flats)
         rng = np.random.default_rng(np.asarray(key).astype(np.uint64))
-        picks, ks, ess = [], [], 0.0
-        for c in range(flats.shape[0]):
-            lw = np.asarray(log_w[c], np.float64)
-            lw = np.where(np.isfinite(lw), lw, -np.inf)
-            finite = np.isfinite(lw)
-            if finite.sum() < 10:
-                ks.append(np.inf)
-                picks.append(np.zeros(self.settings.num_samples, int))
-                continue
-            with np.errstate(over="ignore"):  # ArviZ's tail fit overflows where k is far above 1 (then NUTS)
-                smoothed, k = az.psislw(lw[finite] - lw[finite].max())
-            w = np.exp(smoothed - smoothed.max())
-            w /= w.sum()
-            ks.append(float(k))
-            ess += 1.0 / float(np.sum(w**2))
-            picks.append(np.flatnonzero(finite)[rng.choice(finite.sum(), self.settings.num_samples, p=w)])
+        picks, pareto_k, ess = _resample(np.asarray(log_w, np.float64), self.settings.num_samples, rng)
         chosen = np.stack([flats[c][p] for c, p in enumerate(picks)])
         samples, loglik = jax.device_get(self._constrain(z0, jnp.asarray(chosen), arrays, context))
         posterior = {k: np.asarray(v) for k, v in samples.items()}
         stats = {"diverging": np.zeros(chosen.shape[:2], bool)}
         result = FitResult(station, candidate, context_np, posterior, stats, np.asarray(loglik[..., : station.n]))
-        result.convergence = weights_convergence(convergence(candidate_posterior(result), stats), max(ks), ess)
+        result.convergence = weights_convergence(convergence(candidate_posterior(result), stats), pareto_k, ess)
         return result
+
+
+def _resample(log_w: np.ndarray, num_samples: int, rng) -> tuple[list, float, float]:
+    """Each chain's draws, resampled from its own proposals by weights smoothed by PSIS over all chains' proposals
+    together: one Pareto k of all (chains x proposals) weights, and their ESS (``1 / sum w^2``, the weights
+    normalised over all chains). Returns each chain's picked proposals, k and the ESS; k is infinite where fewer
+    than 10 weights are finite.
+
+    The chains share one proposal, so their weights are one sample of its tail: the k of 16 000 weights, where the
+    largest of four chains' k (4 000 each) was a noisy estimate biased up (docs/time_budget.md)."""
+    chains, per_chain = log_w.shape
+    flat = np.where(np.isfinite(log_w), log_w, -np.inf).reshape(-1)
+    finite = np.isfinite(flat)
+    if finite.sum() < 10:
+        return [np.zeros(num_samples, int)] * chains, float("inf"), 0.0
+    with np.errstate(over="ignore"):  # ArviZ's tail fit overflows where k is far above 1 (then NUTS)
+        smoothed, k = az.psislw(flat[finite] - flat[finite].max())
+    w = np.zeros(flat.shape)
+    w[finite] = np.exp(smoothed - smoothed.max())
+    w /= w.sum()
+    ess = 1.0 / float(np.sum(w**2))
+    picks = []
+    for chain in w.reshape(chains, per_chain):
+        if chain.sum() > 0:
+            picks.append(rng.choice(per_chain, num_samples, p=chain / chain.sum()))
+        else:  # no finite weight in this chain: its draws are another chain's proposals' repeats; k and ESS tell
+            picks.append(np.zeros(num_samples, int))
+    return picks, float(k), ess
 
 
 def weights_convergence(conv: dict, pareto_k: float, ess: float) -> dict:
     """:func:`ratingflow.posterior.convergence` of resampled importance draws: each ESS no more than the weights'
-    (resampled draws look independent to ArviZ's ESS, which then counts repeats as new draws), and the largest
-    Pareto k of the chains' weights (``pareto_k``, checked by the gate)."""
+    (resampled draws look independent to ArviZ's ESS, which then counts repeats as new draws), and the Pareto k
+    of the weights (``pareto_k``, checked by the gate)."""
     out = dict(conv)
     for name in ("ess_bulk_min", "ess_tail_min"):
         out[name] = min(float(conv[name]), ess)

@@ -90,3 +90,19 @@ def test_resampled_draws_count_no_more_than_the_weights_ess_and_the_gate_checks_
     assert gate(out, THRESHOLDS)[1] == []
     assert gate({**out, "pareto_k": 0.8}, THRESHOLDS)[1] == ["importance weights' Pareto k 0.80 > 0.7"]
     assert "ESS 300.0 < 400" in "; ".join(gate(importance.weights_convergence(conv, 0.5, 300.0), THRESHOLDS)[1])
+
+
+def test_the_weights_are_smoothed_over_all_chains_and_each_chain_resamples_its_own_proposals():
+    """One Pareto k of all chains' weights (the largest of four chains' k is biased up); draws stay in their chain."""
+    rng = np.random.default_rng(3)
+    # log weights of a proposal whose tail is light: k well under 0.7; one chain with no finite weight
+    log_w = rng.normal(0.0, 0.3, (4, 4000))
+    log_w[3] = -np.inf
+    picks, k, ess = importance._resample(log_w, 500, np.random.default_rng(0))
+    assert k < 0.5 and 3 * 4000 * 0.8 < ess <= 3 * 4000  # three chains' weights count; normal(0, 0.3): ESS ~ 0.91 n
+    assert len(picks) == 4 and all(p.shape == (500,) and p.max() < 4000 for p in picks)
+    # a heavy tail (log weights with an exponential right tail of scale 1: k near 1) fails, pooled or not
+    heavy = rng.exponential(1.0, (4, 4000))
+    assert importance._resample(heavy, 500, np.random.default_rng(0))[1] > 0.7
+    # too few finite weights: k infinite, no ESS
+    assert importance._resample(np.full((4, 4000), -np.inf), 10, np.random.default_rng(0))[1:] == (float("inf"), 0.0)
