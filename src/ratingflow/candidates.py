@@ -167,6 +167,10 @@ class ModelSettings:
     #: a chosen two-segment fit with one h0 is fitted in the BaRatin form too when the own-offsets check's gain
     #: exceeds this many standard errors (ratingflow.choice.offsets_round); None: never
     own_offsets: float | None = None
+    #: a kept seg1 whose seg2 the screen ruled out is fitted in the BaRatin form too (a candidate of the choice and
+    #: the mixture where it passes the gate) when that form's profile leave-one-out gain over seg1 exceeds this many
+    #: standard errors (ratingflow.choice.offsets_round; needs ``own_offsets`` set); None: never
+    own_offsets_seg1: float | None = None
     #: the rating table and the discharge series draw from the stacking mixture of the fitted candidates
     #: (ratingflow.mixture); False: from the chosen one alone
     stacking: bool = False

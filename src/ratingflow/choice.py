@@ -107,7 +107,7 @@ def candidate_table(fits: dict, table: pd.DataFrame) -> pd.DataFrame:
 
 def fit_and_choose(driver_for, stations: list, candidates: list, seed: int, se_factor: float = 2.0,
                    chunk: int | None = None, screen_z: float | None = None, own_offsets_z: float | None = None,
-                   gate: dict | None = None) -> list[Choice]:
+                   gate: dict | None = None, own_offsets_seg1_z: float | None = None) -> list[Choice]:
     """Fit the candidates of every station and choose one per station by PSIS-LOO. The one
     fit-and-choose of the pipeline, the studies and the tests.
 
@@ -123,7 +123,8 @@ def fit_and_choose(driver_for, stations: list, candidates: list, seed: int, se_f
     grouped by shape bucket. A station's draws do not depend on the chunking. ``own_offsets_z`` (config
     ``models.own_offsets``) and ``gate`` (config ``diagnostics``): a chosen two-segment fit with one h0 whose
     gaugings suit each control's own zero-flow stage better is fitted in the BaRatin form too
-    (:func:`offsets_round`); None: never.
+    (:func:`offsets_round`); None: never. ``own_offsets_seg1_z`` (config ``models.own_offsets_seg1``): so is a kept
+    seg1 whose seg2 the screen ruled out, where the form's profile gain over seg1 exceeds it.
     """
     from dataclasses import replace
 
@@ -169,7 +170,7 @@ def fit_and_choose(driver_for, stations: list, candidates: list, seed: int, se_f
     if own_offsets_z is not None and baratin is not None:
         if gate is None:
             raise ValueError("own_offsets_z needs the diagnostics gate")
-        out = offsets_round(fitter(baratin), stations, out, seed, se_factor, own_offsets_z, gate)
+        out = offsets_round(fitter(baratin), stations, out, seed, se_factor, own_offsets_z, gate, own_offsets_seg1_z)
     return out
 
 
@@ -178,7 +179,7 @@ UNCONVERGED_WEIGHT = 0.5
 
 
 def offsets_round(driver, stations: list, choices: list[Choice], seed: int, se_factor: float, z: float,
-                  gate: dict) -> list[Choice]:
+                  gate: dict, seg1_z: float | None = None) -> list[Choice]:
     """seg2 fitted in the BaRatin form (``driver``: its program, with its own sampler settings) where one h0 for both
     controls does not serve a timeless station:
 
@@ -188,10 +189,15 @@ def offsets_round(driver, stations: list, choices: list[Choice], seed: int, se_f
       BaRatin fits that passed the gate (18) held it 86.7 % (docs/validation_findings.md);
     * seg1 was kept, and the one-h0 seg2 fit failed the diagnostics ``gate`` while PSIS-LOO stacking gave it at least
       :data:`UNCONVERGED_WEIGHT`: the gaugings may well hold a second control that the one-h0 form cannot fit
-      (its posterior splits), and an unconverged fit can neither be chosen nor mixed (:mod:`ratingflow.mixture`).
+      (its posterior splits), and an unconverged fit can neither be chosen nor mixed (:mod:`ratingflow.mixture`);
+    * ``seg1_z`` set: seg1 was kept, the screen ruled seg2 out (no fit), and the BaRatin form's profile leave-one-out
+      gain over seg1 exceeds ``seg1_z`` SE. The screen's profile of seg2 has one h0; where the second control has
+      its own, its gain over seg1 can fall short of the screen's threshold while the form's does not: on the
+      coverage study's two-control stations where seg1 was kept with no seg2 to mix, the band held the true curve at
+      about half the points (docs/validation_findings.md).
 
-    The new fit takes the one-h0 fit's place, and the choice is made again, where it passes the gate; otherwise the
-    one-h0 fit stays (and the summary flags a chosen one). The seg2 row of the table says what was done in
+    The new fit takes the one-h0 fit's place (or joins the choice as seg2), and the choice is made again, where it
+    passes the gate; otherwise the one-h0 fit stays (and the summary flags a chosen one), or seg2 stays unfitted. The seg2 row of the table says what was done in
     ``own_offsets``. A station with rating periods is not checked."""
     from .candidates import Candidate
     from .posterior import fit_convergence
@@ -208,6 +214,11 @@ def offsets_round(driver, stations: list, choices: list[Choice], seed: int, se_f
         if check is not None and check["gain"] > z * check["se"]:
             flagged[i] = (f"own-offsets check: profile leave-one-out gain {check['gain']:.1f} > {z:g} x SE "
                           f"{check['se']:.1f}; ")
+        elif choice.chosen == "seg1" and seg1_z is not None and _screened_out(choice, "seg2"):
+            check = own_offsets_check(st, Candidate("seg2"), driver.structure, against=candidate)
+            if check is not None and check["gain"] > seg1_z * check["se"]:
+                flagged[i] = (f"the screen ruled seg2 out, but the BaRatin form's profile leave-one-out gain over "
+                              f"seg1 is {check['gain']:.1f} > {seg1_z:g} x SE {check['se']:.1f}; ")
         elif choice.chosen == "seg1" and "seg2" in choice.fits and "offset_rel" not in choice.fits["seg2"].posterior:
             weight = float(choice.table.set_index("model").loc["seg2", "weight"])
             _, failures = gate_checks(fit_convergence(choice.fits["seg2"]), gate)
@@ -221,7 +232,8 @@ def offsets_round(driver, stations: list, choices: list[Choice], seed: int, se_f
     if s.importance:
         how = f"importance sampling over a breakpoint grid; {how}, where its weights fail"
     progress(f"{len(flagged)} station(s) whose one-h0 seg2 fit the own-offsets check flags or that failed the gate "
-             f"with most of the stacking weight: seg2 fitted in the BaRatin form ({how})")
+             f"with most of the stacking weight, or whose kept seg1 the form's profile beats: seg2 fitted in the "
+             f"BaRatin form ({how})")
     out = list(choices)
     todo = sorted(flagged)
     for i, again in zip(todo, driver.fit([stations[i] for i in todo], [Candidate("seg2")], seed)):
@@ -229,8 +241,14 @@ def offsets_round(driver, stations: list, choices: list[Choice], seed: int, se_f
         _, failures = gate_checks(fit_convergence(new), gate)
         note = flagged[i] + "fitted in the BaRatin form, "
         if failures:
-            note += "which failed the diagnostics gate (" + "; ".join(failures) + "): one h0 kept"
+            kept = "one h0 kept" if "seg2" in first.fits else "seg2 not fitted"
+            note += "which failed the diagnostics gate (" + "; ".join(failures) + f"): {kept}"
             choice = Choice(first.chosen, first.table.copy(), first.fits, first.screened)
+        elif "seg2" not in first.fits:
+            note += "which passed the diagnostics gate and joined the choice"
+            screened = first.screened.copy()
+            screened.loc[screened["model"] == "seg2", "fitted"] = True
+            choice = choose({**first.fits, "seg2": new}, se_factor, screened)
         else:
             elpd = float(first.table.loc[first.table["model"] == "seg2", "elpd_loo"].iloc[0])
             note += f"which passed the diagnostics gate and replaced the one-h0 fit (whose elpd_loo was {elpd:.2f})"
@@ -238,6 +256,12 @@ def offsets_round(driver, stations: list, choices: list[Choice], seed: int, se_f
         choice.table["own_offsets"] = np.where(choice.table["model"] == "seg2", note, "")
         out[i] = choice
     return out
+
+
+def _screened_out(choice: Choice, name: str) -> bool:
+    """Whether the screen ruled the candidate out (listed, not fitted)."""
+    return (choice.screened is not None and name not in choice.fits
+            and bool((choice.screened["model"] == name).any()))
 
 
 def choose(fits: dict, se_factor: float, screened: pd.DataFrame | None = None) -> Choice:

@@ -200,7 +200,8 @@ def run_batch(stations, clean_paths, prior_paths, out_paths, models_paths, seed:
     progress(f"{len(todo)} stations x {len(candidates)} candidate models: sampling")
     station_data = [item[0] for item in todo]
     choices = fit_and_choose(driver_for, station_data, candidates, seed, models.se_factor, screen_z=models.screen,
-                             own_offsets_z=models.own_offsets if gate else None, gate=gate)
+                             own_offsets_z=models.own_offsets if gate else None, gate=gate,
+                             own_offsets_seg1_z=models.own_offsets_seg1)
     choices = period_round(driver_for, station_data, choices, seed, models.se_factor)
     if retry:
         again = settings.replaced(**retry)

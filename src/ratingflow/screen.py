@@ -146,16 +146,18 @@ def own_offsets_pointwise(station: StationData, structure: Structure):
     return _density(resid, leverage, variance), {k: best[k] for k in ("gap", "break", "shift")}
 
 
-def own_offsets_check(station: StationData, candidate: Candidate, structure: Structure) -> dict | None:
+def own_offsets_check(station: StationData, candidate: Candidate, structure: Structure,
+                      against: Candidate | None = None) -> dict | None:
     """Would the gaugings of a two-segment station be fitted better with the upper control's own zero-flow stage
     than with one h0 for both? The profile leave-one-out gain of the BaRatin form over the one-h0 form
     (:func:`own_offsets_pointwise` against :func:`loo_pointwise`) and its SE, with the profile's zero-flow stages and
     breakpoint (m, station datum). Both grids choose with every gauging; the BaRatin form's has one more dimension,
-    so its gain is the more optimistic one. None: not a two-segment power law (with three, the grid would grow with
-    the square of the breakpoints), or no sensible grid point."""
+    so its gain is the more optimistic one. ``against``: the gain over that candidate's profile instead (seg1: would
+    the BaRatin form fit a kept power law's gaugings better?). None: not a two-segment power law (with three, the
+    grid would grow with the square of the breakpoints), or no sensible grid point."""
     if candidate.n_segments != 2 or not screenable(candidate):
         return None
-    one_h0 = loo_pointwise(station, candidate, replace(structure, segment_offsets=False))
+    one_h0 = loo_pointwise(station, against or candidate, replace(structure, segment_offsets=False))
     found = own_offsets_pointwise(station, structure)
     if found is None:
         return None

@@ -66,7 +66,7 @@ def _stations():
     return [synthetic.station_data(t, synthetic.gaugings(rng, t, 100)) for t in (two, one)]
 
 
-def _run(gate, own_offsets_z=1.5, **driver):
+def _run(gate, own_offsets_z=1.5, screen_z=None, seg1_z=None, **driver):
     calls, drivers = [], {}
     base = structure_for(CANDIDATES, transition=0.05)
 
@@ -74,7 +74,8 @@ def _run(gate, own_offsets_z=1.5, **driver):
         structure = structure or base
         return drivers.setdefault(structure, Driver(structure, calls, **driver))
 
-    return fit_and_choose(driver_for, _stations(), CANDIDATES, seed=1, own_offsets_z=own_offsets_z, gate=gate), calls
+    return fit_and_choose(driver_for, _stations(), CANDIDATES, seed=1, own_offsets_z=own_offsets_z, gate=gate,
+                          screen_z=screen_z, own_offsets_seg1_z=seg1_z), calls
 
 
 def test_a_flagged_one_h0_fit_is_replaced_by_the_baratin_form_where_it_passes_the_gate():
@@ -172,3 +173,28 @@ def test_a_kept_seg1_whose_one_h0_seg2_failed_the_gate_with_most_of_the_weight_g
     from ratingflow.mixture import weights
 
     assert set(weights(two, gate)) == {"seg1", "seg2"}
+
+
+@pytest.mark.parametrize("gate", [PASS, FAIL])
+def test_a_kept_seg1_whose_seg2_the_screen_ruled_out_gets_the_baratin_form_where_its_profile_beats_seg1(gate):
+    """The screen's threshold set at 20 SE rules seg2 out at both stations (its one-h0 profile gain over seg1 is
+    10.9 SE at "two", -1.0 at "one"), so seg1 is kept. The BaRatin form's profile gain over seg1 is 15.0 SE at "two"
+    and -1.2 at "one" (deterministic least squares on NumPy's gaugings): with ``own_offsets_seg1`` at 1.0 the form is
+    fitted at "two" only. Where it passes the gate it joins the choice as seg2 (the fake's density makes it the
+    best); where it fails, seg1 stays and seg2 stays unfitted, listed once."""
+    (two, one), calls = _run(gate, screen_z=20.0, seg1_z=1.0)
+    assert [c for c in calls if c[1] == "seg2"] == [("two", "seg2", True)]
+    assert one.chosen == "seg1" and "own_offsets" not in one.table
+    table = two.table.set_index("model")
+    assert list(two.table["model"]).count("seg2") == 1
+    note = table.loc["seg2", "own_offsets"]
+    assert note.startswith("the screen ruled seg2 out, but the BaRatin form's profile leave-one-out gain over seg1")
+    if gate is PASS:
+        assert two.chosen == "seg2" and "offset_rel" in two.fit.posterior and bool(table.loc["seg2", "fitted"])
+        assert note.endswith("joined the choice")
+    else:
+        assert two.chosen == "seg1" and "seg2" not in two.fits and not bool(table.loc["seg2", "fitted"])
+        assert note.endswith("seg2 not fitted")
+    # without the setting, nothing is fitted in the form
+    _, calls = _run(gate, screen_z=20.0)
+    assert not [c for c in calls if c[1] == "seg2"]
