@@ -14,24 +14,21 @@ import arviz as az
 import numpy as np
 import pandas as pd
 
+from .posterior import loo_idata
+
 #: Pareto k above this makes a gauging's PSIS-LOO estimate unreliable (Vehtari et al. 2024)
 PARETO_K_WARN = 0.7
 
 
-def loo_idata(log_likelihood: np.ndarray):
-    """The minimum ``az.loo`` needs: the pointwise log-likelihood (chain, draw, gauging), and a
-    posterior group for the draw count."""
-    shape = log_likelihood.shape[:2]
-    return az.from_dict(posterior={"draw_index": np.zeros(shape)}, log_likelihood={"log_discharge": log_likelihood})
-
-
-def compare(log_likelihoods: dict[str, np.ndarray], se_factor: float = 2.0) -> tuple[str, pd.DataFrame]:
+def compare(log_likelihoods: dict[str, np.ndarray], se_factor: float = 2.0, loos: dict | None = None
+            ) -> tuple[str, pd.DataFrame]:
     """Choose among candidates; ``log_likelihoods`` maps name -> (chain, draw, gauging) in
-    simplest-first order. Returns the chosen name and one row per candidate (in that order)."""
+    simplest-first order. Returns the chosen name and one row per candidate (in that order). ``loos``: their
+    pointwise PSIS-LOO (``az.loo``) where already computed."""
     order = list(log_likelihoods)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # high Pareto k is counted per candidate below
-        loos = {name: az.loo(loo_idata(ll), pointwise=True) for name, ll in log_likelihoods.items()}
+        loos = loos or {name: az.loo(loo_idata(ll), pointwise=True) for name, ll in log_likelihoods.items()}
         # from the pointwise LOO above: given InferenceData, compare would compute each candidate's LOO again
         table = az.compare(loos) if len(order) > 1 else None
     rows = []
@@ -268,8 +265,10 @@ def choose(fits: dict, se_factor: float, screened: pd.DataFrame | None = None) -
     """The choice among a station's fits. ``screened`` (:func:`ratingflow.screen.screen`): the candidates
     it ruled out are listed too (not fitted, with the screen's reason), and every row gets its figures."""
     from .candidates import Candidate
+    from .posterior import fit_loo
 
-    chosen, table = compare({name: fit.log_likelihood for name, fit in fits.items()}, se_factor)
+    chosen, table = compare({name: fit.log_likelihood for name, fit in fits.items()}, se_factor,
+                            {name: fit_loo(fit) for name, fit in fits.items()})
     table = candidate_table(fits, table)
     if screened is not None:
         out = screened[~screened["fitted"]].drop(columns="fitted").rename(columns={"screen": "reason"})

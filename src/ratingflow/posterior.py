@@ -190,6 +190,9 @@ def inference_data(result: FitResult, prior, attrs: dict, models: ModelSettings 
     # the draws' convergence, as the choice computed it (fit_convergence: once per fit); the summary reads it
     # instead of computing it again from the same draws (:func:`stored_convergence`)
     idata.attrs[CONVERGENCE_ATTR] = json.dumps(fit_convergence(result))
+    loo = fit_loo(result)  # the choice's, where it chose this fit; the summary's gauging checks read it
+    idata.attrs[LOO_ATTR] = json.dumps({"pareto_k": np.asarray(loo.pareto_k, float).tolist(),
+                                        "loo_i": np.asarray(loo.loo_i, float).tolist()})
     return idata
 
 
@@ -337,6 +340,53 @@ def stored_convergence(idata) -> dict:
         return json.loads(stored)
     return convergence({k: idata.posterior[k].values for k in idata.posterior.data_vars},
                        {"diverging": idata.sample_stats["diverging"].values})
+
+
+def loo_idata(log_likelihood: np.ndarray):
+    """The minimum ``az.loo`` needs: the pointwise log-likelihood (chain, draw, gauging), and a
+    posterior group for the draw count."""
+    shape = log_likelihood.shape[:2]
+    return az.from_dict(posterior={"draw_index": np.zeros(shape)}, log_likelihood={"log_discharge": log_likelihood})
+
+
+#: the root attribute of a fit's InferenceData that holds the chosen fit's pointwise PSIS-LOO (each gauging's Pareto
+#: k and leave-one-out log density), as JSON
+LOO_ATTR = "loo"
+
+
+def fit_loo(fit: FitResult):
+    """ArviZ's pointwise PSIS-LOO of a fit's log-likelihood, computed once per fit (the choice, the rounds that
+    choose again and the fit file all ask). Its relative efficiency (``reff``, which sets the length of the tail
+    PSIS fits: ``3 sqrt(S / reff)`` draws, at most a fifth) is the mean bulk ESS of the fit's parameters
+    (:func:`fit_convergence`, capped at the weights' ESS for importance draws) over the draws, as ArviZ's own
+    default takes the mean ESS of the posterior; where an ESS is not finite, ArviZ's default on the bare
+    log-likelihood (a fifth of the draws)."""
+    import warnings
+
+    if fit.loo is None:
+        chains, draws = fit.log_likelihood.shape[:2]
+        ess = [p["ess_bulk"] for p in fit_convergence(fit)["per_parameter"].values()]
+        reff = float(np.mean(ess)) / (chains * draws) if ess and np.all(np.isfinite(ess)) else None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # high Pareto k is counted and reported where it matters
+            fit.loo = az.loo(loo_idata(fit.log_likelihood), pointwise=True, reff=reff)
+    return fit.loo
+
+
+def stored_loo(idata) -> tuple[np.ndarray, np.ndarray]:
+    """(Pareto k, leave-one-out log density) per gauging of an InferenceData's log-likelihood: the fit's own
+    (:data:`LOO_ATTR`, written by :func:`inference_data` from the same array), or computed where a fit file has
+    none (written before it was kept)."""
+    import warnings
+
+    stored = idata.attrs.get(LOO_ATTR)
+    if stored:
+        loo = json.loads(stored)
+        return np.asarray(loo["pareto_k"], float), np.asarray(loo["loo_i"], float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # high Pareto k is what the caller looks for
+        loo = az.loo(idata, pointwise=True)
+    return np.asarray(loo.pareto_k), np.asarray(loo.loo_i)
 
 
 def fit_convergence(fit: FitResult) -> dict:

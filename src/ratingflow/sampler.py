@@ -120,6 +120,8 @@ class FitResult:
     log_likelihood: np.ndarray
     #: :func:`ratingflow.posterior.fit_convergence`'s result, once computed (the choice and the retry both ask)
     convergence: dict | None = field(default=None, repr=False, compare=False)
+    #: :func:`ratingflow.posterior.fit_loo`'s result, once computed (the choice, its rounds and the fit file ask)
+    loo: object = field(default=None, repr=False, compare=False)
 
 
 def _model_args(arrays: dict, context: dict):

@@ -27,7 +27,8 @@ from .intervals import median_and_hpdi_of_log, prob_label
 from .io import load_groups, load_idata, root_attrs, save_json
 from .candidates import Priors
 from .plausibility import influential_gaugings, own_offsets_flag, sigma_flag
-from .posterior import breakpoint_medians, gate, model_of, parameter_summary, period_views, stored_convergence
+from .posterior import (breakpoint_medians, gate, model_of, parameter_summary, period_views, stored_convergence,
+                        stored_loo)
 from .predict import flat_draws, predict_log, stage_grid
 from .runtime import progress
 
@@ -196,12 +197,7 @@ def plausibility(idata: az.InferenceData, lines) -> tuple[list[dict], list[str]]
     """Gaugings with high leverage in the chosen model (PSIS-LOO Pareto k above 0.7, by raw line), flags for
     those that drive the fit (the other gaugings contradict them too), and for a residual SD far above the
     gaugings' stated uncertainty."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # high Pareto k is what is looked for here
-        loo = az.loo(idata, pointwise=True)
-    influential = influential_gaugings(np.asarray(loo.pareto_k), np.asarray(loo.loo_i), lines)
+    influential = influential_gaugings(*stored_loo(idata), lines)
     flags = [f"gauging at raw line {g['line']} drives the fit: PSIS-LOO Pareto k {g['pareto_k']:.2f} > 0.7 (the "
              f"curve changes a lot without it) and the other gaugings contradict it (its leave-one-out log density "
              f"is {g['loo_drop']:.1f} below a typical gauging's); kept, check it" for g in influential if g["drives_fit"]]

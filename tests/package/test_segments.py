@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from numpyro import handlers
 
-from ratingflow.choice import compare, loo_idata
+from ratingflow.choice import compare
+from ratingflow.posterior import loo_idata
 from ratingflow.data import StationData
 from ratingflow.candidates import Candidate, structure_for
 from ratingflow.model import ordered_breakpoints, rating_model

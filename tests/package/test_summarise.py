@@ -232,3 +232,38 @@ def test_a_one_h0_segmented_fit_whose_controls_suit_their_own_zero_flow_is_flagg
     assert any(f.startswith("one h0 for every control does not suit these gaugings") for f in flags)
     assert own_offsets(fake_seg2(st, True, rng)) is None
     assert own_offsets(fake_idata(rng, 12.0, 1.7, 100.2, 0.05, spread=1.0)) is None
+
+
+def test_the_fit_file_keeps_the_choices_pointwise_loo_and_the_summary_reads_it():
+    """The chosen fit's pointwise PSIS-LOO is computed once (:func:`ratingflow.posterior.fit_loo`, the choice's)
+    and kept in the fit file; the summary's gauging checks read it. Its tail length follows the fit's relative
+    efficiency (mean bulk ESS / draws), not a fifth of the draws as with a bare log-likelihood (whose ESS is NaN).
+    A file without it is computed as before. Deterministic: NumPy's draws, and each check compares the same
+    arithmetic."""
+    from ratingflow.posterior import LOO_ATTR, fit_convergence, fit_loo, stored_loo
+    from ratingflow.summarise import plausibility
+
+    rng = np.random.default_rng(7)
+    st = StationData("s", np.linspace(1.0, 3.0, 30), np.linspace(1.0, 30.0, 30), np.full(30, 0.5))
+    shape = (4, 100)
+    ll = rng.normal(-1.0, 0.1, shape + (st.n,))
+    ll[..., 3] = rng.standard_t(1.5, shape) - 3.0  # one gauging with a heavy-tailed log-likelihood: large k
+    post = {"gap": rng.lognormal(-1, 0.1, shape), "b": rng.lognormal(0.7, 0.1, shape + (2,)),
+            "log_q_ref": rng.normal(size=shape), "sigma": rng.lognormal(-3, 0.1, shape),
+            "break_u": rng.normal(size=shape + (1,)), "breakpoint_rel": rng.uniform(0.4, 0.6, shape + (1,)),
+            "log_a": rng.normal(size=shape + (2,))}
+    res = FitResult(st, Candidate("seg2"), st.context(Candidate("seg2"), structure_for([Candidate("seg2")])), post,
+                    {"diverging": np.zeros(shape, bool), "energy": rng.standard_normal(shape)}, ll)
+    loo = fit_loo(res)
+    assert fit_loo(res) is loo  # computed once
+    reff = np.mean([p["ess_bulk"] for p in fit_convergence(res)["per_parameter"].values()]) / 400
+    assert 0.3 < reff < 3 and np.isfinite(reff)
+    _, k3 = az.psislw(ll[..., 3].reshape(-1) * -1.0, reff)
+    assert np.isclose(float(np.asarray(loo.pareto_k)[3]), float(k3))
+    stored = inference_data(res, az.from_dict(prior={"b": np.ones((1, 10))}), {"seed": 1})
+    k, loo_i = stored_loo(stored)
+    assert np.allclose(k, loo.pareto_k) and np.allclose(loo_i, loo.loo_i) and k[3] > 0.7
+    influential, _ = plausibility(stored, np.arange(st.n) + 2)
+    assert [g["line"] for g in influential] == [int(i) + 2 for i in np.flatnonzero(k > 0.7)]
+    del stored.attrs[LOO_ATTR]  # a fit file written before: computed from the file's own draws
+    assert np.allclose(stored_loo(stored)[1], az.loo(stored, pointwise=True).loo_i)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from ratingflow import synthetic
-from ratingflow.choice import compare, fit_and_choose, loo_idata
+from ratingflow.choice import compare, fit_and_choose
+from ratingflow.posterior import loo_idata
 from ratingflow.data import StationData
 from ratingflow.candidates import Candidate, ModelSettings, structure_for
 from ratingflow.posterior import candidate_posterior, inference_data
