@@ -167,8 +167,15 @@ def test_the_candidate_the_sheet_describes_is_always_fitted():
 
 
 class _Fit:
+    """A fit as the choice sees it: its log-likelihood and its pointwise PSIS-LOO (ratingflow.posterior.fit_loo)."""
+
     def __init__(self, ll):
+        import arviz as az
+
+        from ratingflow.posterior import loo_idata
+
         self.log_likelihood = ll
+        self.loo = az.loo(loo_idata(ll), pointwise=True)
 
 
 def test_choice_table_lists_screened_out_candidates(monkeypatch):
