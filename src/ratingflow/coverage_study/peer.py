@@ -65,5 +65,5 @@ def run_peer(python: str, stations: list[StationData], design: list[dict], work:
             rows.append({"station": st.station_id, "fold": record["fold"], "gauging": g, "third": int(thirds[g]),
                          "segments": record["segments"], "inside90": bool(inside), "lpd": float(lpd)})
     frame = pd.DataFrame(rows)
-    frame.attrs["failures"] = failures
+    frame.attrs["failures"], frame.attrs["folds_run"] = failures, len(jobs)
     return frame
