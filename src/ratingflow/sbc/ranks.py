@@ -158,7 +158,7 @@ def rank(truth: float, draws: np.ndarray, rng: np.random.Generator) -> int:
 
 def fit_ranks(replications: list[Replication], fits: list, structure: Structure, priors: Priors, seed: int) -> pd.DataFrame:
     """One row per replication and quantity: the truth's rank among the thinned posterior draws, with the
-    fit's divergences and worst R-hat."""
+    fit's divergences and worst R-hat, and which sampler made it (``importance``: with its weights' Pareto k)."""
     from ..posterior import candidate_posterior, convergence
 
     rng = np.random.default_rng(seed)
@@ -169,10 +169,12 @@ def fit_ranks(replications: list[Replication], fits: list, structure: Structure,
                                           jax.random.PRNGKey(seed + i))
         values = _values(draws, rep.candidate, curve, loglik)
         conv = convergence(candidate_posterior(fit), fit.sample_stats)
+        pareto_k = (fit.convergence or {}).get("pareto_k", np.nan)
         for name in quantities(rep.candidate, structure.segment_offsets):
             rows.append({"model": rep.candidate.name, "station": rep.station.station_id, "n": rep.station.n,
                          "quantity": name, "truth": rep.truth[name], "rank": rank(rep.truth[name], values[name], rng),
-                         "divergences": conv["divergences"], "rhat_max": conv["rhat_max"]})
+                         "divergences": conv["divergences"], "rhat_max": conv["rhat_max"],
+                         "sampler": "NUTS" if np.isnan(pareto_k) else "importance", "pareto_k": pareto_k})
     return pd.DataFrame(rows)
 
 
@@ -220,10 +222,13 @@ def run(candidates: list[Candidate], reps: int, seed: int, models: ModelSettings
     "generator": seg1 only, truths from the synthetic generator (:func:`from_generator`) instead of the prior."""
     import time
 
+    from ..importance import grid_first
     from ..sampler import BatchedNUTS
 
     structure = models.structure(models.candidate_list())
-    driver = BatchedNUTS(structure, sampler, priors)
+    # as the pipeline fits: the BaRatin form's one-breakpoint fits by importance sampling where its settings ask
+    # and JAX has one CPU thread (--threads 1), NUTS where its weights fail (ratingflow.importance)
+    driver = grid_first(BatchedNUTS(structure, sampler, priors))
     plan = designs(reps, seed)
     keys = jax.random.split(jax.random.PRNGKey(seed), len(candidates))
     frames = []

@@ -90,7 +90,9 @@ def report(rows: pd.DataFrame, command: str, wall: float, settings: dict, out: P
     fits = rows.drop_duplicates(["model", "station"])
     diag = fits.groupby("model", sort=False).agg(
         replications=("station", "size"), with_divergences=("divergences", lambda d: int((d > 0).sum())),
-        rhat_over_1_01=("rhat_max", lambda r: int((r > 1.01).sum())), seconds=("fit_seconds", "first")).reset_index()
+        rhat_over_1_01=("rhat_max", lambda r: int((r > 1.01).sum())), seconds=("fit_seconds", "first"),
+        **({"by_importance_sampling": ("sampler", lambda s: int((s == "importance").sum()))}
+           if "sampler" in fits else {})).reset_index()
     worst = table.loc[table["p_corrected"].idxmin()]
     verdict = "**met**" if worst["p_corrected"] >= ALPHA else "**missed**"
     plot = out.with_suffix(".png")
@@ -100,7 +102,9 @@ def report(rows: pd.DataFrame, command: str, wall: float, settings: dict, out: P
         f"# {title}\n\n"
         f"`{command}` ({wall:.0f} s on {platform.node()}, {os.cpu_count()} CPUs). Written by the command; "
         "re-made by running it again.\n\n"
-        f"Each replication: {what}, then NUTS as in the pipeline "
+        f"Each replication: {what}, then fitted as in the pipeline (NUTS; the BaRatin form's one-breakpoint fits by "
+        "importance sampling over a breakpoint grid where the run has one JAX thread, NUTS where its weights fail: "
+        "`by_importance_sampling` below) "
         f"(sampler {settings['sampler']}, models {settings['models']}). The rank of each true quantity among "
         f"{THINNED} posterior draws spread evenly over the chains is uniform on 0..{THINNED} if the sampler and "
         f"the model code are right{' and the prior suits this world' if world == 'generator' else ''}. Tests per "
