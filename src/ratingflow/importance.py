@@ -11,7 +11,8 @@ breakpoint, though, the other parameters are close to Gaussian. So, for each fit
    approximation of the other sites given the breakpoint, and of the breakpoint's own marginal density
    (``-U(mode) - ln det(H) / 2``). A second grid of as many nodes then covers the nodes within :data:`KEEP` log
    units of the best, each started from the first grid's nearest mode.
-2. **Proposals**, :data:`PROPOSALS` per chain: a cell of the second grid by its marginal density, the breakpoint
+2. **Proposals**, :data:`PROPOSALS` per chain (more sets of them, up to :data:`BATCHES`, where the weights' ESS
+   alone falls short): a cell of the second grid by its marginal density, the breakpoint
    uniform in it, the other sites from a Student-t (:data:`DOF` degrees of freedom) around the node's mode moved
    along ``d mode / d break_u``, with the node's covariance; ``sigma_z`` either sign (the model has ``|sigma_z|``).
    The proposal's density is exact, so the importance weights (posterior / proposal) are too.
@@ -65,6 +66,9 @@ PROPOSALS = 4000
 MIN_SIZE = 256
 #: the smallest ESS of the smoothed weights, summed over the chains (the gate's ``ess_bulk_min`` by default)
 MIN_ESS = 400.0
+#: where the weights' tail is fine (Pareto k at most :data:`~ratingflow.posterior.PARETO_K_MAX`) but their ESS short
+#: of :data:`MIN_ESS`, more sets of proposals are drawn (the same proposal, other keys), up to this many in all
+BATCHES = 4
 
 
 def _t_logpdf(x, mean, chol, dof):
@@ -200,11 +204,13 @@ class GridImportance:
         context = {k: jnp.asarray(v) for k, v in context_np.items()}
         z0 = {k: jnp.asarray(v) for k, v in init_centre(station, candidate, self.structure).items()}
         key = jax.random.fold_in(station_keys(seed, station.station_id)["fit"], candidate.code)
-        flats, log_q = self._propose(key, z0, arrays, context)
-        log_w = jax.device_get(self._density(z0, flats, arrays, context) - log_q)
-        flats = jax.device_get(flats)
-        rng = np.random.default_rng(np.asarray(key).astype(np.uint64))
-        picks, pareto_k, ess = _resample(np.asarray(log_w, np.float64), self.settings.num_samples, rng)
+
+        def propose_and_weigh(batch_key):
+            proposed, log_q = self._propose(batch_key, z0, arrays, context)
+            log_w = self._density(z0, proposed, arrays, context) - log_q
+            return jax.device_get(proposed), np.asarray(jax.device_get(log_w), np.float64)
+
+        flats, picks, pareto_k, ess = _draw_weighted(propose_and_weigh, key, self.settings.num_samples)
         chosen = np.stack([flats[c][p] for c, p in enumerate(picks)])
         samples, loglik = jax.device_get(self._constrain(z0, jnp.asarray(chosen), arrays, context))
         posterior = {k: np.asarray(v) for k, v in samples.items()}
@@ -212,6 +218,24 @@ class GridImportance:
         result = FitResult(station, candidate, context_np, posterior, stats, np.asarray(loglik[..., : station.n]))
         result.convergence = weights_convergence(convergence(candidate_posterior(result), stats), pareto_k, ess)
         return result
+
+
+def _draw_weighted(propose_and_weigh, key, num_samples: int):
+    """Proposals and their log weights from ``propose_and_weigh(key)`` ((chains, proposals, dim), (chains,
+    proposals)), in more sets (other keys, up to :data:`BATCHES`) while the weights' Pareto k is fine but their ESS
+    short of :data:`MIN_ESS`; then each chain's draws (:func:`_resample`). Returns the proposals of every set (chains,
+    sets x proposals, dim), each chain's picks among them, the Pareto k and the ESS. The first set's key is ``key``:
+    a fit that stands with it has the draws it had before more sets were drawn."""
+    flats, log_w = [], []
+    for batch in range(BATCHES):
+        proposed, weights = propose_and_weigh(key if batch == 0 else jax.random.fold_in(key, batch))
+        flats.append(proposed)
+        log_w.append(weights)
+        rng = np.random.default_rng(np.asarray(key).astype(np.uint64))
+        picks, pareto_k, ess = _resample(np.concatenate(log_w, axis=1), num_samples, rng)
+        if pareto_k > PARETO_K_MAX or ess >= MIN_ESS:  # a heavy tail is not cured by more of the same proposal
+            break
+    return np.concatenate(flats, axis=1), picks, pareto_k, ess
 
 
 def _resample(log_w: np.ndarray, num_samples: int, rng) -> tuple[list, float, float]:

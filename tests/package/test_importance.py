@@ -106,3 +106,28 @@ def test_the_weights_are_smoothed_over_all_chains_and_each_chain_resamples_its_o
     assert importance._resample(heavy, 500, np.random.default_rng(0))[1] > 0.7
     # too few finite weights: k infinite, no ESS
     assert importance._resample(np.full((4, 4000), -np.inf), 10, np.random.default_rng(0))[1:] == (float("inf"), 0.0)
+
+
+def test_more_sets_of_proposals_are_drawn_where_only_the_ess_falls_short():
+    """A light tail (Pareto k under 0.7) but an ESS short of 400: more sets of the same proposal, other keys, until
+    the ESS suffices (at most importance.BATCHES); a heavy tail stops at once (NUTS takes it). Fake proposals:
+    NumPy's log weights, one proposal in 60 carrying nearly all the weight (ESS about 270 per set of 4 x 4000)."""
+    import jax
+
+    keys = []
+
+    def weigh(spread, heavy=False):
+        def propose_and_weigh(key):
+            keys.append(np.asarray(key).tolist())
+            rng = np.random.default_rng(len(keys))
+            log_w = rng.exponential(1.0, (4, 4000)) if heavy else np.where(rng.random((4, 4000)) < 1 / 60, spread, 0.0)
+            return np.zeros((4, 4000, 2)), log_w
+        return propose_and_weigh
+
+    key = jax.random.PRNGKey(5)
+    flats, picks, k, ess = importance._draw_weighted(weigh(8.0), key, 100)
+    assert k <= 0.7 and ess >= importance.MIN_ESS and 1 < len(keys) <= importance.BATCHES
+    assert flats.shape == (4, 4000 * len(keys), 2) and all(p.max() < flats.shape[1] for p in picks)
+    assert keys[0] == np.asarray(key).tolist()  # the first set's key is the fit's: draws as before when it stands
+    keys.clear()
+    assert importance._draw_weighted(weigh(0.0, heavy=True), key, 100)[2] > 0.7 and len(keys) == 1
