@@ -17,12 +17,14 @@ breakpoint, though, the other parameters are close to Gaussian. So, for each fit
    along ``d mode / d break_u``, with the node's covariance; ``sigma_z`` either sign (the model has ``|sigma_z|``).
    The proposal's density is exact, so the importance weights (posterior / proposal) are too.
 3. **Weights smoothed by PSIS** (Vehtari et al. 2024, JMLR 25:72), all chains' together (one Pareto k of
-   chains x :data:`PROPOSALS` weights); each chain's draws are resampled from its own proposals by them. The chains are independent proposal sets, so R-hat between them means what it does for NUTS chains; the
-   ESS is the smoothed weights' (``1 / sum w^2``), which bounds the resampled draws' own.
+   chains x :data:`PROPOSALS` weights); each chain's draws are resampled from its own proposals by them. The chains
+   are independent proposal sets, so R-hat between them means what it does for NUTS chains; the ESS is the smoothed
+   weights' (``1 / sum w^2``), which bounds the resampled draws' own.
 
-A fit whose Pareto k exceeds :data:`PARETO_K_MAX` or whose ESS is under :data:`MIN_ESS` (the proposal does
-not hold the posterior: a second mode, a ridge the Laplace approximation misses) is sampled by NUTS instead, with the
-form's own settings, as before. So is a BaRatin fit with more than one breakpoint, and any fit outside the BaRatin
+A fit whose Pareto k exceeds :data:`PARETO_K_MAX`, whose ESS is under :data:`MIN_ESS` or whose chains' draws differ
+(R-hat above :data:`MAX_RHAT`: the proposal does not hold the posterior, a second mode, a ridge the Laplace
+approximation misses, or too few of its proposals count) is sampled by NUTS instead, with the form's own settings,
+as before. So is a BaRatin fit with more than one breakpoint, and any fit outside the BaRatin
 form, and every fit of a process whose JAX runs on more than one CPU thread or on a GPU (:func:`runs_here`).
 :func:`grid_first` gives the form's :class:`~ratingflow.sampler.BatchedNUTS` this way of fitting when its settings
 ask for it (config ``sampler.offsets.importance``); :func:`ratingflow.choice.fit_and_choose` calls it.
@@ -67,8 +69,14 @@ MIN_SIZE = 256
 #: the smallest ESS of the smoothed weights, summed over the chains (the gate's ``ess_bulk_min`` by default)
 MIN_ESS = 400.0
 #: where the weights' tail is fine (Pareto k at most :data:`~ratingflow.posterior.PARETO_K_MAX`) but their ESS short
-#: of :data:`MIN_ESS`, more sets of proposals are drawn (the same proposal, other keys), up to this many in all
-BATCHES = 4
+#: of :data:`MIN_ESS`, more sets of proposals are drawn (the same proposal, other keys), up to this many in all,
+#: until the ESS reaches :data:`BATCH_ESS`
+BATCHES = 8
+#: the ESS more sets aim at: about :data:`MIN_ESS` per chain. With 500 over four chains, the chains' resampled draws
+#: differed (R-hat 1.017 on two of the coverage study's stations), which the diagnostics gate rejects
+BATCH_ESS = 4 * MIN_ESS
+#: the largest R-hat between the chains' resampled draws for a fit to stand (the diagnostics gate's default)
+MAX_RHAT = 1.01
 
 
 def _t_logpdf(x, mean, chol, dof):
@@ -222,8 +230,9 @@ class GridImportance:
 
 def _draw_weighted(propose_and_weigh, key, num_samples: int):
     """Proposals and their log weights from ``propose_and_weigh(key)`` ((chains, proposals, dim), (chains,
-    proposals)), in more sets (other keys, up to :data:`BATCHES`) while the weights' Pareto k is fine but their ESS
-    short of :data:`MIN_ESS`; then each chain's draws (:func:`_resample`). Returns the proposals of every set (chains,
+    proposals)), in more sets (other keys, up to :data:`BATCHES`, until the ESS reaches :data:`BATCH_ESS`) where the
+    weights' Pareto k is fine but the first set's ESS short of :data:`MIN_ESS`; then each chain's draws
+    (:func:`_resample`). Returns the proposals of every set (chains,
     sets x proposals, dim), each chain's picks among them, the Pareto k and the ESS. The first set's key is ``key``:
     a fit that stands with it has the draws it had before more sets were drawn."""
     flats, log_w = [], []
@@ -233,7 +242,8 @@ def _draw_weighted(propose_and_weigh, key, num_samples: int):
         log_w.append(weights)
         rng = np.random.default_rng(np.asarray(key).astype(np.uint64))
         picks, pareto_k, ess = _resample(np.concatenate(log_w, axis=1), num_samples, rng)
-        if pareto_k > PARETO_K_MAX or ess >= MIN_ESS:  # a heavy tail is not cured by more of the same proposal
+        # a heavy tail is not cured by more of the same proposal; a first set with ESS enough stands as it is
+        if pareto_k > PARETO_K_MAX or ess >= (MIN_ESS if batch == 0 else BATCH_ESS):
             break
     return np.concatenate(flats, axis=1), picks, pareto_k, ess
 
@@ -300,7 +310,7 @@ def serves(structure: Structure, candidate: Candidate) -> bool:
 class GridFirst:
     """A driver (the interface of :class:`~ratingflow.sampler.BatchedNUTS`) for the BaRatin form: each one-breakpoint
     fit by :class:`GridImportance` first, NUTS (``nuts``) where its weights fail (:data:`PARETO_K_MAX`,
-    :data:`MIN_ESS`) and for every other candidate."""
+    :data:`MIN_ESS`) or its chains' resampled draws differ (:data:`MAX_RHAT`), and for every other candidate."""
 
     def __init__(self, nuts):
         self.nuts = nuts
@@ -330,11 +340,13 @@ class GridFirst:
                 if here and serves(self.structure, c):
                     fit = self._grid(c.n_segments).fit_one(st, c, seed)
                     conv = fit.convergence
-                    if conv["pareto_k"] <= PARETO_K_MAX and conv["ess_bulk_min"] >= MIN_ESS:
+                    if (conv["pareto_k"] <= PARETO_K_MAX and conv["ess_bulk_min"] >= MIN_ESS
+                            and conv["rhat_max"] <= MAX_RHAT):
                         results[i][c.name] = fit
                         continue
                     progress(f"station {st.station_id}: {c.name} in the BaRatin form: importance weights' Pareto k "
-                             f"{conv['pareto_k']:.2f}, ESS {conv['ess_bulk_min']:.0f}: sampled by NUTS instead")
+                             f"{conv['pareto_k']:.2f}, ESS {conv['ess_bulk_min']:.0f}, R-hat {conv['rhat_max']:.3f}: "
+                             "sampled by NUTS instead")
                 fallback.setdefault(c.name, []).append(i)
         for name, members in sorted(fallback.items()):
             for i, res in zip(members, self.nuts.fit([stations[i] for i in members], [Candidate(name)], seed)):

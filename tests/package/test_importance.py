@@ -27,7 +27,7 @@ class FakeNUTS:
 
 
 class FakeGrid:
-    """The importance sampler's result: a fit whose weights have Pareto k ``k[station]``."""
+    """The importance sampler's result: a fit whose weights have Pareto k ``k[station]`` (or (k, R-hat))."""
 
     def __init__(self, k):
         self.k, self.calls = k, []
@@ -35,18 +35,22 @@ class FakeGrid:
     def fit_one(self, station, candidate, seed):
         self.calls.append((station.station_id, candidate.name))
         fit = FitResult(station, candidate, {}, {}, {}, np.zeros(0))
-        fit.convergence = {"pareto_k": self.k[station.station_id], "ess_bulk_min": 5000.0}
+        k = self.k[station.station_id]
+        k, rhat = k if isinstance(k, tuple) else (k, 1.0)  # (Pareto k, R-hat), or k with chains that agree
+        fit.convergence = {"pareto_k": k, "ess_bulk_min": 5000.0, "rhat_max": rhat}
         return fit
 
 
 def test_one_breakpoint_fits_go_to_the_importance_sampler_and_nuts_takes_the_rest():
     nuts = FakeNUTS()
     driver = importance.GridFirst(nuts)
-    grid = driver._grids[2] = FakeGrid({"a": 0.3, "b": 0.9})
-    out = driver.fit([SimpleNamespace(station_id="a"), SimpleNamespace(station_id="b")], [Candidate("seg2"), Candidate("seg3")], seed=1)
-    # seg2 of both stations tried by importance; b's weights fail (k 0.9 > 0.7): NUTS; seg3 (two breakpoints): NUTS
-    assert grid.calls == [("a", "seg2"), ("b", "seg2")]
-    assert sorted(nuts.calls) == [("a", "seg3"), ("b", "seg2"), ("b", "seg3")]
+    grid = driver._grids[2] = FakeGrid({"a": 0.3, "b": 0.9, "c": (0.3, 1.02)})
+    stations = [SimpleNamespace(station_id=s) for s in "abc"]
+    out = driver.fit(stations, [Candidate("seg2"), Candidate("seg3")], seed=1)
+    # seg2 of every station tried by importance; b's weights fail (k 0.9 > 0.7) and c's chains differ (R-hat 1.02):
+    # NUTS; seg3 (two breakpoints): NUTS
+    assert grid.calls == [("a", "seg2"), ("b", "seg2"), ("c", "seg2")]
+    assert sorted(nuts.calls) == [("a", "seg3"), ("b", "seg2"), ("b", "seg3"), ("c", "seg2"), ("c", "seg3")]
     assert out[0]["seg2"].convergence["pareto_k"] == 0.3
     assert out[1]["seg2"] == "nuts b seg2" and out[0]["seg3"] == "nuts a seg3"
 
@@ -110,7 +114,7 @@ def test_the_weights_are_smoothed_over_all_chains_and_each_chain_resamples_its_o
 
 def test_more_sets_of_proposals_are_drawn_where_only_the_ess_falls_short():
     """A light tail (Pareto k under 0.7) but an ESS short of 400: more sets of the same proposal, other keys, until
-    the ESS suffices (at most importance.BATCHES); a heavy tail stops at once (NUTS takes it). Fake proposals:
+    the ESS reaches importance.BATCH_ESS (at most importance.BATCHES sets); a heavy tail stops at once (NUTS takes it). Fake proposals:
     NumPy's log weights, one proposal in 60 carrying nearly all the weight (ESS about 270 per set of 4 x 4000)."""
     import jax
 
@@ -120,13 +124,15 @@ def test_more_sets_of_proposals_are_drawn_where_only_the_ess_falls_short():
         def propose_and_weigh(key):
             keys.append(np.asarray(key).tolist())
             rng = np.random.default_rng(len(keys))
-            log_w = rng.exponential(1.0, (4, 4000)) if heavy else np.where(rng.random((4, 4000)) < 1 / 60, spread, 0.0)
+            big = rng.random((4, 4000)) < 1 / 60
+            log_w = rng.exponential(1.0, (4, 4000)) if heavy else np.where(big, spread + rng.normal(0, 0.2, big.shape), 0.0)
             return np.zeros((4, 4000, 2)), log_w
         return propose_and_weigh
 
     key = jax.random.PRNGKey(5)
     flats, picks, k, ess = importance._draw_weighted(weigh(8.0), key, 100)
-    assert k <= 0.7 and ess >= importance.MIN_ESS and 1 < len(keys) <= importance.BATCHES
+    # the first set's ESS (about 270) is short: more sets until it reaches BATCH_ESS (about MIN_ESS per chain)
+    assert k <= 0.7 and ess >= importance.BATCH_ESS and 1 < len(keys) <= importance.BATCHES
     assert flats.shape == (4, 4000 * len(keys), 2) and all(p.max() < flats.shape[1] for p in picks)
     assert keys[0] == np.asarray(key).tolist()  # the first set's key is the fit's: draws as before when it stands
     keys.clear()

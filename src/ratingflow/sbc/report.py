@@ -168,6 +168,7 @@ def main(argv=None) -> int:
                f"--candidates {','.join(dict.fromkeys(rows['model']))} --seed {args.seed} --out {args.out}"
                + (f" --world {args.world}" if args.world != "prior" else "")
                + (f" --segment-offsets {args.segment_offsets}" if args.segment_offsets else "")
+               + (f" --threads {args.threads}" if args.threads != 2 else "")
                + "".join(f" --prior {item}" for item in args.prior))
     text = report(rows, command.strip(), wall, config, out, args.world)
     out.write_text(text)
