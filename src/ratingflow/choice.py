@@ -194,8 +194,8 @@ def offsets_round(driver, stations: list, choices: list[Choice], seed: int, se_f
       about half the points (docs/validation_findings.md).
 
     The new fit takes the one-h0 fit's place (or joins the choice as seg2), and the choice is made again, where it
-    passes the gate; otherwise the one-h0 fit stays (and the summary flags a chosen one), or seg2 stays unfitted. The seg2 row of the table says what was done in
-    ``own_offsets``. A station with rating periods is not checked."""
+    passes the gate; otherwise the one-h0 fit stays (and the summary flags a chosen one), or seg2 stays unfitted. The
+    seg2 row of the table says what was done in ``own_offsets``. A station with rating periods is not checked."""
     from .candidates import Candidate
     from .posterior import fit_convergence
     from .posterior import gate as gate_checks
