@@ -232,9 +232,9 @@ def _draw_weighted(propose_and_weigh, key, num_samples: int):
     """Proposals and their log weights from ``propose_and_weigh(key)`` ((chains, proposals, dim), (chains,
     proposals)), in more sets (other keys, up to :data:`BATCHES`, until the ESS reaches :data:`BATCH_ESS`) where the
     weights' Pareto k is fine but the first set's ESS short of :data:`MIN_ESS`; then each chain's draws
-    (:func:`_resample`). Returns the proposals of every set (chains,
-    sets x proposals, dim), each chain's picks among them, the Pareto k and the ESS. The first set's key is ``key``:
-    a fit that stands with it has the draws it had before more sets were drawn."""
+    (:func:`_resample`). Returns the proposals of every set (chains, sets x proposals, dim), each chain's picks among
+    them, the Pareto k and the ESS. The first set's key is ``key``: a fit that stands with it has the draws it had
+    before more sets were drawn."""
     flats, log_w = [], []
     for batch in range(BATCHES):
         proposed, weights = propose_and_weigh(key if batch == 0 else jax.random.fold_in(key, batch))
@@ -252,7 +252,7 @@ def _resample(log_w: np.ndarray, num_samples: int, rng) -> tuple[list, float, fl
     """Each chain's draws, resampled from its own proposals by weights smoothed by PSIS over all chains' proposals
     together: one Pareto k of all (chains x proposals) weights, and their ESS (``1 / sum w^2``, the weights
     normalised over all chains). Returns each chain's picked proposals, k and the ESS; k is infinite where fewer
-    than 10 weights are finite.
+    than 10 weights are finite, or where a chain has no weight (it would have no draws of its own: NUTS then).
 
     The chains share one proposal, so their weights are one sample of its tail: the k of 16 000 weights, where the
     largest of four chains' k (4 000 each) was a noisy estimate biased up (docs/time_budget.md)."""
@@ -267,13 +267,11 @@ def _resample(log_w: np.ndarray, num_samples: int, rng) -> tuple[list, float, fl
     w[finite] = np.exp(smoothed - smoothed.max())
     w /= w.sum()
     ess = 1.0 / float(np.sum(w**2))
-    picks = []
-    for chain in w.reshape(chains, per_chain):
-        if chain.sum() > 0:
-            picks.append(rng.choice(per_chain, num_samples, p=chain / chain.sum()))
-        else:  # no finite weight in this chain: its draws are another chain's proposals' repeats; k and ESS tell
-            picks.append(np.zeros(num_samples, int))
-    return picks, float(k), ess
+    per = w.reshape(chains, per_chain)
+    sums = per.sum(axis=1)
+    if not np.all(sums > 0):  # a chain with no weight of its own would have no draws of its own: NUTS then
+        return [np.zeros(num_samples, int)] * chains, float("inf"), 0.0
+    return [rng.choice(per_chain, num_samples, p=c / s) for c, s in zip(per, sums)], float(k), ess
 
 
 def weights_convergence(conv: dict, pareto_k: float, ess: float) -> dict:

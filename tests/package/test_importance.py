@@ -99,12 +99,14 @@ def test_resampled_draws_count_no_more_than_the_weights_ess_and_the_gate_checks_
 def test_the_weights_are_smoothed_over_all_chains_and_each_chain_resamples_its_own_proposals():
     """One Pareto k of all chains' weights (the largest of four chains' k is biased up); draws stay in their chain."""
     rng = np.random.default_rng(3)
-    # log weights of a proposal whose tail is light: k well under 0.7; one chain with no finite weight
+    # log weights of a proposal whose tail is light: k well under 0.7
     log_w = rng.normal(0.0, 0.3, (4, 4000))
-    log_w[3] = -np.inf
     picks, k, ess = importance._resample(log_w, 500, np.random.default_rng(0))
-    assert k < 0.5 and 3 * 4000 * 0.8 < ess <= 3 * 4000  # three chains' weights count; normal(0, 0.3): ESS ~ 0.91 n
+    assert k < 0.5 and 4 * 4000 * 0.8 < ess <= 4 * 4000  # all chains' weights count; normal(0, 0.3): ESS ~ 0.91 n
     assert len(picks) == 4 and all(p.shape == (500,) and p.max() < 4000 for p in picks)
+    # a chain with no finite weight would have no draws of its own: k infinite (NUTS takes the fit)
+    log_w[3] = -np.inf
+    assert importance._resample(log_w, 500, np.random.default_rng(0))[1] == float("inf")
     # a heavy tail (log weights with an exponential right tail of scale 1: k near 1) fails, pooled or not
     heavy = rng.exponential(1.0, (4, 4000))
     assert importance._resample(heavy, 500, np.random.default_rng(0))[1] > 0.7
