@@ -12,14 +12,17 @@ breakpoint, though, the other parameters are close to Gaussian. So, for each fit
    (``-U(mode) - ln det(H) / 2``). A second grid of as many nodes then covers the nodes within :data:`KEEP` log
    units of the best, each started from the first grid's nearest mode.
 2. **Proposals**, :data:`PROPOSALS` per chain (more sets of them, up to :data:`BATCHES`, where the weights' ESS
-   alone falls short): a cell of the second grid by its marginal density, the breakpoint
-   uniform in it, the other sites from a Student-t (:data:`DOF` degrees of freedom) around the node's mode moved
+   alone falls short): a cell of the second grid by its marginal density (:data:`DEFENSIVE` of the cells'
+   probability spread evenly), the breakpoint uniform in it, the other sites from a Student-t (:data:`DOF` degrees of freedom) around the node's mode moved
    along ``d mode / d break_u``, with the node's covariance; ``sigma_z`` either sign (the model has ``|sigma_z|``).
    The proposal's density is exact, so the importance weights (posterior / proposal) are too.
 3. **Weights smoothed by PSIS** (Vehtari et al. 2024, JMLR 25:72), all chains' together (one Pareto k of
    chains x :data:`PROPOSALS` weights); each chain's draws are resampled from its own proposals by them. The chains
    are independent proposal sets, so R-hat between them means what it does for NUTS chains; the ESS is the smoothed
    weights' (``1 / sum w^2``), which bounds the resampled draws' own.
+4. **A second stage** where the first's Pareto k fails: the cells drawn as often as the first stage's weights put
+   the posterior in them, and the nodes' Laplace approximations moved and widened to the weighted draws in their
+   whitened coordinates (:func:`_adapted`); its own weights alone decide.
 
 A fit that fails the diagnostics gate (:func:`ratingflow.posterior.gate` at :data:`STANDS`: Pareto k above
 :data:`PARETO_K_MAX`, ESS under :data:`MIN_ESS`, or chains whose draws differ; the proposal does not hold the
@@ -63,14 +66,27 @@ NEWTON = 12
 DOF = 5
 #: proposals per chain
 PROPOSALS = 4000
+#: the share of the cells' probability spread evenly over the second grid's nodes, the rest by their marginal
+#: density: where the Laplace approximation at a node misses much of the posterior there (a mode BFGS and Newton did
+#: not find), its cell still gets proposals. Without it, 3 of the first 80 simulated stations' fits had a Pareto k
+#: of 16-245 (docs/time_budget.md, "Defensive cells")
+DEFENSIVE = 0.2
+#: where the first stage's weights fail (Pareto k above :data:`~ratingflow.posterior.PARETO_K_MAX`), a second
+#: stage draws the cells with this share of their probability from the first stage's weighted proposals in each
+#: cell (the posterior's mass there), the rest as in the first
+ADAPTED = 0.7
+#: and draws the other sites from the nodes' Laplace approximations moved and scaled to the first stage's weighted
+#: proposals, this many times as wide (:func:`_adapted`)
+WIDEN = 1.2
+#: stages in all: each after the first adapted to the one before it, while the weights' Pareto k fails
+STAGES = 2
 #: every station is padded to at least this many gaugings: one program (one compilation, about 25 s) serves the
 #: buckets up to it, where NUTS's compile one each; the likelihood is a small part of a fit's time
 MIN_SIZE = 256
 #: the smallest ESS of the smoothed weights, summed over the chains (the gate's ``ess_bulk_min`` by default)
 MIN_ESS = 400.0
 #: where the weights' tail is fine (Pareto k at most :data:`~ratingflow.posterior.PARETO_K_MAX`) but their ESS short
-#: of :data:`MIN_ESS`, more sets of proposals are drawn (the same proposal, other keys), up to this many in all,
-#: until the ESS reaches :data:`BATCH_ESS`
+#: of :data:`BATCH_ESS`, more sets of proposals are drawn (the same proposal, other keys), up to this many in all
 BATCHES = 8
 #: the ESS more sets aim at: about :data:`MIN_ESS` per chain. With 500 over four chains, the chains' resampled draws
 #: differed (R-hat 1.017 on two of the coverage study's stations), which the diagnostics gate rejects
@@ -103,7 +119,8 @@ class GridImportance:
         self.structure = nuts.structure
         self.settings = nuts.settings
         self.priors = nuts.priors
-        key = f"importance|{self.structure!r}|{self.priors!r}|{NODES},{SPAN},{KEEP},{NEWTON},{DOF},{PROPOSALS}"
+        key = (f"importance|{self.structure!r}|{self.priors!r}|{NODES},{SPAN},{KEEP},{NEWTON},{DOF},{PROPOSALS},"
+               f"{DEFENSIVE}")
         self._propose = cached_jit(self._proposals, key + f"|{self.settings.num_chains}", _any_bucket)
         self._density = cached_jit(self._log_densities, key + "|density", _any_bucket_draws)
         self._constrain = cached_jit(self._constrained, key + "|constrain", _any_bucket_draws)
@@ -113,8 +130,11 @@ class GridImportance:
         potential_gen, postprocess_gen = self.nuts._generators
         return potential_gen(*args, **kwargs), postprocess_gen(*args, **kwargs), args, kwargs
 
-    def _proposals(self, key, z0, arrays, context):
-        """Proposals (chains, PROPOSALS, dim) in unconstrained space, flat, and their log density."""
+    def _proposals(self, key, z0, arrays, context, shift, white_mean, white_chol):
+        """Proposals (chains, PROPOSALS, dim) in unconstrained space, flat, their log density, their cells (chains,
+        PROPOSALS) and the cells' log probabilities (:data:`NODES`): those of the second grid's marginal density,
+        :data:`DEFENSIVE` of them spread evenly, then ``shift`` (:data:`NODES`) added to their logits (zeros: as
+        they are; see :func:`_adapted`)."""
         potential, _, _, _ = self._sites(arrays, context)
         flat0, unravel = ravel_pytree(z0)
         dim = flat0.shape[0]
@@ -163,27 +183,37 @@ class GridImportance:
         nearest = lambda v: th[jnp.clip(jnp.round((v - us[0]) / step).astype(jnp.int32), 0, NODES - 1)]  # noqa: E731
         us, th, logm, slope, chol = grid(us[first] - step, us[last] + step, nearest)
         step = us[1] - us[0]
-        log_cell = jax.nn.log_softmax(logm) - jnp.log(step)
+        # the defensive share over the nodes whose Laplace approximation exists (a Hessian without NaN)
+        usable = jnp.isfinite(logm) & jnp.all(jnp.isfinite(chol), axis=(1, 2)) & jnp.all(jnp.isfinite(slope), axis=1)
+        logm = jnp.where(usable, logm, -jnp.inf)
+        even = jnp.where(usable, -jnp.log(jnp.sum(usable)), -jnp.inf)
+        log_p = jnp.logaddexp(jnp.log1p(-DEFENSIVE) + jax.nn.log_softmax(logm), jnp.log(DEFENSIVE) + even)
+        log_p = jax.nn.log_softmax(log_p + shift)
+        log_cell = log_p - jnp.log(step)
 
         def chain(key):
             k_cell, k_u, k_t, k_sign = jax.random.split(key, 4)
-            cell = jax.random.categorical(k_cell, logm, shape=(PROPOSALS,))
+            cell = jax.random.categorical(k_cell, log_p, shape=(PROPOSALS,))
             u = us[cell] + step * (jax.random.uniform(k_u, (PROPOSALS,)) - 0.5)
             mean = th[cell] + slope[cell] * (u - us[cell])[:, None]
             # a multivariate t: one chi-square (DOF squared normals, no gamma sampler) per proposal for every site
             k_z, k_w = jax.random.split(k_t)
             chi2 = jnp.sum(jax.random.normal(k_w, (PROPOSALS, DOF)) ** 2, axis=-1)
             normal = jax.random.normal(k_z, (PROPOSALS, dim - 1)) * jnp.sqrt(DOF / chi2)[:, None]
-            theta = mean + jnp.einsum("nij,nj->ni", chol[cell], normal)
+            # the node's Laplace approximation, moved and scaled in its whitened coordinates by ``white``
+            mean = mean + jnp.einsum("nij,j->ni", chol[cell], white_mean)
+            scale = jnp.einsum("nij,jk->nik", chol[cell], white_chol)
+            theta = mean + jnp.einsum("nij,nj->ni", scale, normal)
             sign = jnp.where(jax.random.bernoulli(k_sign, 0.5, (PROPOSALS,)), -1.0, 1.0)
             theta = theta.at[:, isg_o].multiply(sign)
             mirrored = theta.at[:, isg_o].multiply(-1.0)
             density = jax.vmap(lambda x, m, c: _t_logpdf(x, m, c, DOF))
-            log_q = log_cell[cell] + jnp.logaddexp(density(theta, mean, chol[cell]),
-                                                   density(mirrored, mean, chol[cell])) - jnp.log(2.0)
-            return jax.vmap(full)(theta, u), log_q
+            log_q = log_cell[cell] + jnp.logaddexp(density(theta, mean, scale),
+                                                   density(mirrored, mean, scale)) - jnp.log(2.0)
+            return jax.vmap(full)(theta, u), log_q, cell, white_mean + normal @ white_chol.T
 
-        return jax.vmap(chain)(jax.random.split(key, self.settings.num_chains))
+        flats, log_q, cells, white = jax.vmap(chain)(jax.random.split(key, self.settings.num_chains))
+        return flats, log_q, cells, white, log_p
 
     def _log_densities(self, z0, flats, arrays, context):
         """The posterior's log density (unnormalised) of flat unconstrained draws (chains, draws, dim): a program of
@@ -205,55 +235,112 @@ class GridImportance:
 
         return jax.vmap(one_chain)(flats)
 
-    def fit_one(self, station, candidate: Candidate, seed: int):
-        """One fit: a :class:`~ratingflow.sampler.FitResult` whose ``convergence`` carries the weights' Pareto k
-        and ESS (see :func:`weights_convergence`)."""
+    def inputs(self, station, candidate: Candidate) -> tuple:
+        """The programs' inputs for one station and candidate: its gaugings padded (``arrays``), its ``context``
+        (JAX's and NumPy's) and the centre of its unconstrained sites (``z0``)."""
         size = max(MIN_SIZE, bucket_size(station.n))
         arrays = {k: jnp.asarray(v) for k, v in station.padded(size, candidate).items()}
         context_np = station.context(candidate, self.structure, self.priors)
         context = {k: jnp.asarray(v) for k, v in context_np.items()}
         z0 = {k: jnp.asarray(v) for k, v in init_centre(station, candidate, self.structure).items()}
+        return arrays, context, context_np, z0
+
+    def weighed(self, key, adapt, z0, arrays, context):
+        """One set of proposals (:meth:`_proposals`, ``adapt`` its ``shift``, ``white_mean`` and ``white_chol``) and
+        their log weights, in NumPy: proposals, log weights and (cells, whitened coordinates, cells' log
+        probabilities)."""
+        proposed, log_q, cells, white, log_p = self._propose(key, z0, arrays, context, *(jnp.asarray(a) for a in adapt))
+        log_w = self._density(z0, proposed, arrays, context) - log_q
+        proposed, log_w, cells, white, log_p = jax.device_get((proposed, log_w, cells, white, log_p))
+        return proposed, np.asarray(log_w, np.float64), (np.asarray(cells), np.asarray(white, np.float64),
+                                                         np.asarray(log_p, np.float64))
+
+    def fit_one(self, station, candidate: Candidate, seed: int):
+        """One fit: a :class:`~ratingflow.sampler.FitResult` whose ``convergence`` carries the weights' Pareto k
+        and ESS (see :func:`weights_convergence`)."""
+        arrays, context, context_np, z0 = self.inputs(station, candidate)
         key = jax.random.fold_in(station_keys(seed, station.station_id)["fit"], candidate.code)
+        propose_and_weigh = lambda batch_key, adapt: self.weighed(batch_key, adapt, z0, arrays, context)  # noqa: E731
 
-        def propose_and_weigh(batch_key):
-            proposed, log_q = self._propose(batch_key, z0, arrays, context)
-            log_w = self._density(z0, proposed, arrays, context) - log_q
-            return jax.device_get(proposed), np.asarray(jax.device_get(log_w), np.float64)
-
-        flats, picks, pareto_k, ess = _draw_weighted(propose_and_weigh, key, self.settings.num_samples)
+        flats, picks, pareto_k, ess, stage = _draw_weighted(propose_and_weigh, key, self.settings.num_samples,
+                                                            ravel_pytree(z0)[0].shape[0] - 1)
         chosen = np.stack([flats[c][p] for c, p in enumerate(picks)])
         samples, loglik = jax.device_get(self._constrain(z0, jnp.asarray(chosen), arrays, context))
         posterior = {k: np.asarray(v) for k, v in samples.items()}
         stats = {"diverging": np.zeros(chosen.shape[:2], bool)}
         result = FitResult(station, candidate, context_np, posterior, stats, np.asarray(loglik[..., : station.n]))
-        result.convergence = weights_convergence(convergence(candidate_posterior(result), stats), pareto_k, ess)
+        result.convergence = weights_convergence(convergence(candidate_posterior(result), stats), pareto_k, ess,
+                                                 stage)
         return result
 
 
-def _draw_weighted(propose_and_weigh, key, num_samples: int):
-    """Proposals and their log weights from ``propose_and_weigh(key)`` ((chains, proposals, dim), (chains,
-    proposals)), in more sets (other keys, up to :data:`BATCHES`, until the ESS reaches :data:`BATCH_ESS`) where the
-    weights' Pareto k is fine but the first set's ESS short of :data:`MIN_ESS`; then each chain's draws
-    (:func:`_resample`). Returns the proposals of every set (chains, sets x proposals, dim), each chain's picks among
-    them, the Pareto k and the ESS. The first set's key is ``key``: a fit that stands with it has the draws it had
-    before more sets were drawn."""
-    flats, log_w = [], []
-    for batch in range(BATCHES):
-        proposed, weights = propose_and_weigh(key if batch == 0 else jax.random.fold_in(key, batch))
-        flats.append(proposed)
-        log_w.append(weights)
-        rng = np.random.default_rng(np.asarray(key).astype(np.uint64))
-        picks, pareto_k, ess = _resample(np.concatenate(log_w, axis=1), num_samples, rng)
-        # a heavy tail is not cured by more of the same proposal; a first set with ESS enough stands as it is
-        if pareto_k > PARETO_K_MAX or ess >= (MIN_ESS if batch == 0 else BATCH_ESS):
+def _draw_weighted(propose_and_weigh, key, num_samples: int, dim: int):
+    """Proposals and their log weights from ``propose_and_weigh(key, adapt)`` ((chains, proposals, dim), (chains,
+    proposals) and the proposals' cells, whitened coordinates and the cells' log probabilities,
+    :meth:`GridImportance._proposals`; ``adapt``: :func:`_adapted`'s, or none), then each chain's draws
+    (:func:`_resample`):
+
+    - more sets of the same proposal (other keys, up to :data:`BATCHES`) where the weights' Pareto k is fine but
+      their ESS short of :data:`BATCH_ESS`;
+    - where the first set's Pareto k fails, a second stage: the proposal adapted to the first set's weights
+      (:func:`_adapted`), its own sets as above (its weights alone decide).
+
+    ``dim``: the sites other than the breakpoint. Returns the stage's proposals of every set (chains, sets x
+    proposals, dim), each chain's picks among them, the Pareto k, the ESS and the stage (0 or 1). The first set's key
+    is ``key``."""
+    adapt = (np.zeros(NODES), np.zeros(dim), np.eye(dim))
+    for stage in range(STAGES):
+        flats, log_w, where = [], [], []
+        for batch in range(BATCHES):
+            first = stage == 0 and batch == 0
+            proposed, weights, at = propose_and_weigh(
+                key if first else jax.random.fold_in(key, stage * BATCHES + batch), adapt)
+            flats.append(proposed)
+            log_w.append(weights)
+            where.append(at)
+            rng = np.random.default_rng(np.asarray(key).astype(np.uint64))
+            picks, pareto_k, ess, w = _resample(np.concatenate(log_w, axis=1), num_samples, rng)
+            # a heavy tail is not cured by more of the same proposal
+            if pareto_k > PARETO_K_MAX or ess >= BATCH_ESS:
+                break
+        if stage == 0:
+            base = where[0][2]  # the cells' log probabilities unshifted
+        if pareto_k <= PARETO_K_MAX or not w.sum() > 0:
             break
-    return np.concatenate(flats, axis=1), picks, pareto_k, ess
+        cells, white = (np.concatenate([at[i] for at in where], axis=1) for i in (0, 1))
+        adapt = _adapted(cells, white, w, base)
+    return np.concatenate(flats, axis=1), picks, pareto_k, ess, stage
 
 
-def _resample(log_w: np.ndarray, num_samples: int, rng) -> tuple[list, float, float]:
+def _adapted(cells: np.ndarray, white: np.ndarray, w: np.ndarray, base: np.ndarray):
+    """A second stage's proposal (:meth:`GridImportance._proposals`'s ``shift``, ``white_mean``, ``white_chol``),
+    from the first stage's proposals' ``cells`` and whitened coordinates ``white`` (chains, proposals[, dim]), their
+    smoothed weights ``w`` and the cells' log probabilities ``log_p``:
+
+    - each cell's probability :data:`ADAPTED` times the posterior's mass in it (the weights of the proposals in it),
+      the rest as before (which keeps :data:`DEFENSIVE` of it spread over every cell): where the Laplace
+      approximation's marginal density of the breakpoint is off in some cells, the second stage draws them as often
+      as the posterior has them;
+    - the nodes' Laplace approximations moved and scaled, in their whitened coordinates, to the weighted draws'
+      mean and covariance there, :data:`WIDEN` times as wide: where they are off the same way at every node
+      (a skewed site, a scale too small), the second stage's proposal is not."""
+    mass = np.bincount(cells.reshape(-1), weights=w.reshape(-1), minlength=base.shape[0])
+    usable = np.isfinite(base)  # a node without a Laplace approximation keeps no probability
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shift = np.where(usable, np.log(ADAPTED * mass / mass.sum() + (1.0 - ADAPTED) * np.exp(base)) - base, 0.0)
+    flat_w, z = w.reshape(-1) / w.sum(), white.reshape(-1, white.shape[-1])
+    mean = flat_w @ z
+    cov = (z - mean).T @ ((z - mean) * flat_w[:, None])
+    # the t's covariance is DOF / (DOF - 2) times its scale's: its scale is the posterior's covariance that much less
+    scale = cov * (DOF - 2) / DOF * WIDEN**2 + 1e-6 * np.eye(len(mean))
+    return shift, mean, np.linalg.cholesky(scale)
+
+
+def _resample(log_w: np.ndarray, num_samples: int, rng) -> tuple[list, float, float, np.ndarray]:
     """Each chain's draws, resampled from its own proposals by weights smoothed by PSIS over all chains' proposals
     together: one Pareto k of all (chains x proposals) weights, and their ESS (``1 / sum w^2``, the weights
-    normalised over all chains). Returns each chain's picked proposals, k and the ESS; k is infinite where fewer
+    normalised over all chains). Returns each chain's picked proposals, k, the ESS and the smoothed weights (chains,
+    proposals; normalised over all, zeros where k is infinite); k is infinite where fewer
     than 10 weights are finite, or where a chain has no weight (it would have no draws of its own: NUTS then).
 
     The chains share one proposal, so their weights are one sample of its tail: the k of 16 000 weights, where the
@@ -262,7 +349,7 @@ def _resample(log_w: np.ndarray, num_samples: int, rng) -> tuple[list, float, fl
     flat = np.where(np.isfinite(log_w), log_w, -np.inf).reshape(-1)
     finite = np.isfinite(flat)
     if finite.sum() < 10:
-        return [np.zeros(num_samples, int)] * chains, float("inf"), 0.0
+        return [np.zeros(num_samples, int)] * chains, float("inf"), 0.0, np.zeros(log_w.shape)
     with np.errstate(over="ignore"):  # ArviZ's tail fit overflows where k is far above 1 (then NUTS)
         smoothed, k = az.psislw(flat[finite] - flat[finite].max())
     w = np.zeros(flat.shape)
@@ -272,21 +359,22 @@ def _resample(log_w: np.ndarray, num_samples: int, rng) -> tuple[list, float, fl
     per = w.reshape(chains, per_chain)
     sums = per.sum(axis=1)
     if not np.all(sums > 0):  # a chain with no weight of its own would have no draws of its own: NUTS then
-        return [np.zeros(num_samples, int)] * chains, float("inf"), 0.0
-    return [rng.choice(per_chain, num_samples, p=c / s) for c, s in zip(per, sums)], float(k), ess
+        return [np.zeros(num_samples, int)] * chains, float("inf"), 0.0, np.zeros(log_w.shape)
+    return [rng.choice(per_chain, num_samples, p=c / s) for c, s in zip(per, sums)], float(k), ess, per
 
 
-def weights_convergence(conv: dict, pareto_k: float, ess: float) -> dict:
+def weights_convergence(conv: dict, pareto_k: float, ess: float, stage: int = 0) -> dict:
     """:func:`ratingflow.posterior.convergence` of resampled importance draws: each ESS no more than the weights'
     (resampled draws look independent to ArviZ's ESS, which then counts repeats as new draws), and the Pareto k
-    of the weights (``pareto_k``, checked by the gate)."""
+    of the weights (``pareto_k``, checked by the gate); ``stage`` 1: the second stage's (:func:`_draw_weighted`)."""
     out = dict(conv)
     for name in ("ess_bulk_min", "ess_tail_min"):
         out[name] = min(float(conv[name]), ess)
     out["per_parameter"] = {v: {**p, "ess_bulk": min(p["ess_bulk"], ess), "ess_tail": min(p["ess_tail"], ess)}
                             for v, p in conv["per_parameter"].items()}
     out["pareto_k"] = float(pareto_k)
-    out["sampler"] = "importance sampling over a breakpoint grid (ratingflow.importance)"
+    out["sampler"] = "importance sampling over a breakpoint grid (ratingflow.importance)" + (
+        ", its cells adapted to a first stage's weights" if stage else "")
     return out
 
 
@@ -368,10 +456,10 @@ def grid_first(driver):
 def _any_bucket(args):
     """Shapes of :meth:`GridImportance._proposals`'s arguments, the gaugings' axis symbolic."""
     n = jax.export.symbolic_shape("gaugings")[0]
-    key, z0, arrays, context = args
+    key, z0, arrays, context, *adapt = args
     fixed = lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype)  # noqa: E731
     return (fixed(key), jax.tree.map(fixed, z0), jax.tree.map(lambda x: jax.ShapeDtypeStruct((n,), x.dtype), arrays),
-            jax.tree.map(fixed, context))
+            jax.tree.map(fixed, context), *(fixed(a) for a in adapt))
 
 
 def _any_bucket_draws(args):

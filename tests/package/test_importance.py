@@ -101,9 +101,10 @@ def test_the_weights_are_smoothed_over_all_chains_and_each_chain_resamples_its_o
     rng = np.random.default_rng(3)
     # log weights of a proposal whose tail is light: k well under 0.7
     log_w = rng.normal(0.0, 0.3, (4, 4000))
-    picks, k, ess = importance._resample(log_w, 500, np.random.default_rng(0))
+    picks, k, ess, w = importance._resample(log_w, 500, np.random.default_rng(0))
     assert k < 0.5 and 4 * 4000 * 0.8 < ess <= 4 * 4000  # all chains' weights count; normal(0, 0.3): ESS ~ 0.91 n
     assert len(picks) == 4 and all(p.shape == (500,) and p.max() < 4000 for p in picks)
+    assert w.shape == (4, 4000) and np.isclose(w.sum(), 1.0) and np.isclose(ess, 1 / np.sum(w**2))
     # a chain with no finite weight would have no draws of its own: k infinite (NUTS takes the fit)
     log_w[3] = -np.inf
     assert importance._resample(log_w, 500, np.random.default_rng(0))[1] == float("inf")
@@ -111,31 +112,88 @@ def test_the_weights_are_smoothed_over_all_chains_and_each_chain_resamples_its_o
     heavy = rng.exponential(1.0, (4, 4000))
     assert importance._resample(heavy, 500, np.random.default_rng(0))[1] > 0.7
     # too few finite weights: k infinite, no ESS
-    assert importance._resample(np.full((4, 4000), -np.inf), 10, np.random.default_rng(0))[1:] == (float("inf"), 0.0)
+    assert importance._resample(np.full((4, 4000), -np.inf), 10, np.random.default_rng(0))[1:3] == (float("inf"), 0.0)
+
+
+def fake_proposals(keys, adapts, log_weights):
+    """``propose_and_weigh(key, adapt)`` of :func:`importance._draw_weighted` with NumPy's ``log_weights(n)`` for
+    the n-th call; proposals at zero, cells and whitened coordinates made up; keys and adapts recorded."""
+    def propose_and_weigh(key, adapt):
+        keys.append(np.asarray(key).tolist())
+        adapts.append(adapt)
+        rng = np.random.default_rng(len(keys))
+        cells = rng.integers(0, importance.NODES, (4, 4000))
+        return np.zeros((4, 4000, 2)), log_weights(len(keys), rng), (cells, rng.normal(size=(4, 4000, 2)),
+                                                                      np.full(importance.NODES, -np.log(importance.NODES)))
+    return propose_and_weigh
 
 
 def test_more_sets_of_proposals_are_drawn_where_only_the_ess_falls_short():
-    """A light tail (Pareto k under 0.7) but an ESS short of 400: more sets of the same proposal, other keys, until
-    the ESS reaches importance.BATCH_ESS (at most importance.BATCHES sets); a heavy tail stops at once (NUTS takes it). Fake proposals:
-    NumPy's log weights, one proposal in 60 carrying nearly all the weight (ESS about 270 per set of 4 x 4000)."""
+    """A light tail (Pareto k under 0.7) but an ESS short of importance.BATCH_ESS: more sets of the same proposal,
+    other keys, until the ESS reaches it (at most importance.BATCHES sets). Fake proposals: NumPy's log weights, one
+    proposal in 60 carrying nearly all the weight (ESS about 270 per set of 4 x 4000)."""
     import jax
 
-    keys = []
+    keys, adapts = [], []
 
-    def weigh(spread, heavy=False):
-        def propose_and_weigh(key):
-            keys.append(np.asarray(key).tolist())
-            rng = np.random.default_rng(len(keys))
-            big = rng.random((4, 4000)) < 1 / 60
-            log_w = rng.exponential(1.0, (4, 4000)) if heavy else np.where(big, spread + rng.normal(0, 0.2, big.shape), 0.0)
-            return np.zeros((4, 4000, 2)), log_w
-        return propose_and_weigh
+    def light(n, rng):
+        big = rng.random((4, 4000)) < 1 / 60
+        return np.where(big, 8.0 + rng.normal(0, 0.2, big.shape), 0.0)
 
     key = jax.random.PRNGKey(5)
-    flats, picks, k, ess = importance._draw_weighted(weigh(8.0), key, 100)
+    flats, picks, k, ess, stage = importance._draw_weighted(fake_proposals(keys, adapts, light), key, 100, 2)
     # the first set's ESS (about 270) is short: more sets until it reaches BATCH_ESS (about MIN_ESS per chain)
-    assert k <= 0.7 and ess >= importance.BATCH_ESS and 1 < len(keys) <= importance.BATCHES
+    assert k <= 0.7 and ess >= importance.BATCH_ESS and 1 < len(keys) <= importance.BATCHES and stage == 0
     assert flats.shape == (4, 4000 * len(keys), 2) and all(p.max() < flats.shape[1] for p in picks)
-    assert keys[0] == np.asarray(key).tolist()  # the first set's key is the fit's: draws as before when it stands
+    assert keys[0] == np.asarray(key).tolist()  # the first set's key is the fit's
+    assert len({tuple(k) for k in keys}) == len(keys)
+    # every set of the first stage: the proposal as it is (no shift of the cells, the Laplace approximations as they are)
+    assert all(not a[0].any() and not a[1].any() and (a[2] == np.eye(2)).all() for a in adapts)
+
+
+def test_a_heavy_tail_gets_a_second_stage_adapted_to_the_first_and_nuts_if_that_fails_too():
+    """The first set's Pareto k above 0.7: no more of the same proposal, but a second stage adapted to its weights
+    (other keys); its own weights alone decide. Heavy in both stages: its k is returned (NUTS then)."""
+    import jax
+
+    key = jax.random.PRNGKey(5)
+    keys, adapts = [], []
+    heavy_then_light = lambda n, rng: rng.exponential(1.0, (4, 4000)) if n == 1 else rng.normal(0, 0.3, (4, 4000))  # noqa: E731
+    flats, picks, k, ess, stage = importance._draw_weighted(fake_proposals(keys, adapts, heavy_then_light), key, 100, 2)
+    assert stage == 1 and k < 0.5 and len(keys) == 2 and keys[0] == np.asarray(key).tolist() and keys[1] != keys[0]
+    assert flats.shape == (4, 4000, 2)  # the second stage's proposals only
+    shift, mean, chol = adapts[1]
+    assert shift.shape == (importance.NODES,) and mean.shape == (2,) and chol.shape == (2, 2) and shift.any()
     keys.clear()
-    assert importance._draw_weighted(weigh(0.0, heavy=True), key, 100)[2] > 0.7 and len(keys) == 1
+    adapts.clear()
+    always_heavy = lambda n, rng: rng.exponential(1.0, (4, 4000))  # noqa: E731
+    out = importance._draw_weighted(fake_proposals(keys, adapts, always_heavy), key, 100, 2)
+    assert out[2] > 0.7 and out[4] == importance.STAGES - 1 and len(keys) == importance.STAGES
+
+
+def test_the_second_stage_draws_cells_as_the_posterior_has_them_and_widens_the_weighted_draws():
+    """importance._adapted: each cell's probability ADAPTED times the weights' mass in it plus the rest of the first
+    stage's; the whitened coordinates' weighted mean, and their weighted covariance WIDEN^2 (DOF - 2) / DOF times."""
+    rng = np.random.default_rng(0)
+    nodes = importance.NODES
+    base = np.log(np.full(nodes, 1.0 / nodes))
+    cells = rng.integers(0, nodes, (4, 4000))
+    # the posterior has all its mass in cell 7; in whitened coordinates it sits at (1, 0), SD (2, 0.5)
+    white = rng.normal(size=(4, 4000, 2)) * [2.0, 0.5] + [1.0, 0.0]
+    w = np.where(cells == 7, 1.0, 0.0)
+    w /= w.sum()
+    shift, mean, chol = importance._adapted(cells, white, w, base)
+    p = np.exp(base + shift)
+    assert np.isclose(p.sum(), 1.0)
+    assert np.isclose(p[7], importance.ADAPTED + (1 - importance.ADAPTED) / nodes)
+    assert np.allclose(np.delete(p, 7), (1 - importance.ADAPTED) / nodes)
+    # a node without a Laplace approximation (probability zero in the first stage) keeps none, and no NaN spreads
+    base[3] = -np.inf
+    base[np.isfinite(base)] = -np.log(nodes - 1)
+    shift = importance._adapted(cells, white, w, base)[0]
+    assert np.isfinite(shift).all() and np.exp(base + shift)[3] == 0.0 and np.isclose(np.exp(base + shift).sum(), 1.0)
+    # about 390 draws in cell 7 (NumPy's generator, the same on every machine); bounds at 5 SE: the mean's SE 0.10 in
+    # the first coordinate, a variance's relative SE sqrt(2 / 390) = 7 %
+    assert np.allclose(mean, [1.0, 0.0], atol=0.5)
+    scale = (importance.DOF - 2) / importance.DOF * importance.WIDEN**2
+    assert np.allclose(np.diag(chol @ chol.T) / scale, [4.0, 0.25], rtol=0.35)
