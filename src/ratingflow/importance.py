@@ -282,12 +282,12 @@ def _draw_weighted(propose_and_weigh, key, num_samples: int, dim: int):
 
     - more sets of the same proposal (other keys, up to :data:`BATCHES`) where the weights' Pareto k is fine but
       their ESS short of :data:`BATCH_ESS`;
-    - where the first set's Pareto k fails, a second stage: the proposal adapted to the first set's weights
-      (:func:`_adapted`), its own sets as above (its weights alone decide).
+    - where a stage's Pareto k fails, the next (up to :data:`STAGES` in all): the proposal adapted to that stage's
+      weights (:func:`_adapted`), its own sets as above (its weights alone decide).
 
-    ``dim``: the sites other than the breakpoint. Returns the stage's proposals of every set (chains, sets x
-    proposals, dim), each chain's picks among them, the Pareto k, the ESS and the stage (0 or 1). The first set's key
-    is ``key``."""
+    ``dim``: the sites other than the breakpoint. Returns the last stage's proposals of every set (chains, sets x
+    proposals, dim), each chain's picks among them, the Pareto k, the ESS and the stage (from 0). The first set's key
+    is ``key``; the others are folded from it."""
     adapt = (np.zeros(NODES), np.zeros(dim), np.eye(dim))
     for stage in range(STAGES):
         flats, log_w, where = [], [], []
@@ -313,9 +313,10 @@ def _draw_weighted(propose_and_weigh, key, num_samples: int, dim: int):
 
 
 def _adapted(cells: np.ndarray, white: np.ndarray, w: np.ndarray, base: np.ndarray):
-    """A second stage's proposal (:meth:`GridImportance._proposals`'s ``shift``, ``white_mean``, ``white_chol``),
-    from the first stage's proposals' ``cells`` and whitened coordinates ``white`` (chains, proposals[, dim]), their
-    smoothed weights ``w`` and the cells' log probabilities ``log_p``:
+    """The next stage's proposal (:meth:`GridImportance._proposals`'s ``shift``, ``white_mean``, ``white_chol``),
+    from a stage's proposals' ``cells`` and whitened coordinates ``white`` (chains, proposals[, dim]), their
+    smoothed weights ``w``, and the first stage's cells' log probabilities ``base`` (-inf: a node without a Laplace
+    approximation, which keeps none):
 
     - each cell's probability :data:`ADAPTED` times the posterior's mass in it (the weights of the proposals in it),
       the rest as before (which keeps :data:`DEFENSIVE` of it spread over every cell): where the Laplace
