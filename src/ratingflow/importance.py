@@ -66,10 +66,10 @@ NEWTON = 12
 DOF = 5
 #: proposals per chain
 PROPOSALS = 4000
-#: the share of the cells' probability spread evenly over the second grid's nodes, the rest by their marginal
-#: density: where the Laplace approximation at a node misses much of the posterior there (a mode BFGS and Newton did
-#: not find), its cell still gets proposals. Without it, 3 of the first 80 simulated stations' fits had a Pareto k
-#: of 16-245 (docs/time_budget.md, "Defensive cells")
+#: the share of the cells' probability spread evenly over the second grid's nodes whose Laplace approximation exists,
+#: the rest by their marginal density: where the approximation at a node misses much of the posterior there (a mode
+#: BFGS and Newton did not find), its cell still gets proposals. Without it, 3 of the coverage study's first 80
+#: stations' fits had a Pareto k of 16-245 (docs/time_budget.md, "Defensive cells and a second stage")
 DEFENSIVE = 0.2
 #: where the first stage's weights fail (Pareto k above :data:`~ratingflow.posterior.PARETO_K_MAX`), a second
 #: stage draws the cells with this share of their probability from the first stage's weighted proposals in each
@@ -132,9 +132,11 @@ class GridImportance:
 
     def _proposals(self, key, z0, arrays, context, shift, white_mean, white_chol):
         """Proposals (chains, PROPOSALS, dim) in unconstrained space, flat, their log density, their cells (chains,
-        PROPOSALS) and the cells' log probabilities (:data:`NODES`): those of the second grid's marginal density,
-        :data:`DEFENSIVE` of them spread evenly, then ``shift`` (:data:`NODES`) added to their logits (zeros: as
-        they are; see :func:`_adapted`)."""
+        PROPOSALS), their coordinates whitened by their node's Laplace approximation (chains, PROPOSALS, dim - 1) and
+        the cells' log probabilities (:data:`NODES`): those of the second grid's marginal density, :data:`DEFENSIVE`
+        of them spread evenly, then ``shift`` (:data:`NODES`) added to their logits. ``white_mean`` and
+        ``white_chol`` move and scale each node's approximation in its whitened coordinates. Zeros, zeros and the
+        identity: the proposal as it is; see :func:`_adapted`."""
         potential, _, _, _ = self._sites(arrays, context)
         flat0, unravel = ravel_pytree(z0)
         dim = flat0.shape[0]
@@ -375,7 +377,7 @@ def weights_convergence(conv: dict, pareto_k: float, ess: float, stage: int = 0)
                             for v, p in conv["per_parameter"].items()}
     out["pareto_k"] = float(pareto_k)
     out["sampler"] = "importance sampling over a breakpoint grid (ratingflow.importance)" + (
-        ", its cells adapted to a first stage's weights" if stage else "")
+        ", its proposal adapted to a first stage's weights" if stage else "")
     return out
 
 
