@@ -123,8 +123,8 @@ def fake_proposals(keys, adapts, log_weights):
         adapts.append(adapt)
         rng = np.random.default_rng(len(keys))
         cells = rng.integers(0, importance.NODES, (4, 4000))
-        return np.zeros((4, 4000, 2)), log_weights(len(keys), rng), (cells, rng.normal(size=(4, 4000, 2)),
-                                                                      np.full(importance.NODES, -np.log(importance.NODES)))
+        where = (cells, rng.normal(size=(4, 4000, 2)), np.full(importance.NODES, -np.log(importance.NODES)))
+        return np.zeros((4, 4000, 2)), log_weights(len(keys), rng), where
     return propose_and_weigh
 
 
@@ -147,7 +147,7 @@ def test_more_sets_of_proposals_are_drawn_where_only_the_ess_falls_short():
     assert flats.shape == (4, 4000 * len(keys), 2) and all(p.max() < flats.shape[1] for p in picks)
     assert keys[0] == np.asarray(key).tolist()  # the first set's key is the fit's
     assert len({tuple(k) for k in keys}) == len(keys)
-    # every set of the first stage: the proposal as it is (no shift of the cells, the Laplace approximations as they are)
+    # every set of the first stage: the proposal as it is (cells unshifted, the Laplace approximations as they are)
     assert all(not a[0].any() and not a[1].any() and (a[2] == np.eye(2)).all() for a in adapts)
 
 
@@ -158,7 +158,9 @@ def test_a_heavy_tail_gets_a_second_stage_adapted_to_the_first_and_nuts_if_that_
 
     key = jax.random.PRNGKey(5)
     keys, adapts = [], []
-    heavy_then_light = lambda n, rng: rng.exponential(1.0, (4, 4000)) if n == 1 else rng.normal(0, 0.3, (4, 4000))  # noqa: E731
+    def heavy_then_light(n, rng):
+        return rng.exponential(1.0, (4, 4000)) if n == 1 else rng.normal(0, 0.3, (4, 4000))
+
     flats, picks, k, ess, stage = importance._draw_weighted(fake_proposals(keys, adapts, heavy_then_light), key, 100, 2)
     assert stage == 1 and k < 0.5 and len(keys) == 2 and keys[0] == np.asarray(key).tolist() and keys[1] != keys[0]
     assert flats.shape == (4, 4000, 2)  # the second stage's proposals only
