@@ -165,7 +165,7 @@ class ModelSettings:
     #: standard errors (ratingflow.screen); None: every candidate is fitted
     screen: float | None = None
     #: a chosen two-segment fit with one h0 is fitted in the BaRatin form too when the own-offsets check's gain
-    #: exceeds this many standard errors (ratingflow.choice.offsets_round); None: never
+    #: exceeds this many standard errors (ratingflow.choice.offsets_round); -inf: every one; None: never
     own_offsets: float | None = None
     #: a kept seg1 whose seg2 the screen ruled out is fitted in the BaRatin form too (a candidate of the choice and
     #: the mixture where it passes the gate) when that form's profile leave-one-out gain over seg1 exceeds this many

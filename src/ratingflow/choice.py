@@ -181,9 +181,10 @@ def offsets_round(driver, stations: list, choices: list[Choice], seed: int, se_f
     controls does not serve a timeless station:
 
     * the chosen fit is seg2 with one h0 and the own-offsets check (:func:`ratingflow.screen.own_offsets_check`)
-      finds the BaRatin form's profile leave-one-out gain above ``z`` SE. Such a one-h0 fit's curve band is too
-      narrow: on the coverage study's 22 flagged stations it held the true curve 55.5 % of the time at 90 %; the
-      BaRatin fits that passed the gate (18) held it 86.7 % (docs/validation_findings.md);
+      finds the BaRatin form's profile leave-one-out gain above ``z`` SE (``z`` -inf: every such fit). Such a one-h0
+      fit's curve band is too narrow: on the coverage study's 22 flagged stations it held the true curve 55.5 % of
+      the time at 90 %; the BaRatin fits that passed the gate (18) held it 86.7 %; and where the check's gain was
+      at most 0, the one-h0 bands held it 86.9 % (docs/validation_findings.md);
     * seg1 was kept, and the one-h0 seg2 fit failed the diagnostics ``gate`` while PSIS-LOO stacking gave it at least
       :data:`UNCONVERGED_WEIGHT`: the gaugings may well hold a second control that the one-h0 form cannot fit
       (its posterior splits), and an unconverged fit can neither be chosen nor mixed (:mod:`ratingflow.mixture`);
@@ -208,7 +209,10 @@ def offsets_round(driver, stations: list, choices: list[Choice], seed: int, se_f
         if candidate.mode or st.n_periods > 1 or "offset_rel" in choice.fit.posterior:
             continue
         check = own_offsets_check(st, candidate, driver.structure)
-        if check is not None and check["gain"] > z * check["se"]:
+        if check is not None and z == -np.inf:
+            flagged[i] = (f"every chosen one-h0 seg2 (own-offsets check: profile leave-one-out gain {check['gain']:.1f}, "
+                          f"SE {check['se']:.1f}); ")
+        elif check is not None and check["gain"] > z * check["se"]:
             flagged[i] = (f"own-offsets check: profile leave-one-out gain {check['gain']:.1f} > {z:g} x SE "
                           f"{check['se']:.1f}; ")
         elif choice.chosen == "seg1" and seg1_z is not None and _screened_out(choice, "seg2"):

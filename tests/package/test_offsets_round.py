@@ -90,6 +90,18 @@ def test_a_flagged_one_h0_fit_is_replaced_by_the_baratin_form_where_it_passes_th
     assert one.chosen == "seg2" and "offset_rel" not in one.fit.posterior and "own_offsets" not in one.table
 
 
+def test_at_minus_infinity_every_chosen_one_h0_seg2_fit_goes_to_the_baratin_form():
+    """``models.own_offsets: -.inf`` (the config's default): the one-control station, whose check does not flag it, is
+    fitted in the form too, and its row says why; at 1.5 (above) it is not."""
+    (two, one), calls = _run(PASS, own_offsets_z=-np.inf)
+    assert ("two", "seg2", True) in calls and ("one", "seg2", True) in calls
+    for choice in (two, one):
+        assert choice.chosen == "seg2" and "offset_rel" in choice.fit.posterior
+        note = choice.table.set_index("model").loc["seg2", "own_offsets"]
+        assert note.startswith("every chosen one-h0 seg2 (own-offsets check: profile leave-one-out gain")
+        assert "replaced the one-h0 fit" in note
+
+
 def test_the_one_h0_fit_stays_where_the_baratin_form_fails_the_gate():
     (two, _), calls = _run(FAIL)
     assert ("two", "seg2", True) in calls
