@@ -136,3 +136,17 @@ def test_report_is_written_without_the_simulation(tmp_path):
     assert "- none: no part of the study ran" in nothing and "[f.md](../f.md)" in nothing
 
 
+
+
+def test_the_own_offsets_table_shows_the_rounds_baratin_fits_when_no_one_h0_fit_is_left():
+    """With ``models.own_offsets: -.inf`` every chosen one-h0 seg2 fit goes to the BaRatin form: where all of them
+    pass the gate, no station has a check's z, and the table still shows the form's fits; with neither, no table."""
+    from ratingflow.coverage_study.report import _own_offsets_section
+
+    rows = pd.DataFrame({"station": ["s1"] * 2 + ["s2"] * 2, "controls": [2, 2, 1, 1], "model": ["seg2"] * 2 + ["seg1"] * 2,
+                         "own_offsets_form": [True, True, False, False], "own_offsets_z": np.nan,
+                         "curve90": [True, False, True, True], "curve50": [False, False, True, False]})
+    text = "\n".join(_own_offsets_section(rows))
+    assert "| 2 | seg2 | BaRatin form (the round's, passed the gate) | 1 | 2 | 0.500 |" in text
+    assert "\n| 1 | seg1" not in text  # seg1 is neither checked nor in the form
+    assert _own_offsets_section(rows.assign(own_offsets_form=False)) == []

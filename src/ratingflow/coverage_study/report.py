@@ -149,13 +149,14 @@ def _own_offsets_section(rows: pd.DataFrame) -> list[str]:
     """Which one-h0 segmented fits the summary flags, and how their bands cover the truth."""
     from ..plausibility import OWN_OFFSETS_Z
 
-    if "own_offsets_z" not in rows or rows["own_offsets_z"].isna().all():
+    checked = "own_offsets_z" in rows and rows["own_offsets_z"].notna().any()
+    if not checked and not ("own_offsets_form" in rows and rows["own_offsets_form"].astype(bool).any()):
         return []
     return [
         "Stations whose chosen two-segment model shares one h0 across its segments, by the own-offsets check "
         f"(`ratingflow.screen.own_offsets_check`; flagged: the BaRatin form's profile leave-one-out gain over one h0 "
-        f"exceeds {OWN_OFFSETS_Z:g} SE), and those whose flagged one-h0 fit the fit replaced by the BaRatin form "
-        "(`models.own_offsets`: where that fit passed the diagnostics gate). Points of one station share its "
+        f"exceeds {OWN_OFFSETS_Z:g} SE), and those whose one-h0 fit the fit's own-offsets round replaced by the BaRatin "
+        "form (`models.own_offsets`: where that fit passed the diagnostics gate). Points of one station share its "
         "posterior, so the intervals are too narrow:",
         "",
         _table(own_offsets_summary(rows, OWN_OFFSETS_Z)),

@@ -172,7 +172,7 @@ def own_offsets_summary(rows: pd.DataFrame, z: float) -> pd.DataFrame:
     form (``own_offsets_form``, where the study ran with ``models.own_offsets``)."""
     own = rows["own_offsets_form"].astype(bool) if "own_offsets_form" in rows else pd.Series(False, rows.index)
     checked = rows[rows["own_offsets_z"].notna() | own]
-    fit = np.where(own[checked.index], "BaRatin form (flagged, passed the gate)",
+    fit = np.where(own[checked.index], "BaRatin form (the round's, passed the gate)",
                    np.where(checked["own_offsets_z"] > z, "one h0, flagged", "one h0, not flagged"))
     out = []
     for (controls, model, form), part in checked.groupby(["controls", "model", fit]):
