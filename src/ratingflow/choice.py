@@ -232,9 +232,9 @@ def offsets_round(driver, stations: list, choices: list[Choice], seed: int, se_f
     how = (f"NUTS, {s.num_warmup} warm-up + {s.num_samples} draws per chain, target acceptance {s.target_accept}")
     if s.importance:
         how = f"importance sampling over a breakpoint grid; {how}, where its weights fail"
-    progress(f"{len(flagged)} station(s) whose one-h0 seg2 fit the own-offsets check flags or that failed the gate "
-             f"with most of the stacking weight, or whose kept seg1 the form's profile beats: seg2 fitted in the "
-             f"BaRatin form ({how})")
+    which = "every chosen one-h0 seg2 fit" if z == -np.inf else "whose one-h0 seg2 fit the own-offsets check flags"
+    progress(f"{len(flagged)} station(s): {which}, or a one-h0 seg2 that failed the gate with most of the stacking "
+             f"weight, or a kept seg1 that the form's profile beats: seg2 fitted in the BaRatin form ({how})")
     out = list(choices)
     todo = sorted(flagged)
     for i, again in zip(todo, driver.fit([stations[i] for i in todo], [Candidate("seg2")], seed)):
