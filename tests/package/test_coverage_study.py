@@ -36,6 +36,7 @@ def test_wilson_interval():
     lo, hi = wilson(90, 100)
     assert lo == pytest.approx(0.8256, abs=1e-3) and hi == pytest.approx(0.9448, abs=1e-3)
     assert wilson(0, 10)[0] == pytest.approx(0.0, abs=1e-12) and wilson(10, 10)[1] == pytest.approx(1.0)
+    assert wilson(0, 5)[0] >= 0.0 and wilson(5, 5)[1] <= 1.0  # not -0.000 in a report from rounding
 
 
 def test_log_predictive_density_of_one_draw_is_the_normal_density():
