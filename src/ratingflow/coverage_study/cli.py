@@ -59,8 +59,9 @@ def _run_or_reuse(reuse: bool, rows_csv: Path, side_json: Path | None, run, timi
     saved_timings = rows_csv.parent / "timings.json"
     kept = json.loads(saved_timings.read_text()) if saved_timings.exists() else {}
     if reuse and rows_csv.exists() and (side_json is None or side_json.exists()):
-        if label in kept:
-            timings[label] = kept[label]
+        for name, seconds in kept.items():  # the peer's label may say that its folds came from an earlier run
+            if name == label or name.startswith(label + ", "):
+                timings[name] = seconds
         return pd.read_csv(rows_csv), (json.loads(side_json.read_text()) if side_json else None)
     start = time.perf_counter()
     rows, side = run()
