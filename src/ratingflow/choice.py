@@ -210,8 +210,8 @@ def offsets_round(driver, stations: list, choices: list[Choice], seed: int, se_f
             continue
         check = own_offsets_check(st, candidate, driver.structure)
         if check is not None and z == -np.inf:
-            flagged[i] = (f"every chosen one-h0 seg2 (own-offsets check: profile leave-one-out gain {check['gain']:.1f}, "
-                          f"SE {check['se']:.1f}); ")
+            flagged[i] = (f"every chosen one-h0 seg2 (own-offsets check: profile leave-one-out gain "
+                          f"{check['gain']:.1f}, SE {check['se']:.1f}); ")
         elif check is not None and check["gain"] > z * check["se"]:
             flagged[i] = (f"own-offsets check: profile leave-one-out gain {check['gain']:.1f} > {z:g} x SE "
                           f"{check['se']:.1f}; ")

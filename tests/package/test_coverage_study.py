@@ -137,8 +137,6 @@ def test_report_is_written_without_the_simulation(tmp_path):
     assert "- none: no part of the study ran" in nothing and "[f.md](../f.md)" in nothing
 
 
-
-
 def test_the_own_offsets_table_shows_the_rounds_baratin_fits_when_no_one_h0_fit_is_left():
     """With ``models.own_offsets: -.inf`` every chosen one-h0 seg2 fit goes to the BaRatin form: where all of them
     pass the gate, no station has a check's z, and the table still shows the form's fits; with neither, no table."""
