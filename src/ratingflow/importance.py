@@ -14,7 +14,8 @@ breakpoint, though, the other parameters are close to Gaussian. So, for each fit
 2. **Proposals**, :data:`PROPOSALS` per chain (more sets of them, up to :data:`BATCHES`, where the weights' ESS
    alone falls short): a cell of the second grid by its marginal density (:data:`DEFENSIVE` of the cells'
    probability spread evenly), the breakpoint uniform in it, the other sites from a Student-t (:data:`DOF` degrees of
-   freedom) around the node's mode moved along ``d mode / d break_u``, with the node's covariance; ``sigma_z`` either sign (the model has ``|sigma_z|``).
+   freedom) around the node's mode moved along ``d mode / d break_u``, with the node's covariance; ``sigma_z``
+   either sign (the model has ``|sigma_z|``).
    The proposal's density is exact, so the importance weights (posterior / proposal) are too.
 3. **Weights smoothed by PSIS** (Vehtari et al. 2024, JMLR 25:72), all chains' together (one Pareto k of
    chains x :data:`PROPOSALS` weights); each chain's draws are resampled from its own proposals by them. The chains
