@@ -149,3 +149,35 @@ def test_the_own_offsets_table_shows_the_rounds_baratin_fits_when_no_one_h0_fit_
     assert "| 2 | seg2 | BaRatin form (the round's, passed the gate) | 1 | 2 | 0.500 |" in text
     assert "\n| 1 | seg1" not in text  # seg1 is neither checked nor in the form
     assert _own_offsets_section(rows.assign(own_offsets_form=False)) == []
+
+
+def test_the_station_interval_resamples_stations_and_the_verdicts_read_each_target():
+    """``station_interval`` agrees with a bootstrap of the stations and is wider than Wilson's over points where a
+    station's points are covered together; the report gives a verdict for the 90 % band overall and in each class
+    and for the 50 % band overall, each with that interval."""
+    from ratingflow.coverage_study.report import _verdicts
+    from ratingflow.coverage_study.study import simulation_summary, station_interval
+
+    rng = np.random.default_rng(3)
+    stations = 300
+    together = rng.random(stations) < 0.5  # each station's five points all covered or all missed, for the 50 % band
+    rows = pd.DataFrame({
+        "station": np.repeat([f"s{i}" for i in range(stations)], 5),
+        "controls": np.repeat(np.where(np.arange(stations) % 3 == 0, 2, 1), 5),
+        "curve50": np.repeat(together, 5), "curve90": rng.random(5 * stations) < 0.9,
+        "curve95": rng.random(5 * stations) < 0.95, "fresh90": rng.random(5 * stations) < 0.9})
+    lo, hi = station_interval(rows, "curve50")
+    k = int(rows["curve50"].sum())
+    w_lo, w_hi = wilson(k, len(rows))
+    assert hi - lo > 2 * (w_hi - w_lo)  # whole stations covered together: about sqrt(5) times as wide
+    per_station = together.astype(float)
+    boot = [per_station[rng.integers(0, stations, stations)].mean() for _ in range(4000)]
+    assert lo == pytest.approx(np.percentile(boot, 2.5), abs=0.01)
+    assert hi == pytest.approx(np.percentile(boot, 97.5), abs=0.01)
+    assert np.isnan(station_interval(rows[rows["station"] == "s0"], "curve50")[0])  # one station: no interval
+
+    lines = _verdicts(simulation_summary(rows), None, None, None)
+    assert [line.split(":")[0] for line in lines] == [
+        "- Simulation, all stations, true curve in the 90 % HPDI", "- Simulation, one control, true curve in the 90 % HPDI",
+        "- Simulation, two controls, true curve in the 90 % HPDI", "- Simulation, all stations, true curve in the 50 % HPDI"]
+    assert f"(95 % interval over stations {lo:.1%}-{hi:.1%}) (target 47-53 %)" in lines[3]

@@ -204,7 +204,27 @@ def mixture_summary(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def station_interval(part: pd.DataFrame, column: str, z: float = 1.96) -> tuple[float, float]:
+    """95 % interval of the share of points where ``column`` is true, with the stations as the units sampled: the
+    points of one station share its posterior, so they are not independent and a binomial interval over points is too
+    narrow. The share is a ratio (points covered over points, summed over stations); its standard error is the
+    ratio estimator's linearised one, sqrt(c / (c - 1) * sum((k_i - p m_i)^2)) / sum(m_i) over c stations with k_i
+    of m_i points covered (within 0.15 points of the percentiles of 4 000 bootstrap draws of the stations, on the
+    coverage study's 500 and 1 000 stations)."""
+    g = part.groupby("station")[column].agg(["sum", "count"])
+    k, m = g["sum"].to_numpy(float), g["count"].to_numpy(float)
+    c = len(g)
+    if c < 2:
+        return float("nan"), float("nan")
+    p = k.sum() / m.sum()
+    se = float(np.sqrt(c / (c - 1) * np.sum((k - p * m) ** 2)) / m.sum())
+    return max(0.0, p - z * se), min(1.0, p + z * se)
+
+
 def simulation_summary(rows: pd.DataFrame) -> pd.DataFrame:
+    """Coverage of the true curve (and of a new gauging) by class of station, each with a binomial interval over the
+    points (``ci_low``, ``ci_high``: Wilson) and one over the stations (``stations_ci_low``, ``stations_ci_high``:
+    :func:`station_interval`), the one to read a target against."""
     out = []
     groups = [("all stations", rows), ("one control", rows[rows["controls"] == 1]),
               ("two controls", rows[rows["controls"] == 2])]
@@ -212,9 +232,11 @@ def simulation_summary(rows: pd.DataFrame) -> pd.DataFrame:
         for column, nominal in [(f"curve{round(p * 100)}", p) for p in CURVE_PROBS] + [("fresh90", 0.9)]:
             k, n = int(part[column].sum()), len(part)
             lo, hi = wilson(k, n)
+            s_lo, s_hi = station_interval(part, column)
             what = "new gauging, 90 % predictive" if column == "fresh90" else f"true curve, {column[5:]} % HPDI"
             out.append({"stations": label, "check": what, "nominal": nominal, "covered": k, "points": n,
-                        "coverage": k / n if n else np.nan, "ci_low": lo, "ci_high": hi})
+                        "coverage": k / n if n else np.nan, "ci_low": lo, "ci_high": hi,
+                        "stations_ci_low": s_lo, "stations_ci_high": s_hi})
     return pd.DataFrame(out)
 
 
