@@ -161,6 +161,10 @@ class ModelSettings:
     varying_sigma: bool = False
     transition: float = 0.05
     segment_offsets: bool = False
+    #: the rounding of each change of control in the BaRatin form (each control its own offset; ``transition`` in the
+    #: one-h0 form). 0: a sharp change of control, as BaRatin has it; the rounding is for NUTS's sake (divergences at
+    #: a kink), and the form is fitted by importance sampling over its breakpoint. None: ``transition``
+    offsets_transition: float | None = None
     #: a candidate after the first gets NUTS only when its profile leave-one-out gain exceeds this many
     #: standard errors (ratingflow.screen); None: every candidate is fitted
     screen: float | None = None
@@ -186,7 +190,13 @@ class ModelSettings:
         return [Candidate(n) for n in self.candidates]
 
     def structure(self, candidates: list[Candidate]) -> Structure:
-        return structure_for(candidates, self.varying_sigma, self.transition, self.segment_offsets)
+        return structure_for(candidates, self.varying_sigma,
+                             self.form_transition if self.segment_offsets else self.transition, self.segment_offsets)
+
+    @property
+    def form_transition(self) -> float:
+        """The BaRatin form's rounding of a change of control (:attr:`offsets_transition`, else :attr:`transition`)."""
+        return self.transition if self.offsets_transition is None else self.offsets_transition
 
 
 #: exponent prior of each control type, (median, SD of ln b): the hydraulic values BaRatin uses (Le Coz et al.

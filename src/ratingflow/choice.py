@@ -104,7 +104,8 @@ def candidate_table(fits: dict, table: pd.DataFrame) -> pd.DataFrame:
 
 def fit_and_choose(driver_for, stations: list, candidates: list, seed: int, se_factor: float = 2.0,
                    chunk: int | None = None, screen_z: float | None = None, own_offsets_z: float | None = None,
-                   gate: dict | None = None, own_offsets_seg1_z: float | None = None) -> list[Choice]:
+                   gate: dict | None = None, own_offsets_seg1_z: float | None = None,
+                   form_transition: float | None = None) -> list[Choice]:
     """Fit the candidates of every station and choose one per station by PSIS-LOO. The one
     fit-and-choose of the pipeline, the studies and the tests.
 
@@ -121,7 +122,9 @@ def fit_and_choose(driver_for, stations: list, candidates: list, seed: int, se_f
     ``models.own_offsets``) and ``gate`` (config ``diagnostics``): a chosen two-segment fit with one h0 whose
     gaugings suit each control's own zero-flow stage better is fitted in the BaRatin form too
     (:func:`offsets_round`); None: never. ``own_offsets_seg1_z`` (config ``models.own_offsets_seg1``): so is a kept
-    seg1 whose seg2 the screen ruled out, where the form's profile gain over seg1 exceeds it.
+    seg1 whose seg2 the screen ruled out, where the form's profile gain over seg1 exceeds it. ``form_transition``
+    (config ``models.offsets_transition``): the BaRatin form's rounding of a change of control; None: the one-h0
+    structure's.
     """
     from dataclasses import replace
 
@@ -137,7 +140,8 @@ def fit_and_choose(driver_for, stations: list, candidates: list, seed: int, se_f
     else:
         base = driver_for().structure
         plain = replace(base, max_segments=1, gplm_terms=0)
-        baratin = None if base.segment_offsets else replace(base, segment_offsets=True)
+        form = base.transition if form_transition is None else form_transition
+        baratin = None if base.segment_offsets else replace(base, segment_offsets=True, transition=form)
 
         def own(st, c):
             if c.n_segments == 1 and not c.gplm:

@@ -27,12 +27,13 @@ from .sampler import SamplerSettings, driver_cache
 VERSION = "7"  # 7: the stacking mixture in the fit file; the round's second trigger
 #: raised when the BaRatin form (each control its own offset) changes: only the stations fitted in it (the config's
 #: ``models.segment_offsets``, two or more control types in the sheet, or ``models.own_offsets`` set) are refitted
+#: 10: the form's change of control sharp (models.offsets_transition 0; the one-h0 form's rounding before);
 #: 9: damped Newton steps alone at the importance sampler's grid nodes (BFGS before them, importance.NEWTON);
 #: 8: the second stage's proposal 2.5 times as wide as the first stage's weighted draws (importance.WIDEN, 1.2 before);
 #: 7: defensive cells and a second, adapted stage in the importance sampler; 6: the importance sampler's Pareto k
 #: from all chains' weights together; 5: one-breakpoint fits by importance sampling (ratingflow.importance); 4: each
 #: control keeps a tenth of the gauged stage range (data.OWN_OFFSET_MIN_SHARE)
-OFFSETS_FORM = "9"
+OFFSETS_FORM = "10"
 
 #: the rating-period programs: a station with n periods is fitted by the smallest that holds them
 PERIOD_BUCKETS = (2, 4, 8, 16)
@@ -204,7 +205,7 @@ def run_batch(stations, clean_paths, prior_paths, out_paths, models_paths, seed:
     station_data = [item[0] for item in todo]
     choices = fit_and_choose(driver_for, station_data, candidates, seed, models.se_factor, screen_z=models.screen,
                              own_offsets_z=models.own_offsets if gate else None, gate=gate,
-                             own_offsets_seg1_z=models.own_offsets_seg1)
+                             own_offsets_seg1_z=models.own_offsets_seg1, form_transition=models.form_transition)
     choices = period_round(driver_for, station_data, choices, seed, models.se_factor)
     if retry:
         again = settings.replaced(**retry)

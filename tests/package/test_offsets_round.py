@@ -210,3 +210,27 @@ def test_a_kept_seg1_whose_seg2_the_screen_ruled_out_gets_the_baratin_form_where
     # without the setting, nothing is fitted in the form
     _, calls = _run(gate, screen_z=20.0)
     assert not [c for c in calls if c[1] == "seg2"]
+
+
+def test_the_round_fits_the_baratin_form_with_its_own_transition():
+    """``form_transition`` (config ``models.offsets_transition``): the round's BaRatin fits run in a structure with
+    that rounding of the change of control, the one-h0 fits keep the base structure's; None keeps the base's for
+    both. ``ModelSettings`` gives the same to a config with ``segment_offsets`` (the SBC and the studies)."""
+    from ratingflow.candidates import ModelSettings
+
+    for form_transition, expected in ((0.0, 0.0), (None, 0.05)):
+        seen = {}
+        base = structure_for(CANDIDATES, transition=0.05)
+
+        def driver_for(structure=None):
+            structure = structure or base
+            seen[structure.segment_offsets] = structure.transition
+            return Driver(structure, [])
+
+        fit_and_choose(driver_for, _stations(), CANDIDATES, seed=1, own_offsets_z=-np.inf, gate=PASS,
+                       form_transition=form_transition)
+        assert seen == {False: 0.05, True: expected}
+    models = ModelSettings(candidates=("seg1", "seg2"), transition=0.05, offsets_transition=0.0)
+    assert models.structure(models.candidate_list()).transition == 0.05
+    assert ModelSettings(transition=0.05, offsets_transition=0.0, segment_offsets=True).structure(CANDIDATES).transition == 0.0
+    assert ModelSettings(transition=0.05, segment_offsets=True).structure(CANDIDATES).transition == 0.05

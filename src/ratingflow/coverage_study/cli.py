@@ -166,7 +166,8 @@ def main(argv=None) -> int:
                 "own-offsets round": models.own_offsets, "its seg1 trigger": models.own_offsets_seg1,
                 "stacking mixture": models.stacking,
                 "segment offsets": models.segment_offsets,
-                "transition": models.transition, "chains x (warm-up + draws)": draws}
+                "transition": models.transition, "BaRatin form's transition": models.form_transition,
+                "chains x (warm-up + draws)": draws}
     if heldout is not None:
         settings["folds"] = args.folds
     report = write_report(Path(args.out), sim_rows, heldout, peer, left_out, settings, timings, reasons=reasons,

@@ -58,7 +58,8 @@ class Fitter:
         choices = fit_and_choose(self.driver, stations, self.candidates, seed, self.models.se_factor, chunk=CHUNK,
                                  screen_z=self.models.screen,
                                  own_offsets_z=self.models.own_offsets if self.gate else None, gate=self.gate,
-                                 own_offsets_seg1_z=self.models.own_offsets_seg1)
+                                 own_offsets_seg1_z=self.models.own_offsets_seg1,
+                                 form_transition=self.models.form_transition)
         for st, c in zip(stations, choices):
             shares = weights(c, self.gate) if self.models.stacking else {}
             if len(shares) > 1:
