@@ -69,14 +69,15 @@ def period_round(driver_for, items: list, choices: list, seed: int, se_factor: f
 
 
 def retry_round(retry_for, items: list, choices: list, seed: int, se_factor: float, gate: dict,
-                repeats=lambda fit: False) -> list:
+                repeats=lambda fit: False, form_transition: float | None = None) -> list:
     """A station whose chosen timeless fit fails the diagnostics ``gate`` (R-hat, ESS, divergences; config
     ``diagnostics``) is fitted once more with ``retry_for``'s settings (``sampler.retry``: longer chains,
     smaller steps), the same program form and keys, and the choice made again over its fits with the new one
     in place of the first. The candidate table's ``retry`` column says why, with the first fit's figures.
     ``retry_for``: :func:`ratingflow.sampler.driver_cache` of the retry settings. ``repeats(fit)``: whether the
     retry would run that fit's program with the settings it already had (the BaRatin form's own settings can be
-    the retry's): same keys, same draws, so it is not fitted again and the table says so."""
+    the retry's): same keys, same draws, so it is not fitted again and the table says so. ``form_transition``: as
+    :func:`ratingflow.choice.fit_and_choose`'s (a station described by its controls is retried in the BaRatin form)."""
     from .candidates import Candidate
     from .choice import choose, fit_and_choose
     from .posterior import fit_convergence
@@ -100,7 +101,8 @@ def retry_round(retry_for, items: list, choices: list, seed: int, se_factor: flo
     for name, members in sorted(groups.items()):
         progress(f"{len(members)} station(s) whose chosen {name} fit failed the diagnostics gate: fitted again with "
                  f"{s.num_warmup} warm-up + {s.num_samples} draws per chain, target acceptance {s.target_accept}")
-        again = fit_and_choose(retry_for, [items[i] for i in members], [Candidate(name)], seed, se_factor)
+        again = fit_and_choose(retry_for, [items[i] for i in members], [Candidate(name)], seed, se_factor,
+                               form_transition=form_transition)
         for i, second in zip(members, again):
             choice = choose({**choices[i].fits, name: second.fit}, se_factor, choices[i].screened)
             if "own_offsets" in choices[i].table:  # the own-offsets round's note (one h0 kept) stays
@@ -210,7 +212,8 @@ def run_batch(stations, clean_paths, prior_paths, out_paths, models_paths, seed:
     if retry:
         again = settings.replaced(**retry)
         retry_for = driver_cache(models.structure(candidates), again, priors)
-        choices = retry_round(retry_for, station_data, choices, seed, models.se_factor, gate, same_settings(settings, again))
+        choices = retry_round(retry_for, station_data, choices, seed, models.se_factor, gate, same_settings(settings, again),
+                              models.form_transition)
     results = list(zip(todo, choices))
     buckets = sorted({bucket_size(item[0].n) for item in todo})
     progress(f"{len(todo)} stations (buckets {buckets}) sampled in {time.perf_counter() - start:.1f} s, including "

@@ -198,11 +198,16 @@ def inference_data(result: FitResult, prior, attrs: dict, models: ModelSettings 
 
 def fit_structure(result: FitResult, models: ModelSettings) -> Structure:
     """The structure of the candidate's own curve: the config's, with own offsets where the fit had them
-    (``segment_offsets``, or a station whose sheet names its control types)."""
+    (``segment_offsets``, or a station whose sheet names its control types), and the rounding of a change of control
+    the fit ran with (``FitResult.transition``; where it has none, the config's for its form)."""
     from dataclasses import replace
 
+    own = "offset_rel" in result.posterior
     structure = models.structure([Candidate(result.candidate.base)])
-    return replace(structure, segment_offsets="offset_rel" in result.posterior)
+    transition = result.transition
+    if transition is None:
+        transition = models.form_transition if own else models.transition
+    return replace(structure, segment_offsets=own, transition=transition)
 
 
 def model_of(idata) -> tuple[Candidate, Structure, dict]:

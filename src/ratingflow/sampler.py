@@ -122,6 +122,9 @@ class FitResult:
     convergence: dict | None = field(default=None, repr=False, compare=False)
     #: :func:`ratingflow.posterior.fit_loo`'s result, once computed (the choice, its rounds and the fit file ask)
     loo: object = field(default=None, repr=False, compare=False)
+    #: the rounding of a change of control the fit ran with (its structure's ``transition``; the BaRatin form may have
+    #: its own, ``models.offsets_transition``); None: the config's (:func:`ratingflow.posterior.fit_structure`)
+    transition: float | None = field(default=None, compare=False)
 
 
 def _model_args(arrays: dict, context: dict):
@@ -284,7 +287,7 @@ class BatchedNUTS:
                     sstats = {k: np.asarray(v[j]) for k, v in stats.items()}
                     sstats["tree_depth"] = np.floor(np.log2(sstats["n_steps"] + 1)).astype(np.int64)
                     results.append(FitResult(st, candidate, contexts[start + j], post, sstats,
-                                             np.asarray(loglik[j][..., : st.n])))
+                                             np.asarray(loglik[j][..., : st.n]), transition=self.structure.transition))
             return results
 
         return collect

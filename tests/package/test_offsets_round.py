@@ -234,3 +234,22 @@ def test_the_round_fits_the_baratin_form_with_its_own_transition():
     assert models.structure(models.candidate_list()).transition == 0.05
     assert ModelSettings(transition=0.05, offsets_transition=0.0, segment_offsets=True).structure(CANDIDATES).transition == 0.0
     assert ModelSettings(transition=0.05, segment_offsets=True).structure(CANDIDATES).transition == 0.05
+
+
+def test_a_fits_structure_carries_the_transition_it_ran_with():
+    """``fit_structure`` (the structure a fit file records and the rating table predicts with) takes the rounding
+    the fit ran with, so a BaRatin fit made sharp is not predicted rounded; a fit that does not say takes the
+    config's for its form."""
+    from dataclasses import replace
+
+    from ratingflow.candidates import ModelSettings
+    from ratingflow.posterior import fit_structure
+
+    models = ModelSettings(candidates=("seg1", "seg2"), transition=0.05, offsets_transition=0.0)
+    (one,) = _stations()[1:]
+    seg2 = [Candidate("seg2")]
+    form = Driver(structure_for(CANDIDATES, transition=0.05, segment_offsets=True), []).fit([one], seg2, 1)[0]["seg2"]
+    assert fit_structure(form, models).segment_offsets and fit_structure(form, models).transition == 0.0
+    assert fit_structure(replace(form, transition=0.05), models).transition == 0.05
+    plain = Driver(structure_for(CANDIDATES, transition=0.05), []).fit([one], seg2, 1)[0]["seg2"]
+    assert not fit_structure(plain, models).segment_offsets and fit_structure(plain, models).transition == 0.05
