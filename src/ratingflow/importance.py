@@ -61,10 +61,10 @@ SPAN = 3.5
 #: the second grid covers the first's nodes within this many log units of the largest marginal density
 KEEP = 15.0
 #: damped Newton steps at each node, from the centre (first grid) or the first grid's nearest mode (second grid); each
-#: step tries 1, 1/2, 1/4 and 1/10 of the step and keeps the best. BFGS (up to 200 iterations) before them took 80 % of
-#: a fit's time (vectorised over the nodes, it runs as long as the slowest node's) and bought no fit that stands:
-#: without it, 200 of the coverage study's first 200 stations' fits stand as with it, the median fit 0.24 s against
-#: 0.53 s (docs/time_budget.md, "Newton steps alone at the grid's nodes")
+#: step tries 1, 1/2, 1/4 and 1/10 of the step, or none, and keeps the best. BFGS (up to 200 iterations) before them
+#: took 80 % of a fit's time (vectorised over the nodes, it runs as long as the slowest node's) and bought no fit that
+#: stands: without it, 200 of the coverage study's first 200 stations' fits stand as with it, the median fit 0.23 s
+#: against 0.51 s (docs/time_budget.md, "Newton steps alone at the grid's nodes")
 NEWTON = 12
 #: degrees of freedom of the proposal's Student-t
 DOF = 5
