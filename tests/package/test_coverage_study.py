@@ -181,3 +181,35 @@ def test_the_station_interval_resamples_stations_and_the_verdicts_read_each_targ
         "- Simulation, all stations, true curve in the 90 % HPDI", "- Simulation, one control, true curve in the 90 % HPDI",
         "- Simulation, two controls, true curve in the 90 % HPDI", "- Simulation, all stations, true curve in the 50 % HPDI"]
     assert f"(95 % interval over stations {lo:.1%}-{hi:.1%}) (target 47-53 %)" in lines[3]
+
+
+def test_pooled_runs_keep_their_stations_apart(tmp_path, capsys):
+    """Two runs' points, whose station names repeat, pool into one table: points add up, and the interval over
+    stations counts 2 x 200 stations (narrower than one run's, by about sqrt(2) here). ``--seed`` reaches the study."""
+    from ratingflow.coverage_study.cli import parser
+    from ratingflow.coverage_study.pool import main, pooled_points
+    from ratingflow.coverage_study.study import station_interval
+
+    rng = np.random.default_rng(5)
+    folders = []
+    for run in range(2):
+        together = rng.random(200) < 0.5
+        rows = pd.DataFrame({"station": np.repeat([f"sim{i:04d}" for i in range(200)], 5),
+                             "controls": np.repeat(np.where(np.arange(200) % 4 == 0, 2, 1), 5),
+                             "curve50": np.repeat(together, 5), "curve90": rng.random(1000) < 0.9,
+                             "curve95": rng.random(1000) < 0.95, "fresh90": rng.random(1000) < 0.9})
+        folder = tmp_path / f"run{run}"
+        folder.mkdir()
+        rows.to_csv(folder / "simulation_points.csv", index=False)
+        folders.append(folder)
+    pooled = pooled_points(folders)
+    assert len(pooled) == 2000 and pooled["station"].nunique() == 400
+    one = station_interval(pd.read_csv(folders[0] / "simulation_points.csv"), "curve50")
+    both = station_interval(pooled, "curve50")
+    assert 1.2 < (one[1] - one[0]) / (both[1] - both[0]) < 1.7
+    assert main([str(f) for f in folders]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("400 stations from 2 run(s)")
+    row = next(line for line in out.splitlines() if line.startswith("| all stations") and "50 %" in line)
+    assert [cell.strip() for cell in row.split("|")][4:6] == [str(int(pooled["curve50"].sum())), "2000"]
+    assert parser().parse_args(["--config", "c", "--out", "o", "--seed", "7"]).seed == 7

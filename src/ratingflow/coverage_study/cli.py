@@ -41,6 +41,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--segment-offsets", choices=("true", "false"), default="",
                    help="override the config's models.segment_offsets")
     p.add_argument("--transition", type=float, default=None, help="override the config's models.transition")
+    p.add_argument("--seed", type=int, default=None,
+                   help="override the config's seed: other synthetic stations, other folds, other draws")
     p.add_argument("--ratingcurve-python",
                    help="python of an environment with ratingcurve==1.1.0 (none: skip the peer)")
     p.add_argument("--ratingcurve-script", help="the peer's script (the repository's bench/ratingcurve_cv.py)")
@@ -112,7 +114,7 @@ def main(argv=None) -> int:
         return study.Fitter(models, SamplerSettings.from_config(sampler), Priors.from_config(cfg.get("priors")),
                             cfg.get("diagnostics"))
 
-    seed = int(cfg["seed"])
+    seed = int(cfg["seed"]) if args.seed is None else args.seed
     data = Path(args.out) / "validation"
     data.mkdir(parents=True, exist_ok=True)
     timings, reasons = {}, {}
