@@ -192,6 +192,10 @@ def offsets_round(driver, stations: list, choices: list[Choice], seed: int, se_f
     * seg1 was kept, and the one-h0 seg2 fit failed the diagnostics ``gate`` while PSIS-LOO stacking gave it at least
       :data:`UNCONVERGED_WEIGHT`: the gaugings may well hold a second control that the one-h0 form cannot fit
       (its posterior splits), and an unconverged fit can neither be chosen nor mixed (:mod:`ratingflow.mixture`);
+    * the chosen fit is seg3 with one h0 and seg2 is a candidate. Where two controls each have their own zero-flow
+      stage, one h0 needs a third segment to follow them: on the 500-station benchmark (one- and two-control stations)
+      every chosen seg3 was at a two-control station, and 8 of them failed the gate and were sampled again at about
+      10 s each (the retry). The BaRatin seg2, simpler, is chosen where its elpd lies within ``se_factor`` SE of seg3's;
     * ``seg1_z`` set: seg1 was kept, the screen ruled seg2 out (no fit), and the BaRatin form's profile leave-one-out
       gain over seg1 exceeds ``seg1_z`` SE. The screen's profile of seg2 has one h0; where the second control has
       its own, its gain over seg1 can fall short of the screen's threshold while the form's does not: on the
@@ -219,6 +223,9 @@ def offsets_round(driver, stations: list, choices: list[Choice], seed: int, se_f
         elif check is not None and check["gain"] > z * check["se"]:
             flagged[i] = (f"own-offsets check: profile leave-one-out gain {check['gain']:.1f} > {z:g} x SE "
                           f"{check['se']:.1f}; ")
+        elif candidate.n_segments == 3 and not candidate.gplm and "seg2" in set(choice.table["model"]):
+            flagged[i] = ("a chosen one-h0 seg3: two controls, each with its own zero-flow stage, may serve as well "
+                          "(one h0 needs a third segment to follow them); ")
         elif choice.chosen == "seg1" and seg1_z is not None and _screened_out(choice, "seg2"):
             check = own_offsets_check(st, Candidate("seg2"), driver.structure, against=candidate)
             if check is not None and check["gain"] > seg1_z * check["se"]:
@@ -237,8 +244,9 @@ def offsets_round(driver, stations: list, choices: list[Choice], seed: int, se_f
     if s.importance:
         how = f"importance sampling over a breakpoint grid; {how}, where its weights fail"
     which = "every chosen one-h0 seg2 fit" if z == -np.inf else "whose one-h0 seg2 fit the own-offsets check flags"
-    progress(f"{len(flagged)} station(s): {which}, or a one-h0 seg2 that failed the gate with most of the stacking "
-             f"weight, or a kept seg1 that the form's profile beats: seg2 fitted in the BaRatin form ({how})")
+    progress(f"{len(flagged)} station(s): {which}, or a chosen one-h0 seg3, or a one-h0 seg2 that failed the gate with "
+             f"most of the stacking weight, or a kept seg1 that the form's profile beats: seg2 fitted in the BaRatin "
+             f"form ({how})")
     out = list(choices)
     todo = sorted(flagged)
     for i, again in zip(todo, driver.fit([stations[i] for i in todo], [Candidate("seg2")], seed)):

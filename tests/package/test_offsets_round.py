@@ -66,15 +66,15 @@ def _stations():
     return [synthetic.station_data(t, synthetic.gaugings(rng, t, 100)) for t in (two, one)]
 
 
-def _run(gate, own_offsets_z=1.5, screen_z=None, seg1_z=None, **driver):
+def _run(gate, own_offsets_z=1.5, screen_z=None, seg1_z=None, candidates=CANDIDATES, **driver):
     calls, drivers = [], {}
-    base = structure_for(CANDIDATES, transition=0.05)
+    base = structure_for(candidates, transition=0.05)
 
     def driver_for(structure=None):
         structure = structure or base
         return drivers.setdefault(structure, Driver(structure, calls, **driver))
 
-    return fit_and_choose(driver_for, _stations(), CANDIDATES, seed=1, own_offsets_z=own_offsets_z, gate=gate,
+    return fit_and_choose(driver_for, _stations(), candidates, seed=1, own_offsets_z=own_offsets_z, gate=gate,
                           screen_z=screen_z, own_offsets_seg1_z=seg1_z), calls
 
 
@@ -253,3 +253,29 @@ def test_a_fits_structure_carries_the_transition_it_ran_with():
     assert fit_structure(replace(form, transition=0.05), models).transition == 0.05
     plain = Driver(structure_for(CANDIDATES, transition=0.05), []).fit([one], seg2, 1)[0]["seg2"]
     assert not fit_structure(plain, models).segment_offsets and fit_structure(plain, models).transition == 0.05
+
+
+@pytest.mark.parametrize("gate", [PASS, FAIL])
+def test_a_chosen_one_h0_seg3_gets_the_baratin_seg2_which_is_chosen_where_it_passes_and_fits_as_well(gate):
+    """One-h0 seg3 predicts every gauging better than one-h0 seg2 (by 0.3 in ln density), so it is chosen at both
+    stations; the BaRatin seg2 as well as seg3, a little better. The round fits the form at both: where it passes
+    the gate it replaces the one-h0 seg2 and, the simpler, is chosen; where it fails, seg3 stays (and the retry
+    would sample it again). Without seg2 among the candidates there is no seg2 to fit."""
+    seg123 = [Candidate("seg1"), Candidate("seg2"), Candidate("seg3")]
+    means = {("seg1", False): -3.0, ("seg2", False): -0.8, ("seg3", False): -0.5, ("seg2", True): -0.49}
+
+    def density(station, name, offsets, n):
+        return means[(name, offsets)]
+
+    choices, calls = _run(gate, own_offsets_z=-np.inf, candidates=seg123, density=density)
+    assert ("two", "seg2", True) in calls and ("one", "seg2", True) in calls
+    for choice in choices:
+        note = choice.table.set_index("model").loc["seg2", "own_offsets"]
+        assert note.startswith("a chosen one-h0 seg3: two controls, each with its own zero-flow stage")
+        if gate is PASS:
+            assert choice.chosen == "seg2" and "offset_rel" in choice.fit.posterior
+            assert "replaced the one-h0 fit" in note
+        else:
+            assert choice.chosen == "seg3" and note.endswith("one h0 kept")
+    _, calls = _run(gate, own_offsets_z=-np.inf, candidates=[Candidate("seg1"), Candidate("seg3")], density=density)
+    assert not [c for c in calls if c[2]]
