@@ -73,7 +73,8 @@ def _fit_axes():
     # fixed margins: tight_layout costs more than the rest of the figure
     fig.subplots_adjust(left=0.06, right=0.99, bottom=0.11, top=0.88, wspace=0.24)
     # fixed places for the axis labels and titles too: placed automatically, each draw measures every tick label of
-    # the axes (with the titles' search for room, about a fifth of the figure's time). Room left for tick labels of up to 7 characters (1234.56).
+    # the axes (with the titles' search for room, about a fifth of the figure's time). Room is left for tick labels
+    # of up to 7 characters (1234.56).
     for ax in axes:
         ax.xaxis.set_label_coords(0.5, -0.085)
         ax.yaxis.set_label_coords(-0.165, 0.5)
