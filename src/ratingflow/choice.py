@@ -194,8 +194,9 @@ def offsets_round(driver, stations: list, choices: list[Choice], seed: int, se_f
       (its posterior splits), and an unconverged fit can neither be chosen nor mixed (:mod:`ratingflow.mixture`);
     * the chosen fit is seg3 with one h0 and seg2 is a candidate. Where two controls each have their own zero-flow
       stage, one h0 needs a third segment to follow them: on the 500-station benchmark (one- and two-control stations)
-      every chosen seg3 was at a two-control station, and 8 of them failed the gate and were sampled again at about
-      10 s each (the retry). The BaRatin seg2, simpler, is chosen where its elpd lies within ``se_factor`` SE of seg3's;
+      all 10 chosen seg3 were at two-control stations, and most of the retries' 103 job-s were theirs (their first
+      fits failed the gate). The BaRatin seg2, simpler, is chosen where its elpd lies within ``se_factor`` SE of
+      seg3's: 8 of the 10 (docs/time_budget.md, sixteenth session);
     * ``seg1_z`` set: seg1 was kept, the screen ruled seg2 out (no fit), and the BaRatin form's profile leave-one-out
       gain over seg1 exceeds ``seg1_z`` SE. The screen's profile of seg2 has one h0; where the second control has
       its own, its gain over seg1 can fall short of the screen's threshold while the form's does not: on the
