@@ -183,7 +183,8 @@ def _heldout_section(ours: pd.DataFrame, peer, held: pd.DataFrame, left_out) -> 
         f"{ours['fold'].nunique()}-fold cross-validation)",
         "",
         "Each held-out gauging is predicted with its own stated uncertainty (equal-tailed 90 % interval of the "
-        "posterior predictive draws); `mean lpd` is the mean log predictive density of ln Q per gauging. "
+        "posterior predictive distribution: inside where its CDF at the gauging, the posterior mean of each draw's "
+        "Normal CDF, lies within 0.05-0.95); `mean lpd` is the mean log predictive density of ln Q per gauging. "
         "Stage thirds split each station's gauged stage range in three equal parts.",
         "",
         _table(held),

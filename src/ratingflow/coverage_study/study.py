@@ -97,6 +97,17 @@ def log_predictive_density(log_curve: np.ndarray, sd: np.ndarray, log_q: np.ndar
     return top + np.log(np.mean(np.exp(log_p - top), axis=0))
 
 
+def predictive_cdf(log_curve: np.ndarray, sd: np.ndarray, log_q: np.ndarray) -> np.ndarray:
+    """The posterior predictive distribution's CDF at the observed ln Q, per point: the posterior mean of each draw's
+    Normal CDF (``log_curve`` and ``sd``: (draws, points)). A gauging lies inside the equal-tailed 90 % predictive
+    interval where this lies within 0.05-0.95: the interval of infinitely many new-gauging draws, with no Monte Carlo
+    noise from drawing them (which moved 3 of 983 held-out gaugings across the edges between two runs of the same
+    fits)."""
+    from scipy.special import ndtr
+
+    return np.mean(ndtr((log_q[None, :] - log_curve) / sd), axis=0)
+
+
 # --------------------------------------------------------------------------------------------- simulation
 
 def simulate(n: int, seed: int, fitter: Fitter, log=print) -> pd.DataFrame:
@@ -308,12 +319,12 @@ def crossval(stations: list[StationData], k: int, seed: int, fitter: Fitter, log
     rows = []
     for (st, f, idx, thirds, kept), tr, (chosen, fit) in zip(tests, train, fits):
         stage, q, sd = st.stage[idx], st.discharge[idx], st.sd_log[idx]
-        log_curve, log_gauging, sd_draws = fitter.predictive(fit, stage, sd, station_keys(seed, tr.station_id)["predict"])
-        lo, hi = np.quantile(log_gauging, [0.05, 0.95], axis=0)
+        log_curve, _, sd_draws = fitter.predictive(fit, stage, sd, station_keys(seed, tr.station_id)["predict"])
+        cdf = predictive_cdf(log_curve, sd_draws, np.log(q))
         lpd = log_predictive_density(log_curve, sd_draws, np.log(q))
         for j in range(len(idx)):
             rows.append({"station": st.station_id, "fold": f, "gauging": int(idx[j]), "third": int(thirds[j]),
-                         "model": chosen, "segments": fit.candidate.n_segments, "inside90": bool(lo[j] <= np.log(q[j]) <= hi[j]),
+                         "model": chosen, "segments": fit.candidate.n_segments, "inside90": bool(0.05 <= cdf[j] <= 0.95),
                          "lpd": float(lpd[j])})
         design.append({"station": st.station_id, "fold": f, "segments": fit.candidate.n_segments,
                        "train": [int(i) for i in kept], "test": [int(i) for i in idx]})
