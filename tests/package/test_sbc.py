@@ -80,3 +80,26 @@ def test_generator_replications_carry_the_generators_truth():
         stages = st.stage.min() + np.array(sbc.STAGE_FRACTIONS) * np.ptp(st.stage)
         curve = [rep.truth[f"curve@{f:.1f}"] for f in sbc.STAGE_FRACTIONS]
         np.testing.assert_allclose(curve, np.log(truth.discharge(stages)), atol=1e-4)
+
+
+def test_a_candidate_the_config_does_not_list_is_fitted_in_a_structure_that_holds_it(monkeypatch):
+    """``--candidates gplm`` with a config listing seg1 and seg2: the fits' structure is the pipeline's had gplm been
+    listed too (its exponent terms; the KeyError 'exponent_w' before), with the config's segments."""
+    from ratingflow import sampler
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    class Recorder:
+        def __init__(self, structure, settings, priors):
+            seen.append(structure)
+            raise Stop
+
+    monkeypatch.setattr(sampler, "BatchedNUTS", Recorder)
+    for names in (("gplm",), ("seg1",)):
+        with pytest.raises(Stop):
+            sbc.run([Candidate(n) for n in names], 1, 0, ModelSettings(candidates=("seg1", "seg2")), None, Priors())
+    assert seen[0].gplm_terms > 0 and seen[0].max_segments == 2
+    assert seen[1].gplm_terms == 0 and seen[1].max_segments == 2

@@ -218,14 +218,16 @@ def tests(rows: pd.DataFrame) -> pd.DataFrame:
 def run(candidates: list[Candidate], reps: int, seed: int, models: ModelSettings, sampler, priors: Priors,
         log=print, world: str = "prior") -> pd.DataFrame:
     """Ranks of ``reps`` replications of each candidate (one design per replication, the same designs for
-    every candidate), fitted with the pipeline's structure (the config's largest candidate). ``world``
+    every candidate), fitted with the pipeline's structure (that of the config's candidates and these). ``world``
     "generator": seg1 only, truths from the synthetic generator (:func:`from_generator`) instead of the prior."""
     import time
 
     from ..importance import grid_first
     from ..sampler import BatchedNUTS
 
-    structure = models.structure(models.candidate_list())
+    listed = models.candidate_list()
+    # the pipeline's structure had the config listed these candidates too (a gplm candidate needs its exponent terms)
+    structure = models.structure([*listed, *(c for c in candidates if c not in listed)])
     # as the pipeline fits: the BaRatin form's one-breakpoint fits by importance sampling where its settings ask
     # and JAX has one CPU thread (--threads 1), NUTS where its weights fail (ratingflow.importance)
     driver = grid_first(BatchedNUTS(structure, sampler, priors))
