@@ -14,7 +14,7 @@ import arviz as az
 import numpy as np
 import pandas as pd
 
-from .posterior import loo_idata
+from . import psis
 
 #: Pareto k above this makes a gauging's PSIS-LOO estimate unreliable (Vehtari et al. 2024)
 PARETO_K_WARN = 0.7
@@ -24,11 +24,11 @@ def compare(log_likelihoods: dict[str, np.ndarray], se_factor: float = 2.0, loos
             ) -> tuple[str, pd.DataFrame]:
     """Choose among candidates; ``log_likelihoods`` maps name -> (chain, draw, gauging) in
     simplest-first order. Returns the chosen name and one row per candidate (in that order). ``loos``: their
-    pointwise PSIS-LOO (``az.loo``) where already computed."""
+    pointwise PSIS-LOO (``az.loo``'s, :func:`ratingflow.psis.loo`) where already computed."""
     order = list(log_likelihoods)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # high Pareto k is counted per candidate below
-        loos = loos or {name: az.loo(loo_idata(ll), pointwise=True) for name, ll in log_likelihoods.items()}
+        loos = loos or {name: psis.loo(ll) for name, ll in log_likelihoods.items()}
         # from the pointwise LOO above: given InferenceData, compare would compute each candidate's LOO again
         table = az.compare(loos) if len(order) > 1 else None
     rows = []

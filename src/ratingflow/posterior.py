@@ -360,13 +360,15 @@ LOO_ATTR = "loo"
 
 
 def fit_loo(fit: FitResult):
-    """ArviZ's pointwise PSIS-LOO of a fit's log-likelihood, computed once per fit (the choice, the rounds that
-    choose again and the fit file all ask). Its relative efficiency (``reff``, which sets the length of the tail
-    PSIS fits: ``3 sqrt(S / reff)`` draws, at most a fifth) is the mean bulk ESS of the fit's parameters
-    (:func:`fit_convergence`, capped at the weights' ESS for importance draws) over the draws, as ArviZ's own
-    default takes the mean ESS of the posterior; where an ESS is not finite, ArviZ's default on the bare
-    log-likelihood (a fifth of the draws)."""
+    """ArviZ's pointwise PSIS-LOO of a fit's log-likelihood (``az.loo``, computed on all gaugings at once by
+    :func:`ratingflow.psis.loo`), computed once per fit (the choice, the rounds that choose again and the fit file
+    all ask). Its relative efficiency (``reff``, which sets the length of the tail PSIS fits: ``3 sqrt(S / reff)``
+    draws, at most a fifth) is the mean bulk ESS of the fit's parameters (:func:`fit_convergence`, capped at the
+    weights' ESS for importance draws) over the draws, as ArviZ's own default takes the mean ESS of the posterior;
+    where an ESS is not finite, 1 (what ArviZ takes for the bare log-likelihood)."""
     import warnings
+
+    from .psis import loo
 
     if fit.loo is None:
         chains, draws = fit.log_likelihood.shape[:2]
@@ -374,7 +376,7 @@ def fit_loo(fit: FitResult):
         reff = float(np.mean(ess)) / (chains * draws) if ess and np.all(np.isfinite(ess)) else None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # high Pareto k is counted and reported where it matters
-            fit.loo = az.loo(loo_idata(fit.log_likelihood), pointwise=True, reff=reff)
+            fit.loo = loo(fit.log_likelihood, reff)
     return fit.loo
 
 

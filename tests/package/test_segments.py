@@ -125,8 +125,9 @@ def test_choice_takes_the_simplest_within_two_se():
 
 
 def test_choice_compares_the_pointwise_loo_it_computed_as_arviz_does_from_the_log_likelihood():
-    """compare() hands az.compare the LOO it already computed (not recomputed per candidate); the table must be
-    what az.compare makes of the InferenceData themselves."""
+    """compare() hands az.compare the LOO it already computed (not recomputed per candidate; ratingflow.psis, every
+    gauging at once); the table must be what az.compare makes of the InferenceData themselves, to the precision of
+    floating-point sums (a weight of 0 may come out as 1e-16)."""
     import warnings
 
     import arviz as az
@@ -139,7 +140,8 @@ def test_choice_compares_the_pointwise_loo_it_computed_as_arviz_does_from_the_lo
         warnings.simplefilter("ignore")
         expected = az.compare({name: loo_idata(ll) for name, ll in lls.items()})
     for column in ("elpd_diff", "dse", "weight"):
-        np.testing.assert_allclose(table.set_index("model")[column], expected.loc[list(lls), column], rtol=1e-12)
+        np.testing.assert_allclose(table.set_index("model")[column], expected.loc[list(lls), column], rtol=1e-10,
+                                   atol=1e-12)
 
 
 def test_sheet_breakpoint_ranges(tmp_path):
