@@ -301,12 +301,21 @@ def parameter_summary(idata: az.InferenceData, prob: float = 0.9) -> dict:
 
 def convergence(posterior: dict, sample_stats: dict) -> dict:
     """R-hat, bulk and tail ESS (worst over the reported parameters) and divergences of raw draws
-    (chain, draw, ...)."""
-    data = az.convert_to_dataset({k: v for k, v in posterior.items() if k in REPORTED})
-    rhat, ess_bulk, ess_tail = az.rhat(data), az.ess(data, method="bulk"), az.ess(data, method="tail")
-    names = list(data.data_vars)
-    per = {v: {"rhat": float(np.max(rhat[v].values)), "ess_bulk": float(np.min(ess_bulk[v].values)),
-               "ess_tail": float(np.min(ess_tail[v].values))} for v in names}
+    (chain, draw, ...): ArviZ's ``az.rhat`` and ``az.ess`` ("bulk", "tail"), of every parameter at once
+    (:func:`ratingflow.chain_stats.rhat_ess`, one call per precision of the draws)."""
+    from .chain_stats import rhat_ess
+
+    values = {k: np.asarray(v) for k, v in posterior.items() if k in REPORTED}
+    columns = {k: v.reshape(v.shape[0], v.shape[1], -1) for k, v in values.items()}
+    stats = {}
+    for dtype in dict.fromkeys(v.dtype for v in columns.values()):
+        names = [k for k, v in columns.items() if v.dtype == dtype]
+        rhat, bulk, tail = rhat_ess(np.concatenate([columns[k] for k in names], axis=2))
+        ends = np.cumsum([columns[k].shape[2] for k in names])
+        for name, parts in zip(names, zip(*(np.split(a, ends[:-1]) for a in (rhat, bulk, tail)))):
+            stats[name] = parts
+    per = {v: {"rhat": float(np.max(stats[v][0])), "ess_bulk": float(np.min(stats[v][1])),
+               "ess_tail": float(np.min(stats[v][2]))} for v in values}
     return {
         # NaN (a parameter that never moved) propagates and fails the check
         "rhat_max": float(np.max([p["rhat"] for p in per.values()])),
