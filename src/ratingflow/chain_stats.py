@@ -2,8 +2,8 @@
 0.23's ``az.rhat`` and ``az.ess(method="bulk" | "tail")``, the same arithmetic on every parameter together.
 
 ArviZ computes them one scalar parameter at a time, through xarray, each with its own ranking, FFT and Python loop
-over lags: about 35 ms for a fit's ten parameters, and a fit job asks it of every candidate fitted
-(time_budget.md, "Vectorised PSIS-LOO and convergence"). Here the ranks, normal scores, autocovariances and Geyer's
+over lags: about 25 ms a fit, and a fit job asks it of every candidate fitted (about 10 ms here;
+docs/time_budget.md, "Vectorised PSIS-LOO and convergence"). Here the ranks, normal scores, autocovariances and Geyer's
 initial positive and monotone sequences are array operations over parameters; the results are ArviZ's to the order
 of floating-point sums (``tests/package/test_chain_stats.py``). A parameter with a NaN draw gets NaN, as in ArviZ.
 """

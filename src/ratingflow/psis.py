@@ -2,8 +2,8 @@
 Vehtari et al. 2024), the same arithmetic on every gauging together.
 
 ``az.loo`` sorts each gauging's 4 000 draws in full and fits its Pareto tail in a Python loop, through xarray: about
-40 ms a fit, and a fit job computes it for every candidate fitted (time_budget.md, "Vectorised PSIS-LOO"). Here the
-tail is found by a partial sort (``np.argpartition``: only the ``M`` largest weights are sorted), and the generalised
+50 ms a fit, and a fit job computes it for every candidate fitted (about 18 ms here; docs/time_budget.md, "Vectorised
+PSIS-LOO and convergence"). Here the tail is found by a partial sort (``np.argpartition``: only the ``M`` largest weights are sorted), and the generalised
 Pareto fit of Zhang and Stephens, its prior, the smoothing, the truncation and the normalisation run as array
 operations over gaugings. A gauging whose tail is not the ``M`` largest draws (ties at the cut-off, or weights below
 the smallest float) or whose Pareto fit gives no smoothing goes through ArviZ's own per-gauging function, so every
