@@ -137,18 +137,20 @@ def _quantile(flat: np.ndarray, prob: float) -> np.ndarray:
 def rhat_ess(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(R-hat, bulk ESS, tail ESS) of each parameter of draws (chain, draw, P), as ArviZ's ``az.rhat`` (rank
     method: the larger of the bulk and folded split R-hat) and ``az.ess`` ("bulk"; "tail": the smaller of the ESS of
-    the 5 % and 95 % quantile indicators) give them. The folding runs in the draws' own precision, as ArviZ's."""
+    the 5 % and 95 % quantile indicators) give them. The folding runs in the draws' own precision, as ArviZ's.
+    NaN where ArviZ gives NaN: a parameter with a NaN draw, fewer than 4 draws a chain, and R-hat of one chain."""
     x = np.asarray(x)
     valid = ~np.isnan(x).any(axis=(0, 1))
     rhat, bulk, tail = (np.full(x.shape[2], np.nan) for _ in range(3))
-    if not valid.any():
+    if not valid.any() or x.shape[1] < 4:
         return rhat, bulk, tail
     x = x[:, :, valid]
     split = _split(x)
     z = _z_scale(split)
     folded = np.abs(split - np.median(split.reshape(-1, split.shape[2]), axis=0))
     r_bulk, r_tail = _rhat(z), _rhat(_z_scale(folded))
-    rhat[valid] = np.where(r_tail > r_bulk, r_tail, r_bulk)  # Python's max(bulk, tail)
+    if x.shape[0] >= 2:
+        rhat[valid] = np.where(r_tail > r_bulk, r_tail, r_bulk)  # Python's max(bulk, tail)
     bulk[valid] = _ess(z)
     flat = x.reshape(-1, x.shape[2])
     low, high = (_ess(_split((x <= _quantile(flat, prob)).astype(float))) for prob in (0.05, 0.95))

@@ -77,3 +77,17 @@ def test_convergence_reports_the_worst_of_each_parameter_as_arviz_gives_it():
         assert figures["ess_bulk"] == pytest.approx(float(np.min(bulk[name].values)), rel=1e-10)
         assert figures["ess_tail"] == pytest.approx(float(np.min(tail[name].values)), rel=1e-10)
     assert got["rhat_max"] == max(f["rhat"] for f in got["per_parameter"].values())
+
+
+def test_one_chain_has_no_rhat_and_too_few_draws_no_figures():
+    """As ArviZ: R-hat needs two chains (ESS does not), and every figure needs 4 draws a chain."""
+    x = _chains(np.random.default_rng(8), np.float64)
+    rhat, bulk, tail = rhat_ess(x[:1])
+    assert np.isnan(rhat).all()
+    data = az.convert_to_dataset({"p": x[:1]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        np.testing.assert_allclose(bulk, az.ess(data, method="bulk")["p"].values, rtol=1e-10)
+        np.testing.assert_allclose(tail, az.ess(data, method="tail")["p"].values, rtol=1e-10)
+        assert np.isnan(az.rhat(data)["p"].values).all()
+    assert all(np.isnan(a).all() for a in rhat_ess(x[:, :3]))
