@@ -307,13 +307,15 @@ def convergence(posterior: dict, sample_stats: dict) -> dict:
 
     values = {k: np.asarray(v) for k, v in posterior.items() if k in REPORTED}
     columns = {k: v.reshape(v.shape[0], v.shape[1], -1) for k, v in values.items()}
-    stats = {}
+    stats = {}  # name -> (R-hat, bulk ESS, tail ESS) of each of its elements
     for dtype in dict.fromkeys(v.dtype for v in columns.values()):
         names = [k for k, v in columns.items() if v.dtype == dtype]
-        rhat, bulk, tail = rhat_ess(np.concatenate([columns[k] for k in names], axis=2))
-        ends = np.cumsum([columns[k].shape[2] for k in names])
-        for name, parts in zip(names, zip(*(np.split(a, ends[:-1]) for a in (rhat, bulk, tail)))):
-            stats[name] = parts
+        figures = rhat_ess(np.concatenate([columns[k] for k in names], axis=2))
+        start = 0
+        for name in names:
+            width = columns[name].shape[2]
+            stats[name] = [a[start:start + width] for a in figures]
+            start += width
     per = {v: {"rhat": float(np.max(stats[v][0])), "ess_bulk": float(np.min(stats[v][1])),
                "ess_tail": float(np.min(stats[v][2]))} for v in values}
     return {
