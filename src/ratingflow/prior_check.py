@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 
 import jax
@@ -19,6 +19,7 @@ from numpyro.infer import Predictive
 
 from . import status
 from .data import StationData, bucket_size
+from .exported import cached_jit
 from .io import load_json, save_groups, save_idata, save_json
 from .keys import station_keys
 from .candidates import ModelSettings, Priors
@@ -33,13 +34,19 @@ PRIOR_SITES = ("gap", "b", "log_q_ref", "sigma", "log_a")
 VERSION = "3"
 
 
-@partial(jax.jit, static_argnames=("num_samples", "structure", "priors"))
 def _prior_draws(key, stage, sd_log, context, mask, num_samples, structure, priors):
     predictive = Predictive(
         partial(rating_model, structure=structure, priors=priors), num_samples=num_samples,
         return_sites=[*PRIOR_SITES, "log_discharge"],
     )
     return predictive(key, stage, sd_log, context, mask)
+
+
+@cache
+def _program(num_samples: int, structure, priors: Priors):
+    """:func:`_prior_draws`, traced once across jobs (:mod:`ratingflow.exported`), not again in every job."""
+    return cached_jit(partial(_prior_draws, num_samples=num_samples, structure=structure, priors=priors),
+                      f"prior|{num_samples}|{structure!r}|{priors!r}")
 
 
 def prior_check(station: StationData, seed: int, num_samples: int, interval: float, min_share: float,
@@ -55,9 +62,9 @@ def prior_check(station: StationData, seed: int, num_samples: int, interval: flo
     arrays = station.padded(bucket_size(station.n))
     context = {k: jnp.asarray(v) for k, v in station.context(candidate, structure, priors).items()}
     key = station_keys(seed, station.station_id)["prior"]
-    draws = jax.device_get(_prior_draws(
+    draws = jax.device_get(_program(num_samples, structure, priors)(
         key, jnp.asarray(arrays["stage"]), jnp.asarray(arrays["discharge_sd_log"]), context,
-        jnp.asarray(arrays["mask"]), num_samples, structure, priors,
+        jnp.asarray(arrays["mask"]),
     ))
     log_q_pred = np.asarray(draws["log_discharge"][:, : station.n], np.float64)
     tail = (1.0 - interval) / 2.0

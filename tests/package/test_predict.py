@@ -62,3 +62,36 @@ def test_new_gauging_is_the_curve_plus_one_standard_normal_per_draw_times_its_sd
     curve, gauging = predict(jax.random.PRNGKey(3), samples, stages, context, sd, structure)
     np.testing.assert_array_equal(curve, np.exp(log_curve.astype(np.float64)))
     np.testing.assert_array_equal(gauging, np.exp(log_q.astype(np.float64)))
+
+
+def test_a_job_loads_the_prediction_program_instead_of_tracing_it(tmp_path, monkeypatch):
+    """With a compilation cache (every pipeline job has one), the prediction program is traced once and later jobs
+    load it (ratingflow.exported): the same figures as plain jit, and no new trace in a fresh driver."""
+    from ratingflow import predict as module
+
+    samples, structure, context = _draws(300)
+    stages = np.linspace(0.2, 2.5, 30)
+    args = (jax.random.PRNGKey(5), samples, stages, context, 0.05, structure)
+    module._program.cache_clear()
+    expected = predict_log(*args)  # the test session's own setting: no cache, plain jit
+    before = jax.config.jax_compilation_cache_dir
+    jax.config.update("jax_compilation_cache_dir", str(tmp_path))
+    traced = []
+    original = module._predict
+
+    def counting(*a, **k):
+        traced.append(1)  # runs only while JAX traces the program
+        return original(*a, **k)
+
+    monkeypatch.setattr(module, "_predict", counting)
+    try:
+        for _ in range(2):  # the second time as a new job: its drivers start empty
+            module._program.cache_clear()
+            got = predict_log(*args)
+            for a, b in zip(got, expected):
+                np.testing.assert_array_equal(a, b)
+        assert len(traced) == 1
+        assert len(list((tmp_path / "ratingflow-exports").glob("*.jaxexport"))) == 1
+    finally:
+        jax.config.update("jax_compilation_cache_dir", before)
+        module._program.cache_clear()
