@@ -288,7 +288,8 @@ def run_batch(fit_paths, outputs: dict, seed: int, table_cfg: dict, thresholds: 
         station = Path(fit_nc).stem
         # issued ratings matter only to a fit with rating periods (see run): for a timeless station they would
         # make its first run after the archive summarise it again for nothing
-        dated = history and int(root_attrs(fit_nc).get("periods", 1)) > 1
+        # (the fit file's attributes are read only where the station has issued ratings: 0.01 s a station)
+        dated = history and (Path(history) / station).is_dir() and int(root_attrs(fit_nc).get("periods", 1)) > 1
         issued = sorted((Path(history) / station).glob("*/table.csv")) if dated else []
         key = reuse.digest([fit_nc, clean_paths[i] if clean_paths else None, *issued],
                            {"table": table_cfg, "thresholds": thresholds, "priors": asdict(priors),
