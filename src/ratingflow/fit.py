@@ -18,7 +18,7 @@ from .data import StationData, bucket_size
 from .io import load_idata, save_idata
 from .candidates import ModelSettings, Priors, Structure, describes_controls
 from .dates import period_of, to_utc_naive
-from .posterior import inference_data
+from .posterior import PRIOR_GROUPS, inference_data
 from .runtime import progress
 from .sampler import SamplerSettings, driver_cache
 
@@ -186,8 +186,9 @@ def run_batch(stations, clean_paths, prior_paths, out_paths, models_paths, seed:
         if reuse.reuse(previous, [out_paths[i], models_paths[i]], key):
             progress(f"station {station_id}: inputs as published, fit reused")
             continue
-        prior = load_idata(prior_paths[i])
-        reason = status.skipped(prior)
+        # the prior check's draws are read when the fit is written: a batch's priors held all along took about 1.6 MB
+        # a station of the job's peak memory (issue 16)
+        reason = status.skipped_file(prior_paths[i])
         if not reason and periods_status_paths is not None:
             reason = status.skip_reason(load_json(periods_status_paths[i]))
         if reason:
@@ -197,12 +198,42 @@ def run_batch(stations, clean_paths, prior_paths, out_paths, models_paths, seed:
             progress(f"station {station_id}: skipped ({reason})")
             continue
         station, extras = _read_station(station_id, clean_paths[i], periods_paths[i] if periods_paths else None, extra)
-        todo.append((station, prior, out_paths[i], models_paths[i], extras, key))
+        todo.append((station, prior_paths[i], out_paths[i], models_paths[i], extras, key))
     if not todo:
         return
-    start = time.perf_counter()
     candidates = models.candidate_list()
     driver_for = driver_cache(models.structure(candidates), settings, priors)
+    again = settings.replaced(**retry) if retry else None
+    retry_for = again and driver_cache(models.structure(candidates), again, priors)
+    import jax
+
+    # on a GPU one part: its calls hold a thousand fits (docs/gpu.md), and its memory is not the CPU job's
+    for part in parts(todo, PART_SIZE if jax.default_backend() == "cpu" else len(todo)):
+        _fit_part(part, driver_for, retry_for and (retry_for, same_settings(settings, again)), seed, models, attrs, gate)
+
+
+#: on a CPU a batch is fitted, chosen and written in parts of at most this many stations (:func:`parts`): every
+#: candidate's fits of a 100-station batch, held until its last station was chosen, took about 460 MB of a fit job's
+#: peak memory (issue 16). The programs are loaded once per job all the same, and a station's draws do not depend on
+#: its part.
+PART_SIZE = 56
+
+
+def parts(items: list, size: int) -> list[list]:
+    """``items`` cut into as few parts of at most ``size`` as can be, of one length but the last, that length about
+    ``len(items)`` / parts rounded up to a multiple of 8 (a one-control fit's calls hold 8 fits, and a part's last
+    call is padded with copies)."""
+    count = -(-len(items) // size)
+    step = -(-len(items) // count)
+    step = min(size, -(-step // 8) * 8) if step > 8 else step
+    return [items[k:k + step] for k in range(0, len(items), step)]
+
+
+def _fit_part(todo, driver_for, retry, seed, models, attrs, gate) -> None:
+    """Sample, choose and write the stations of one part of a batch (see :func:`run_batch`); ``retry``: the retry's
+    drivers and :func:`same_settings`, or None."""
+    start = time.perf_counter()
+    candidates = models.candidate_list()
     progress(f"{len(todo)} stations x {len(candidates)} candidate models: sampling")
     station_data = [item[0] for item in todo]
     choices = fit_and_choose(driver_for, station_data, candidates, seed, models.se_factor, screen_z=models.screen,
@@ -210,19 +241,18 @@ def run_batch(stations, clean_paths, prior_paths, out_paths, models_paths, seed:
                              own_offsets_seg1_z=models.own_offsets_seg1, form_transition=models.form_transition)
     choices = period_round(driver_for, station_data, choices, seed, models.se_factor)
     if retry:
-        again = settings.replaced(**retry)
-        retry_for = driver_cache(models.structure(candidates), again, priors)
-        choices = retry_round(retry_for, station_data, choices, seed, models.se_factor, gate, same_settings(settings, again),
+        choices = retry_round(retry[0], station_data, choices, seed, models.se_factor, gate, retry[1],
                               models.form_transition)
     results = list(zip(todo, choices))
     buckets = sorted({bucket_size(item[0].n) for item in todo})
     progress(f"{len(todo)} stations (buckets {buckets}) sampled in {time.perf_counter() - start:.1f} s, including "
              "trace and compile or cache load")
-    for (station, prior, out, models_csv, extras, key), choice in results:
+    for (station, prior_path, out, models_csv, extras, key), choice in results:
         choice.table.to_csv(models_csv, index=False, float_format="%.6g")
         progress(f"station {station.station_id}: chosen {choice.chosen}\n"
                  + choice.table.drop(columns=["description", "reason", "retry", "own_offsets"], errors="ignore")
                  .to_string(index=False))
+        prior = load_idata(prior_path, PRIOR_GROUPS)
         idata = inference_data(choice.fit, prior, {"seed": int(seed), **attrs}, models, **extras)
         notes = choice.table["own_offsets"] if "own_offsets" in choice.table else pd.Series(dtype=str)
         idata.attrs["model_choice"] = "; ".join([choice.table.loc[choice.table["chosen"], "reason"].iloc[0],

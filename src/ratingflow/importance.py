@@ -275,7 +275,7 @@ class GridImportance:
         samples, loglik = jax.device_get(self._constrain(z0, jnp.asarray(chosen), arrays, context))
         posterior = {k: np.asarray(v) for k, v in samples.items()}
         stats = {"diverging": np.zeros(chosen.shape[:2], bool)}
-        result = FitResult(station, candidate, context_np, posterior, stats, np.asarray(loglik[..., : station.n]),
+        result = FitResult(station, candidate, context_np, posterior, stats, np.array(loglik[..., : station.n]),
                            transition=self.structure.transition)
         result.convergence = weights_convergence(convergence(candidate_posterior(result), stats), pareto_k, ess,
                                                  stage)

@@ -119,6 +119,10 @@ def candidate_context(result: FitResult) -> dict[str, np.ndarray]:
     return ctx
 
 
+#: the prior check's groups a fit file carries (:func:`inference_data`)
+PRIOR_GROUPS = ("prior", "prior_predictive")
+
+
 def inference_data(result: FitResult, prior, attrs: dict, models: ModelSettings = ModelSettings(),
                    validity=None, times=None, shifts=None):
     """ArviZ InferenceData of one fit: posterior, sample_stats, log_likelihood, observed and
@@ -171,7 +175,7 @@ def inference_data(result: FitResult, prior, attrs: dict, models: ModelSettings 
         dim = ("segment",) if key.startswith("b_") else ("breakpoint_number",)
         idata.constant_data[f"context_{key}"] = (dim if value.ndim else (), value,
                                                  {"meaning": "model context, relative stage (see ratingflow.model)"})
-    for group in ("prior", "prior_predictive"):
+    for group in PRIOR_GROUPS:
         if group in prior.groups():
             idata.add_groups({group: prior[group]})
     for name in posterior:

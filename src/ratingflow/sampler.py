@@ -262,7 +262,8 @@ class BatchedNUTS:
         return results
 
     def _fit_bucket(self, jobs: list[tuple[StationData, Candidate]], size: int, seed: int):
-        """Dispatch the fits of one bucket (asynchronously); returns a function that collects them."""
+        """Dispatch the fits of one bucket (asynchronously, :data:`CALLS_AHEAD` calls ahead of the one collected);
+        returns a function that collects them."""
         padded = [st.padded(size, c) for st, c in jobs]
         contexts = [st.context(c, self.structure, self.priors) for st, c in jobs]
         centres = [init_centre(st, c, self.structure) for st, c in jobs]
@@ -270,29 +271,39 @@ class BatchedNUTS:
         init_keys, fit_keys = (np.stack([np.asarray(jax.random.fold_in(k[use], code)) for k, code in keys])
                                for use in ("init", "fit"))
         per_call = self.fits_per_call(len(jobs))
-        calls = []
-        for start in range(0, len(jobs), per_call):
+        starts = range(0, len(jobs), per_call)
+
+        def dispatch(start):
             part = list(range(start, min(start + per_call, len(jobs))))
             part += [part[-1]] * (per_call - len(part))  # padded with copies of the last fit
-            calls.append(self._run(jnp.asarray(init_keys[part]), jnp.asarray(fit_keys[part]), _stack(centres, part),
-                                   _stack(padded, part), _stack(contexts, part)))
+            return self._run(jnp.asarray(init_keys[part]), jnp.asarray(fit_keys[part]), _stack(centres, part),
+                             _stack(padded, part), _stack(contexts, part))
+
+        # a few calls ahead, not all of them: the outputs of every call of a 100-station batch, waiting to be
+        # collected, took about 400 MB of a fit job's peak memory (issue 16)
+        calls = [dispatch(start) for start in starts[:CALLS_AHEAD]]
 
         def collect() -> list[FitResult]:
             results = []
-            for start, out in zip(range(0, len(jobs), per_call), calls):
-                samples, stats, loglik = jax.device_get(out)
+            for n, start in enumerate(starts):
+                if n + CALLS_AHEAD < len(starts):
+                    calls.append(dispatch(starts[n + CALLS_AHEAD]))
+                samples, stats, loglik = jax.device_get(calls.pop(0))  # the call's outputs freed once read
                 for j in range(min(per_call, len(jobs) - start)):
                     st, candidate = jobs[start + j]
                     post = {k: np.asarray(v[j]) for k, v in samples.items()}
                     sstats = {k: np.asarray(v[j]) for k, v in stats.items()}
                     sstats["tree_depth"] = np.floor(np.log2(sstats["n_steps"] + 1)).astype(np.int64)
                     results.append(FitResult(st, candidate, contexts[start + j], post, sstats,
-                                             np.asarray(loglik[j][..., : st.n]), transition=self.structure.transition))
+                                             # a copy: a view would keep the call's padded array alive
+                                             np.array(loglik[j][..., : st.n]), transition=self.structure.transition))
             return results
 
         return collect
 
 
+#: calls of a bucket's fits dispatched ahead of the one being collected (:meth:`BatchedNUTS._fit_bucket`)
+CALLS_AHEAD = 2
 #: chains advanced together by default: on a CPU the per-iteration cost of NUTS's while loops is paid
 #: once for all of them (32 chains: about 3x faster per fit than 4); on a GPU many more fill the device
 CPU_CHAINS_PER_STEP = 32

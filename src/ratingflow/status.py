@@ -27,6 +27,14 @@ def skipped(idata) -> str:
     return str(idata.attrs.get("skipped", "")) if not idata.groups() else ""
 
 
+def skipped_file(path) -> str:
+    """:func:`skipped` of the InferenceData in a netCDF file, from its groups' names and root attributes only."""
+    import netCDF4
+
+    with netCDF4.Dataset(path, mode="r") as nc:
+        return "" if nc.groups else str(getattr(nc, "skipped", ""))
+
+
 def placeholder_png(path, station: str, reason: str) -> None:
     import matplotlib
 

@@ -31,3 +31,18 @@ def test_long_format_rows_are_counted_per_station(tmp_path):
     (tmp_path / "long.csv").write_text("site,stage,q\nA,1,1\nB,1,1\nA,2,2\n")
     assert raw_row_count(spec("A", "long.csv", station_column="site"), tmp_path) == 2
     assert raw_row_count(spec("x", "long.csv", station_column="site", station_code="B"), tmp_path) == 1
+
+
+def test_a_fit_job_cuts_its_batch_into_nearly_equal_parts_of_whole_calls():
+    """ratingflow.fit.parts: as few parts as the size allows, in order, of one length but the last (which is not
+    longer), that length a multiple of 8 stations (a one-control fit's call holds 8 fits) where it is over 8."""
+    from ratingflow.fit import parts
+
+    for n in range(1, 400):
+        items = list(range(n))
+        got = parts(items, 56)
+        assert [x for part in got for x in part] == items
+        assert len(got) == -(-n // 56)
+        assert all(len(part) <= 56 for part in got)
+        assert len({len(part) for part in got[:-1]}) <= 1 and len(got[-1]) <= len(got[0])
+        assert all(len(part) % 8 == 0 for part in got[:-1] if len(part) > 8)
