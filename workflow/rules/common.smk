@@ -28,7 +28,7 @@ SHEET = load_sheet(config["stations"], config["raw_dir"])
 STATIONS = list(SHEET)
 CONFIG_HASH = config_hash(config)
 # batch id -> its stations (see ratingflow.batches); a station's files never depend on its batch
-BATCHES = assign(SHEET, config["raw_dir"], int(config.get("batch_size", 25)))
+BATCHES = assign(SHEET, config["raw_dir"], int(config.get("batch_size", 100)))
 
 
 wildcard_constraints:
