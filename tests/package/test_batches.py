@@ -1,4 +1,4 @@
-from ratingflow.batches import assign, priority, raw_row_count, work
+from ratingflow.batches import assign, priority, raw_row_count, summary_priority, work
 from ratingflow.sheet import StationSpec
 
 
@@ -25,6 +25,10 @@ def test_batches_group_by_bucket_and_keep_sheet_order(tmp_path):
     order = sorted(batches, key=lambda b: -priority(b, len(batches[b])))
     assert order == ["n64-000", "n16-000", "n16-001", "n16-002"] and work("n64-000", 2) == 128
     assert priority("n16-000", 1) > priority("n256-001", 50) > priority("n128-002", 50) > priority("n256-003", 1)
+    # summaries after every fit (the lowest fit priority is 16: one station of 16 gaugings), the largest first
+    sizes = [("n16-000", 1), ("n32-001", 3), ("n64-000", 88), ("n128-001", 84), ("n256-000", 95), ("n1024-000", 1000)]
+    summaries = [summary_priority(*b) for b in sizes]
+    assert all(0 < p < 1 <= priority("n16-001", 1) for p in summaries) and summaries == sorted(summaries)
 
 
 def test_long_format_rows_are_counted_per_station(tmp_path):

@@ -7,7 +7,7 @@ import pandas as pd
 import yaml
 from snakemake.utils import validate
 
-from ratingflow.batches import assign, priority as batch_job_priority
+from ratingflow.batches import assign, priority as batch_job_priority, summary_priority as batch_summary_priority
 from ratingflow.config import config_hash, load_config, merged
 from ratingflow.sheet import check_schema, load_sheet
 
@@ -47,6 +47,11 @@ def members(wildcards):
 def batch_priority(wildcards):
     """Each bucket's first batch, then the largest batches, from cleaning to the fit (ratingflow.batches.priority)."""
     return batch_job_priority(wildcards.batch, len(members(wildcards)))
+
+
+def summary_priority(wildcards):
+    """After the fits, the largest batches' summaries first (ratingflow.batches.summary_priority)."""
+    return batch_summary_priority(wildcards.batch, len(members(wildcards)))
 
 
 def existing_raw_files(specs):

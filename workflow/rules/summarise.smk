@@ -18,6 +18,7 @@ rule summarise:
         history="results/history",
         previous={"table": "tables", "nc": "tables", "diagnostics": "diagnostics", "plot": "plots"},
         jax=jax_params(),
+    priority: summary_priority
     log:
         "logs/summarise/{batch}.log",
     benchmark:
