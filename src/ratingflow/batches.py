@@ -101,4 +101,3 @@ def summary_priority(batch_id: str, n_stations: int) -> float:
     summaries ran in no order, the last one (256 x 100) alone on one core for its 29 s."""
     work_ = work(batch_id, n_stations)
     return work_ / (work_ + 1000.0)
-

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, replace
 
+import jax
 import numpy as np
 import pandas as pd
 
@@ -204,12 +205,10 @@ def run_batch(stations, clean_paths, prior_paths, out_paths, models_paths, seed:
     candidates = models.candidate_list()
     driver_for = driver_cache(models.structure(candidates), settings, priors)
     again = settings.replaced(**retry) if retry else None
-    retry_for = again and driver_cache(models.structure(candidates), again, priors)
-    import jax
-
+    retrying = again and (driver_cache(models.structure(candidates), again, priors), same_settings(settings, again))
     # on a GPU one part: its calls hold a thousand fits (docs/gpu.md), and its memory is not the CPU job's
     for part in parts(todo, PART_SIZE if jax.default_backend() == "cpu" else len(todo)):
-        _fit_part(part, driver_for, retry_for and (retry_for, same_settings(settings, again)), seed, models, attrs, gate)
+        _fit_part(part, driver_for, retrying, seed, models, attrs, gate)
 
 
 #: on a CPU a batch is fitted, chosen and written in parts of at most this many stations (:func:`parts`): every

@@ -37,7 +37,7 @@ def test_long_format_rows_are_counted_per_station(tmp_path):
     assert raw_row_count(spec("x", "long.csv", station_column="site", station_code="B"), tmp_path) == 1
 
 
-def test_a_fit_job_cuts_its_batch_into_nearly_equal_parts_of_whole_calls():
+def test_a_fit_job_cuts_its_batch_into_parts_of_whole_calls():
     """ratingflow.fit.parts: as few parts as the size allows, in order, of one length but the last (which is not
     longer), that length a multiple of 8 stations (a one-control fit's call holds 8 fits) where it is over 8."""
     from ratingflow.fit import parts
