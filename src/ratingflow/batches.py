@@ -96,8 +96,9 @@ def priority(batch_id: str, n_stations: int) -> int:
 
 
 def summary_priority(batch_id: str, n_stations: int) -> float:
-    """The scheduler's priority of a batch's summary: below every job up to the fit (those are at least 16), so that
-    the fits go first, and among summaries the largest batches first, in (0, 1). In the benchmark's warm run the
-    summaries ran in no order, the last one (a 256-gauging batch's) alone on one core for its 29 s."""
+    """The scheduler's priority of a batch's summary: below every job up to the fit (those are at least
+    :data:`~ratingflow.data.MIN_BUCKET`), so that the fits go first, and among summaries the largest batches first,
+    in (0, 1). In the benchmark's warm run the summaries ran in no order, the last one (a 256-gauging batch's) alone
+    on one core for its 29 s."""
     work_ = work(batch_id, n_stations)
     return work_ / (work_ + 1000.0)

@@ -6,8 +6,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-#: smallest padded length; buckets are powers of two from here
-MIN_BUCKET = 16
+#: smallest padded length; buckets are powers of two from here. Each bucket costs a cold run its own programs (a fit
+#: job of 4 stations in bucket 16 compiled for 24 s and sampled for 5) and each of its batches a job per stage; padding
+#: costs little: a batch of 51 stations of 17-32 gaugings fitted in 18.2 s padded to 32 and 19.0 s padded to 64, and 88
+#: stations of 33-64 in 43.1 s and 47.0 s padded to 64 and 128 (warm, one job at a time; docs/time_budget.md).
+#: The importance sampler pads further, to 256 (:data:`ratingflow.importance.MIN_SIZE`).
+MIN_BUCKET = 64
 
 
 def bucket_size(n: int, minimum: int = MIN_BUCKET) -> int:

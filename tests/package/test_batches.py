@@ -1,4 +1,5 @@
 from ratingflow.batches import assign, priority, raw_row_count, summary_priority, work
+from ratingflow.data import MIN_BUCKET
 from ratingflow.sheet import StationSpec
 
 
@@ -7,28 +8,29 @@ def spec(sid, file, **kw):
 
 
 def test_batches_group_by_bucket_and_keep_sheet_order(tmp_path):
-    sizes = {"a": 10, "b": 40, "c": 12, "d": 15, "e": 60, "f": 3}
+    sizes = {"a": 10, "b": 100, "c": 12, "d": 64, "e": 70, "f": 3}
     for sid, n in sizes.items():
         (tmp_path / f"{sid}.csv").write_text("stage,q\n" + "".join(f"{i},1\n" for i in range(n)))
     sheet = {sid: spec(sid, f"{sid}.csv") for sid in sizes}
     sheet["g"] = spec("g", "missing.csv")
     batches = assign(sheet, tmp_path, batch_size=2)
-    assert batches == {"n16-000": ["a", "c"], "n16-001": ["d", "f"], "n16-002": ["g"], "n64-000": ["b", "e"]}
+    assert batches == {"n64-000": ["a", "c"], "n64-001": ["d", "f"], "n64-002": ["g"], "n128-000": ["b", "e"]}
     # appending a station to the sheet changes only the last batch of its bucket
     (tmp_path / "h.csv").write_text("stage,q\n" + "1,1\n" * 5)
     sheet["h"] = spec("h", "h.csv")
     after = assign(sheet, tmp_path, batch_size=2)
     changed = {b for b in set(batches) | set(after) if batches.get(b) != after.get(b)}
-    assert changed == {"n16-002"}
+    assert changed == {"n64-002"}
     # the scheduler's priority: each bucket's first batch (it makes the bucket's programs), the largest first; then
     # the largest batches, a one-station batch last
     order = sorted(batches, key=lambda b: -priority(b, len(batches[b])))
-    assert order == ["n64-000", "n16-000", "n16-001", "n16-002"] and work("n64-000", 2) == 128
-    assert priority("n16-000", 1) > priority("n256-001", 50) > priority("n128-002", 50) > priority("n256-003", 1)
-    # summaries after every fit (the lowest fit priority is 16: one station of 16 gaugings), the largest first
-    sizes = [("n16-000", 1), ("n32-001", 3), ("n64-000", 88), ("n128-001", 84), ("n256-000", 95), ("n1024-000", 1000)]
+    assert order == ["n128-000", "n64-000", "n64-001", "n64-002"] and work("n128-000", 2) == 256
+    assert priority("n64-000", 1) > priority("n256-001", 50) > priority("n128-002", 50) > priority("n256-003", 1)
+    # summaries after every fit (the lowest fit priority is MIN_BUCKET: one station in the smallest bucket), the
+    # largest first
+    sizes = [("n64-001", 1), ("n64-002", 3), ("n64-000", 88), ("n128-001", 84), ("n256-000", 95), ("n1024-000", 1000)]
     summaries = [summary_priority(*b) for b in sizes]
-    assert all(0 < p < 1 <= priority("n16-001", 1) for p in summaries) and summaries == sorted(summaries)
+    assert all(0 < p < 1 <= priority(f"n{MIN_BUCKET}-001", 1) for p in summaries) and summaries == sorted(summaries)
 
 
 def test_long_format_rows_are_counted_per_station(tmp_path):

@@ -18,7 +18,8 @@ def test_station_keys_are_fixed_values():
 
 
 def test_buckets_and_padding():
-    assert [bucket_size(n) for n in (1, 16, 17, 100, 129)] == [16, 16, 32, 128, 256]
+    assert [bucket_size(n) for n in (1, 64, 65, 100, 129)] == [64, 64, 128, 128, 256]
+    assert bucket_size(3, minimum=16) == 16
     st = StationData("s", np.array([400.0, 401.0, 402.5]), np.array([1.0, 5.0, 20.0]), np.array([0.1, 0.2, 1.0]))
     p = st.padded(16)
     assert p["mask"].sum() == 3 and p["stage"].shape == (16,)
