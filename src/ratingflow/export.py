@@ -40,8 +40,12 @@ CSV_COLUMNS = ["station_id", "period", "valid_from", "valid_to", "stage_m", "dis
 DESCRIPTION = ("Rating tables (posterior median) of ratingflow, with their periods of applicability (UTC), and the "
                "gaugings they were fitted to.")
 
-for prefix, uri in NS.items():
-    ET.register_namespace(prefix, uri)
+#: the document's opening: the root declares every namespace, whichever the members use
+OPENING = ("<?xml version='1.0' encoding='UTF-8'?>\n<wmlrgs:Collection "
+           + " ".join(f'xmlns:{prefix}="{uri}"' for prefix, uri in NS.items())
+           + f' gml:id="ratingflow-ratings">\n  <gml:description>{escape(DESCRIPTION)}</gml:description>')
+#: the document's end
+CLOSING = "\n</wmlrgs:Collection>\n"
 
 
 def _q(tag: str) -> str:
@@ -49,63 +53,107 @@ def _q(tag: str) -> str:
     return f"{{{NS[prefix]}}}{name}"
 
 
-def _sub(parent, tag, text=None, **attrs):
-    element = ET.SubElement(parent, _q(tag), {(_q(k.replace("__", ":")) if "__" in k else k): v
-                                              for k, v in attrs.items()})
-    if text is not None:
-        element.text = text
-    return element
+#: escapes of an attribute's value, as ElementTree writes them
+_ATTRIBUTE = {'"': "&quot;", "\r": "&#13;", "\n": "&#10;", "\t": "&#09;"}
+#: one station's members (:func:`members`), indented as ``ET.indent`` indents them; each starts with a newline
+_GAUGING = """
+  <wmlrgs:gaugingMember>
+    <om:OM_Observation gml:id="{sid}-gauging-{i}">
+      <om:phenomenonTime>
+        <gml:TimeInstant gml:id="{sid}-gauging-{i}-time">
+          <gml:timePosition>{when}</gml:timePosition>
+        </gml:TimeInstant>
+      </om:phenomenonTime>
+      <om:featureOfInterest xlink:href="#{sid}" xlink:title="{name}" />
+      <om:result>
+        <wmlrgs:Gauging>
+          <wmlrgs:inputValue>
+            <swe:Quantity>
+              <swe:uom code="m" />
+              <swe:value>{stage:.6g}</swe:value>
+            </swe:Quantity>
+          </wmlrgs:inputValue>
+          <wmlrgs:outputValue>
+            <swe:Quantity>
+              <swe:uom code="m3/s" />
+              <swe:value>{discharge:.6g}</swe:value>
+            </swe:Quantity>
+          </wmlrgs:outputValue>
+        </wmlrgs:Gauging>
+      </om:result>
+    </om:OM_Observation>
+  </wmlrgs:gaugingMember>"""
+_TABLE = """
+  <wmlrgs:conversionMember>
+    <wmlrgs:ConversionTable gml:id="{sid}-period-{period}">
+      <wmlrgs:monitoringPoint xlink:href="#{sid}" xlink:title="{name}" />
+      <wmlrgs:inputProperty xlink:href="{stage_property}" xlink:title="stage (m, station datum)" />
+      <wmlrgs:outputProperty xlink:href="{discharge_property}" xlink:title="discharge (m3/s)" />{points}
+    </wmlrgs:ConversionTable>
+  </wmlrgs:conversionMember>"""
+_POINT = """
+      <wmlrgs:point>
+        <wmlrgs:TableTuple>
+          <wmlrgs:inputValue>
+            <swe:Quantity>
+              <swe:uom code="m" />
+              <swe:value>{:.6g}</swe:value>
+            </swe:Quantity>
+          </wmlrgs:inputValue>
+          <wmlrgs:outputValue>
+            <swe:Quantity>
+              <swe:uom code="m3/s" />
+              <swe:value>{:.6g}</swe:value>
+            </swe:Quantity>
+          </wmlrgs:outputValue>
+        </wmlrgs:TableTuple>
+      </wmlrgs:point>"""
+_GROUP = """
+  <wmlrgs:groupMember>
+    <wmlrgs:ConversionGroup gml:id="{sid}-group">
+      <wmlrgs:monitoringPoint xlink:href="#{sid}" xlink:title="{name}" />
+      <wmlrgs:fullConversion>true</wmlrgs:fullConversion>{periods}
+    </wmlrgs:ConversionGroup>
+  </wmlrgs:groupMember>"""
+_PERIOD = """
+      <wmlrgs:period>
+        <wmlrgs:ConversionPeriod>
+          <wmlrgs:periodStart>
+            <gml:TimeInstant gml:id="{sid}-p{period}-start">
+              <gml:timePosition>{start}</gml:timePosition>
+            </gml:TimeInstant>
+          </wmlrgs:periodStart>{end}
+          <wmlrgs:applicableConversion xlink:href="#{sid}-period-{period}" />
+        </wmlrgs:ConversionPeriod>
+      </wmlrgs:period>"""
+_END = """
+          <wmlrgs:periodEnd>
+            <gml:TimeInstant gml:id="{sid}-p{period}-end">
+              <gml:timePosition>{end}</gml:timePosition>
+            </gml:TimeInstant>
+          </wmlrgs:periodEnd>"""
 
 
-def _quantity(parent, tag, unit, value):
-    q = _sub(_sub(parent, tag), "swe:Quantity")
-    _sub(q, "swe:uom", code=unit)
-    _sub(q, "swe:value", f"{value:.6g}")
-
-
-def _instant(parent, tag, when, gml_id):
-    instant = _sub(_sub(parent, tag), "gml:TimeInstant", gml__id=gml_id)
-    _sub(instant, "gml:timePosition", when)
-
-
-def collection(stations: list[dict]) -> ET.ElementTree:
-    """The WaterML 2.0 Part 2 document. Each station: ``station_id``, ``name``, ``table`` (its rating
-    table with ``period``, ``valid_from``, ``valid_to``) and ``clean`` (its clean gaugings)."""
-    root = ET.Element(_q("wmlrgs:Collection"), {_q("gml:id"): "ratingflow-ratings"})
-    _sub(root, "gml:description", DESCRIPTION)
-    for st in stations:
-        for i, g in enumerate(st["clean"].itertuples()):
-            obs = _sub(_sub(root, "wmlrgs:gaugingMember"), "om:OM_Observation", gml__id=f"{st['station_id']}-gauging-{i + 1}")
-            _instant(obs, "om:phenomenonTime", str(g.datetime) or "unknown", f"{st['station_id']}-gauging-{i + 1}-time")
-            _sub(obs, "om:featureOfInterest", xlink__href=f"#{st['station_id']}", xlink__title=st["name"])
-            result = _sub(_sub(obs, "om:result"), "wmlrgs:Gauging")
-            _quantity(result, "wmlrgs:inputValue", "m", g.stage_m)
-            _quantity(result, "wmlrgs:outputValue", "m3/s", g.discharge_m3s)
-    for st in stations:
-        for period, part in st["table"].groupby("period", sort=True):
-            table = _sub(_sub(root, "wmlrgs:conversionMember"), "wmlrgs:ConversionTable",
-                         gml__id=f"{st['station_id']}-period-{period}")
-            _sub(table, "wmlrgs:monitoringPoint", xlink__href=f"#{st['station_id']}", xlink__title=st["name"])
-            _sub(table, "wmlrgs:inputProperty", xlink__href=STAGE, xlink__title="stage (m, station datum)")
-            _sub(table, "wmlrgs:outputProperty", xlink__href=DISCHARGE, xlink__title="discharge (m3/s)")
-            for row in part.itertuples():
-                tup = _sub(_sub(table, "wmlrgs:point"), "wmlrgs:TableTuple")
-                _quantity(tup, "wmlrgs:inputValue", "m", row.stage_m)
-                _quantity(tup, "wmlrgs:outputValue", "m3/s", row.discharge_median_m3s)
-    for st in stations:
-        group = _sub(_sub(root, "wmlrgs:groupMember"), "wmlrgs:ConversionGroup", gml__id=f"{st['station_id']}-group")
-        _sub(group, "wmlrgs:monitoringPoint", xlink__href=f"#{st['station_id']}", xlink__title=st["name"])
-        _sub(group, "wmlrgs:fullConversion", "true")
-        first = str(st["clean"]["datetime"].replace("", np.nan).dropna().min()) if len(st["clean"]) else ""
-        for period, part in st["table"].groupby("period", sort=True):
-            entry = _sub(_sub(group, "wmlrgs:period"), "wmlrgs:ConversionPeriod")
-            start, end = str(part["valid_from"].iloc[0] or ""), str(part["valid_to"].iloc[0] or "")
-            _instant(entry, "wmlrgs:periodStart", start or first or "unknown", f"{st['station_id']}-p{period}-start")
-            if end:
-                _instant(entry, "wmlrgs:periodEnd", end, f"{st['station_id']}-p{period}-end")
-            _sub(entry, "wmlrgs:applicableConversion", xlink__href=f"#{st['station_id']}-period-{period}")
-    ET.indent(root)
-    return ET.ElementTree(root)
+def members(station_id: str, name: str, table: pd.DataFrame, clean: pd.DataFrame) -> list[str]:
+    """One station's members of the collection (see the module docstring), as text by kind (:data:`MEMBERS`).
+    ``table``: its rating table with ``period``, ``valid_from`` and ``valid_to``; ``clean``: its clean gaugings
+    (``datetime`` as text). Written from templates, as ElementTree writes and indents the same elements
+    (tests/package/test_export.py builds them with ElementTree and compares the text): building, indenting and
+    serialising the trees took most of the export job's time."""
+    sid, title = escape(station_id, _ATTRIBUTE), escape(str(name), _ATTRIBUTE)
+    gaugings = "".join(_GAUGING.format(sid=sid, i=i + 1, name=title, when=escape(str(when) or "unknown"), stage=h,
+                                       discharge=q)
+                       for i, (when, h, q) in enumerate(zip(clean["datetime"], clean["stage_m"], clean["discharge_m3s"])))
+    first = str(clean["datetime"].replace("", np.nan).dropna().min()) if len(clean) else ""
+    tables, periods = [], []
+    for period, part in table.groupby("period", sort=True):
+        points = "".join(_POINT.format(h, q) for h, q in zip(part["stage_m"], part["discharge_median_m3s"]))
+        tables.append(_TABLE.format(sid=sid, period=period, name=title, stage_property=STAGE,
+                                    discharge_property=DISCHARGE, points=points))
+        start, end = str(part["valid_from"].iloc[0] or ""), str(part["valid_to"].iloc[0] or "")
+        periods.append(_PERIOD.format(sid=sid, period=period, start=escape(start or first or "unknown"),
+                                      end=_END.format(sid=sid, period=period, end=escape(end)) if end else ""))
+    return [gaugings, "".join(tables), _GROUP.format(sid=sid, name=title, periods="".join(periods))]
 
 
 def _is_text(source) -> bool:
@@ -114,7 +162,7 @@ def _is_text(source) -> bool:
 
 
 def read_waterml(source) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(tables, periods) read back from a document written by :func:`collection` (a path, or the XML text)."""
+    """(tables, periods) read back from a document this stage wrote (a path, or the XML text)."""
     root = ET.fromstring(source) if _is_text(source) else ET.parse(source).getroot()
     rows = []
     for table in root.iter(_q("wmlrgs:ConversionTable")):
@@ -161,14 +209,6 @@ VERSION = "1"
 MEMBERS = ("wmlrgs:gaugingMember", "wmlrgs:conversionMember", "wmlrgs:groupMember")
 
 
-def _sections(text: str) -> list[str]:
-    """A one-station document's members of each kind, as text (each member starts with a newline)."""
-    end = text.rindex("\n</wmlrgs:Collection>")
-    starts = [text.find(f"\n  <{member}>") for member in MEMBERS]
-    return [text[s:min([t for t in starts[k + 1:] if t >= 0] + [end])] if s >= 0 else ""
-            for k, s in enumerate(starts)]
-
-
 def station_part(spec, table_csv, clean_csv) -> dict | None:
     """One station's share of both exports, checked: its members of the XML collection by kind, its CSV rows,
     and counts. The station's members are written as a document of their own, read back and compared with
@@ -177,11 +217,10 @@ def station_part(spec, table_csv, clean_csv) -> dict | None:
     if table.empty:
         return None
     clean = pd.read_csv(clean_csv, dtype={"datetime": str}, keep_default_na=False)
-    root = collection([{"station_id": spec.station_id, "name": spec.name, "table": table, "clean": clean}]).getroot()
-    text = ET.tostring(root, encoding="unicode")
+    sections = members(spec.station_id, spec.name, table, clean)
     rows = table.assign(station_id=spec.station_id).reindex(columns=CSV_COLUMNS)
-    check_round_trip(text, rows.assign(valid_to=rows["valid_to"].fillna("")))
-    return {"sections": _sections(text), "csv": rows.to_csv(index=False, header=False, float_format="%.6g",
+    check_round_trip("".join([OPENING, *sections, CLOSING]), rows.assign(valid_to=rows["valid_to"].fillna("")))
+    return {"sections": sections, "csv": rows.to_csv(index=False, header=False, float_format="%.6g",
                                                             lineterminator="\n"),
             "periods": int(table["period"].nunique()), "gaugings": len(clean)}
 
@@ -241,12 +280,8 @@ def run(specs, table_csvs, clean_csvs, xml_out, csv_out, cache=None, workers: in
     parts = [part if hit else next(new) for hit, part in found]
     parts = [part for part in parts if part is not None]
     built = len(todo)
-    # the root declares every namespace, whichever the members use
-    opening = ("<wmlrgs:Collection " + " ".join(f'xmlns:{prefix}="{uri}"' for prefix, uri in NS.items())
-               + f' gml:id="ratingflow-ratings">\n  <gml:description>{escape(DESCRIPTION)}</gml:description>')
     Path(xml_out).parent.mkdir(parents=True, exist_ok=True)
-    _write(xml_out, [f"<?xml version='1.0' encoding='UTF-8'?>\n{opening}"]
-           + [part["sections"][k] for k in range(len(MEMBERS)) for part in parts] + ["\n</wmlrgs:Collection>\n"])
+    _write(xml_out, [OPENING] + [part["sections"][k] for k in range(len(MEMBERS)) for part in parts] + [CLOSING])
     _write(csv_out, [",".join(CSV_COLUMNS) + "\n"] + [part["csv"] for part in parts])
     counts = {"stations": len(parts), "periods": sum(p["periods"] for p in parts),
               "gaugings": sum(p["gaugings"] for p in parts), "built": built, "reused": len(specs) - built}

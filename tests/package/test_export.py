@@ -1,9 +1,11 @@
 """WaterML 2.0 Part 2 export: written, read back, and compared (issue 14)."""
+import xml.etree.ElementTree as ET
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from ratingflow.export import check_round_trip, read_waterml, run
+from ratingflow.export import CLOSING, DISCHARGE, NS, OPENING, STAGE, check_round_trip, members, read_waterml, run
 from ratingflow.sheet import StationSpec
 
 
@@ -80,3 +82,78 @@ def test_parts_built_by_several_processes_make_the_same_documents(tmp_path):
                 workers=3)
     assert (again["built"], again["reused"]) == (0, 7)
     assert (tmp_path / "again.xml").read_bytes() == (tmp_path / "one.xml").read_bytes()
+
+
+def _tree(station_id, name, table, clean) -> str:
+    """The reference: one station's collection built with ElementTree and indented by ``ET.indent``, its members
+    as text (everything after the description)."""
+    for prefix, uri in NS.items():
+        ET.register_namespace(prefix, uri)
+
+    def sub(parent, tag, text=None, **attrs):
+        q = lambda t: "{%s}%s" % (NS[t.split(":")[0]], t.split(":")[1])  # noqa: E731
+        element = ET.SubElement(parent, q(tag), {(q(k.replace("__", ":")) if "__" in k else k): v for k, v in attrs.items()})
+        element.text = text
+        return element
+
+    def quantity(parent, tag, unit, value):
+        q = sub(sub(parent, tag), "swe:Quantity")
+        sub(q, "swe:uom", code=unit)
+        sub(q, "swe:value", f"{value:.6g}")
+
+    def instant(parent, tag, when, gml_id):
+        sub(sub(sub(parent, tag), "gml:TimeInstant", gml__id=gml_id), "gml:timePosition", when)
+
+    root = ET.Element("{%s}Collection" % NS["wmlrgs"])
+    sub(root, "gml:description", "d")
+    for i, g in enumerate(clean.itertuples()):
+        obs = sub(sub(root, "wmlrgs:gaugingMember"), "om:OM_Observation", gml__id=f"{station_id}-gauging-{i + 1}")
+        instant(obs, "om:phenomenonTime", str(g.datetime) or "unknown", f"{station_id}-gauging-{i + 1}-time")
+        sub(obs, "om:featureOfInterest", xlink__href=f"#{station_id}", xlink__title=name)
+        result = sub(sub(obs, "om:result"), "wmlrgs:Gauging")
+        quantity(result, "wmlrgs:inputValue", "m", g.stage_m)
+        quantity(result, "wmlrgs:outputValue", "m3/s", g.discharge_m3s)
+    for period, part in table.groupby("period", sort=True):
+        conversion = sub(sub(root, "wmlrgs:conversionMember"), "wmlrgs:ConversionTable", gml__id=f"{station_id}-period-{period}")
+        sub(conversion, "wmlrgs:monitoringPoint", xlink__href=f"#{station_id}", xlink__title=name)
+        sub(conversion, "wmlrgs:inputProperty", xlink__href=STAGE, xlink__title="stage (m, station datum)")
+        sub(conversion, "wmlrgs:outputProperty", xlink__href=DISCHARGE, xlink__title="discharge (m3/s)")
+        for row in part.itertuples():
+            point = sub(sub(conversion, "wmlrgs:point"), "wmlrgs:TableTuple")
+            quantity(point, "wmlrgs:inputValue", "m", row.stage_m)
+            quantity(point, "wmlrgs:outputValue", "m3/s", row.discharge_median_m3s)
+    group = sub(sub(root, "wmlrgs:groupMember"), "wmlrgs:ConversionGroup", gml__id=f"{station_id}-group")
+    sub(group, "wmlrgs:monitoringPoint", xlink__href=f"#{station_id}", xlink__title=name)
+    sub(group, "wmlrgs:fullConversion", "true")
+    first = str(clean["datetime"].replace("", np.nan).dropna().min()) if len(clean) else ""
+    for period, part in table.groupby("period", sort=True):
+        entry = sub(sub(group, "wmlrgs:period"), "wmlrgs:ConversionPeriod")
+        start, end = str(part["valid_from"].iloc[0] or ""), str(part["valid_to"].iloc[0] or "")
+        instant(entry, "wmlrgs:periodStart", start or first or "unknown", f"{station_id}-p{period}-start")
+        if end:
+            instant(entry, "wmlrgs:periodEnd", end, f"{station_id}-p{period}-end")
+        sub(entry, "wmlrgs:applicableConversion", xlink__href=f"#{station_id}-period-{period}")
+    ET.indent(root)
+    text = ET.tostring(root, encoding="unicode")
+    return text[text.index("</gml:description>") + len("</gml:description>"): text.rindex("\n</")]
+
+
+def test_the_members_are_the_text_elementtree_writes(tmp_path):
+    """The stage writes each station's members from templates: the text is ElementTree's for the same elements,
+    indented, character for character, with names and dates that need escaping, several periods, a gauging without
+    a date, and a station without gaugings; and the document parses with every member in place."""
+    spec, table_csv, clean_csv = _station(tmp_path, "z&<1>", 3)
+    table = pd.read_csv(table_csv, dtype={"valid_from": str, "valid_to": str}, keep_default_na=False)
+    table["discharge_median_m3s"] *= np.pi * 1e3
+    clean = pd.read_csv(clean_csv, dtype={"datetime": str}, keep_default_na=False)
+    clean.loc[1, "datetime"] = ""
+    cases = [("z&<1>", 'a "quoted" & <odd>\tname', table, clean), ("plain", "plain", table[table["period"] == 1], clean),
+             ("none", "no gaugings", table, clean.iloc[:0])]
+    for station_id, name, tab, cl in cases:
+        text = "".join(members(station_id, name, tab, cl))
+        assert text == _tree(station_id, name, tab, cl), station_id
+        root = ET.fromstring(OPENING.split("\n", 1)[1] + text + CLOSING)
+        assert len(root.findall("wmlrgs:gaugingMember", NS)) == len(cl)
+        assert len(root.findall("wmlrgs:conversionMember", NS)) == tab["period"].nunique()
+        assert root.find(".//om:featureOfInterest", NS) is None or \
+            root.find(".//om:featureOfInterest", NS).get("{%s}title" % NS["xlink"]) == name
