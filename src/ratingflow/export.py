@@ -55,6 +55,20 @@ def _q(tag: str) -> str:
 
 #: escapes of an attribute's value, as ElementTree writes them
 _ATTRIBUTE = {'"': "&quot;", "\r": "&#13;", "\n": "&#10;", "\t": "&#09;"}
+#: the stage and discharge of a gauging and of a table's point alike: part of :data:`_GAUGING` and :data:`_POINT`
+_VALUES = """          <wmlrgs:inputValue>
+            <swe:Quantity>
+              <swe:uom code="m" />
+              <swe:value>{stage:.6g}</swe:value>
+            </swe:Quantity>
+          </wmlrgs:inputValue>
+          <wmlrgs:outputValue>
+            <swe:Quantity>
+              <swe:uom code="m3/s" />
+              <swe:value>{discharge:.6g}</swe:value>
+            </swe:Quantity>
+          </wmlrgs:outputValue>
+"""
 #: one station's members (:func:`members`), indented as ``ET.indent`` indents them; each starts with a newline
 _GAUGING = """
   <wmlrgs:gaugingMember>
@@ -67,19 +81,7 @@ _GAUGING = """
       <om:featureOfInterest xlink:href="#{sid}" xlink:title="{name}" />
       <om:result>
         <wmlrgs:Gauging>
-          <wmlrgs:inputValue>
-            <swe:Quantity>
-              <swe:uom code="m" />
-              <swe:value>{stage:.6g}</swe:value>
-            </swe:Quantity>
-          </wmlrgs:inputValue>
-          <wmlrgs:outputValue>
-            <swe:Quantity>
-              <swe:uom code="m3/s" />
-              <swe:value>{discharge:.6g}</swe:value>
-            </swe:Quantity>
-          </wmlrgs:outputValue>
-        </wmlrgs:Gauging>
+""" + _VALUES + """        </wmlrgs:Gauging>
       </om:result>
     </om:OM_Observation>
   </wmlrgs:gaugingMember>"""
@@ -94,19 +96,7 @@ _TABLE = """
 _POINT = """
       <wmlrgs:point>
         <wmlrgs:TableTuple>
-          <wmlrgs:inputValue>
-            <swe:Quantity>
-              <swe:uom code="m" />
-              <swe:value>{:.6g}</swe:value>
-            </swe:Quantity>
-          </wmlrgs:inputValue>
-          <wmlrgs:outputValue>
-            <swe:Quantity>
-              <swe:uom code="m3/s" />
-              <swe:value>{:.6g}</swe:value>
-            </swe:Quantity>
-          </wmlrgs:outputValue>
-        </wmlrgs:TableTuple>
+""" + _VALUES + """        </wmlrgs:TableTuple>
       </wmlrgs:point>"""
 _GROUP = """
   <wmlrgs:groupMember>
@@ -147,7 +137,8 @@ def members(station_id: str, name: str, table: pd.DataFrame, clean: pd.DataFrame
     first = str(clean["datetime"].replace("", np.nan).dropna().min()) if len(clean) else ""
     tables, periods = [], []
     for period, part in table.groupby("period", sort=True):
-        points = "".join(_POINT.format(h, q) for h, q in zip(part["stage_m"], part["discharge_median_m3s"]))
+        points = "".join(_POINT.format(stage=h, discharge=q)
+                         for h, q in zip(part["stage_m"], part["discharge_median_m3s"]))
         tables.append(_TABLE.format(sid=sid, period=period, name=title, stage_property=STAGE,
                                     discharge_property=DISCHARGE, points=points))
         start, end = str(part["valid_from"].iloc[0] or ""), str(part["valid_to"].iloc[0] or "")

@@ -155,5 +155,5 @@ def test_the_members_are_the_text_elementtree_writes(tmp_path):
         root = ET.fromstring(OPENING.split("\n", 1)[1] + text + CLOSING)
         assert len(root.findall("wmlrgs:gaugingMember", NS)) == len(cl)
         assert len(root.findall("wmlrgs:conversionMember", NS)) == tab["period"].nunique()
-        assert root.find(".//om:featureOfInterest", NS) is None or \
-            root.find(".//om:featureOfInterest", NS).get("{%s}title" % NS["xlink"]) == name
+        point = root.find("wmlrgs:groupMember/wmlrgs:ConversionGroup/wmlrgs:monitoringPoint", NS)
+        assert point.get("{%s}title" % NS["xlink"]) == name
