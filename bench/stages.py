@@ -69,7 +69,7 @@ def job(spec_path: str) -> None:
         fits = work / "fit"
         summarise.run_batch([str(fits / f"{s}.nc") for s in ids],
                             {k: [str(out / f"{s}.{e}") for s in ids] for k, e in
-                             (("table", "csv"), ("nc", "table.nc"), ("diagnostics", "json"), ("plot", "png"))},
+                             (("table", "csv"), ("nc", "table.nc"), ("diagnostics", "json"), ("plot", "svg"))},
                             1, config["table"], config["diagnostics"], Priors(), clean_paths=clean)
     print(json.dumps({"stations_s": time.perf_counter() - started}))
 

@@ -92,7 +92,7 @@ def render(stations: pd.DataFrame, title: str = "ratingflow: rating curves", whe
     body = []
     for row in stations.to_dict("records"):
         sid = html.escape(str(row["station_id"]))
-        links = (f'<a href="plots/{sid}.png">figure</a> · <a href="tables/{sid}.csv">table</a> · '
+        links = (f'<a href="plots/{sid}.svg">figure</a> · <a href="tables/{sid}.csv">table</a> · '
                  f'<a href="diagnostics/{sid}.json">diagnostics</a> · <a href="fit/{sid}.models.csv">models</a>')
         if str(row.get("prior_check_passed")) == "False":  # the prior figure is drawn where the check failed
             links += f' · <a href="prior/{sid}.png">prior check</a>'
@@ -102,7 +102,7 @@ def render(stations: pd.DataFrame, title: str = "ratingflow: rating curves", whe
             links += (f' · <a href="discharge/{sid}.png">hydrograph</a> · <a href="discharge/{sid}.csv">discharge</a>'
                       f' · <a href="discharge/{sid}.daily.csv">daily</a>')
         cells = "".join(_cell(t, row.get(c)) for t, c in COLUMNS)
-        body.append(f'<tr data-plot="plots/{sid}.png"{hydro} data-title="{sid}: {html.escape(str(row.get("name", "")))}">'
+        body.append(f'<tr data-plot="plots/{sid}.svg"{hydro} data-title="{sid}: {html.escape(str(row.get("name", "")))}">'
                     f"{cells}<td>{links}</td></tr>")
     summary = " ".join(f'<span class="{html.escape(s.split()[0])}">{html.escape(s)}: {n}</span>'
                        for s, n in counts.items())

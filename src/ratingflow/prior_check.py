@@ -117,7 +117,7 @@ def run(clean_csv, status_json, nc_path, json_path, png_path, station_id: str, s
     if reason:
         save_idata(status.empty_idata(station_id, reason), nc_path)
         save_json({"station": station_id, "skipped": reason, "passed": None}, json_path)
-        status.placeholder_png(png_path, station_id, reason)
+        status.placeholder_figure(png_path, station_id, reason)
         return {}
     station_prior = station_prior or {}
     station = StationData.from_clean(station_id, pd.read_csv(clean_csv), station_prior.get("h0_range"),

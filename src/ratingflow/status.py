@@ -6,6 +6,9 @@ placeholder outputs that carry the reason; the report shows it, and the other st
 """
 from __future__ import annotations
 
+import textwrap
+from html import escape
+
 OK = "ok"
 
 
@@ -35,7 +38,17 @@ def skipped_file(path) -> str:
         return "" if nc.groups else str(getattr(nc, "skipped", ""))
 
 
-def placeholder_png(path, station: str, reason: str) -> None:
+def placeholder_figure(path, station: str, reason: str) -> None:
+    """The figure of a station that was not fitted: its name and the reason, as SVG where ``path`` ends in
+    ``.svg`` (the rating figure), else as PNG."""
+    if str(path).endswith(".svg"):
+        from . import svgplot
+
+        lines = [f"{station}: not fitted", *textwrap.wrap(reason, 80)][:8]
+        text = "".join(f'<text x="325" y="{130 + 20 * k - 10 * (len(lines) - 1)}" text-anchor="middle" font-size="14">'
+                       f"{escape(line)}</text>" for k, line in enumerate(lines))
+        svgplot.write(path, svgplot.document(650, 250, [text]))
+        return
     import matplotlib
 
     matplotlib.use("Agg")

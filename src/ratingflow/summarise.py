@@ -223,7 +223,7 @@ def own_offsets(idata: az.InferenceData) -> dict | None:
     return own_offsets_check(station, candidate, structure)
 
 
-def run(fit_nc, table_csv, table_nc, diagnostics_json, png_path, seed: int, table_cfg: dict, thresholds: dict,
+def run(fit_nc, table_csv, table_nc, diagnostics_json, plot_path, seed: int, table_cfg: dict, thresholds: dict,
         priors: Priors = Priors(), title: str = "", clean_csv=None, history=None) -> None:
     """Pipeline step: rating table, diagnostics and figure of one station. With ``history`` (the folder
     of issued ratings), past rating periods that were issued with the same start and gaugings keep
@@ -231,7 +231,7 @@ def run(fit_nc, table_csv, table_nc, diagnostics_json, png_path, seed: int, tabl
     idata = load_idata(fit_nc, SUMMARISED_GROUPS)
     reason = status.skipped(idata)
     if reason:
-        status.placeholder_png(png_path, idata.attrs.get("station", ""), reason)
+        status.placeholder_figure(plot_path, idata.attrs.get("station", ""), reason)
         pd.DataFrame(columns=["stage_m", "discharge_median_m3s", "extrapolated"]).to_csv(table_csv, index=False)
         xr.Dataset(attrs={"station": idata.attrs.get("station", ""), "skipped": reason}).to_netcdf(table_nc, engine="netcdf4")
         save_json({"station": idata.attrs.get("station"), "skipped": reason, "passed": False,
@@ -265,9 +265,9 @@ def run(fit_nc, table_csv, table_nc, diagnostics_json, png_path, seed: int, tabl
                         "equations": equations(v)} for p, v in enumerate(views)]
     write_summary(table, diag, table_csv, table_nc, diagnostics_json)
     if len(views) > 1 or "gauging_time" in idata.constant_data:  # dated: residuals against time, shifts marked
-        plot_periods(idata, views, table, png_path, title)
+        plot_periods(idata, views, table, plot_path, title)
     else:
-        plot_rating(idata, table, png_path, title)
+        plot_rating(idata, table, plot_path, title)
     progress(f"station {idata.attrs.get('station')}: "
              + json.dumps({k: diag[k] for k in ("rhat_max", "ess_bulk_min", "divergences", "passed")}))
 

@@ -16,7 +16,7 @@ def stations(n: int) -> pd.DataFrame:
 def test_every_station_is_a_row_with_its_links():
     page = render(stations(8))
     assert page.count('<tr data-plot="plots/') == 8
-    for link in ("plots/s005.png", "tables/s005.csv", "diagnostics/s005.json", "fit/s005.models.csv"):
+    for link in ("plots/s005.svg", "tables/s005.csv", "diagnostics/s005.json", "fit/s005.models.csv"):
         assert f'href="{link}"' in page
     assert "River &lt;at&gt; Bridge" in page and "<at>" not in page
     assert '<td class="flagged">flagged</td>' in page and '<td class="insufficient">insufficient data</td>' in page

@@ -149,24 +149,76 @@ def _figure_inputs(scale, top, breaks):
     return station, table, 0.2, residuals, "90", breaks
 
 
-def test_the_fit_figure_kept_from_station_to_station_carries_nothing_over(tmp_path):
-    """The fit figure's axes are emptied and reused for the next station (:func:`ratingflow.figures._fit_axes`):
-    a station drawn after another, larger one with breakpoints gives the same pixels as drawn first.
-    Deterministic (no draws)."""
-    from PIL import Image
+def _panels(path):
+    """Per panel of an SVG fit figure: its circles (cx, cy), its tick labels ((x, text) below, (y, text) left)."""
+    import xml.etree.ElementTree as ET
 
+    ns = "{http://www.w3.org/2000/svg}"
+    root = ET.parse(path).getroot()
+    clips = [g for g in root.iter(f"{ns}g") if g.get("clip-path")]
+    frames = [r for r in root.iter(f"{ns}rect") if r.get("stroke") == "#000000"]
+    panels = []
+    for clip, frame in zip(clips, frames):
+        x0, y0 = float(frame.get("x")), float(frame.get("y"))
+        bottom = y0 + float(frame.get("height"))
+        dots = np.array([(float(c.get("cx")), float(c.get("cy"))) for c in clip.iter(f"{ns}circle")])
+        labels = [t for t in root.iter(f"{ns}text") if t.get("text-anchor") in ("middle", "end") and "transform" not in t.attrib]
+        below = [(float(t.get("x")), t.text) for t in labels
+                 if abs(float(t.get("y")) - bottom - 19) < 0.01 and x0 <= float(t.get("x")) <= x0 + float(frame.get("width"))]
+        left = [(float(t.get("y")) - 4.5, t.text) for t in labels
+                if t.get("text-anchor") == "end" and abs(float(t.get("x")) - x0 + 8) < 0.01]
+        panels.append({"dots": dots, "x": below, "y": left})
+    return root, panels
+
+
+def _value(text: str) -> float:
+    return float(text.replace("\u2212", "-"))
+
+
+def test_the_fit_figure_puts_each_gauging_where_its_axes_ticks_say(tmp_path):
+    """The SVG fit figure (:func:`ratingflow.figures.plot_fit`): on each panel, the pixel of a gauging's dot is
+    the one its discharge (or residual) and stage take on the axis that the tick labels define (linear, or log10 on
+    the log panel), to 0.2 px (both are written to 0.1 px); a gauging below the median h0 is left out of the log panel only. Deterministic (no
+    draws)."""
+    from ratingflow import figures
+
+    station, table, h0, residuals, label, breaks = _figure_inputs(40.0, 50.0, (8.0, 20.0))
+    h0 = 0.6  # the lowest gauging (0.5 m) is below it
+    figures.plot_fit(station, table, h0, residuals, label, tmp_path / "f.svg", "title", breaks)
+    _, (lin, log, res) = _panels(tmp_path / "f.svg")
+    expect = [(station.discharge, station.stage, False), (station.discharge, station.stage - h0, True),
+              (100 * residuals, station.stage, False)]
+    for panel, (x, y, logged) in zip((lin, log, res), expect):
+        keep = y > 0 if logged else np.ones_like(y, bool)
+        assert len(panel["dots"]) == keep.sum() and len(panel["x"]) >= 2 and len(panel["y"]) >= 2
+        f = np.log10 if logged else np.asarray
+        for axis, values, column in (("x", x[keep], 0), ("y", y[keep], 1)):
+            pixels, ticks = zip(*panel[axis])
+            slope, offset = np.polyfit(f(np.array([_value(t) for t in ticks])), pixels, 1)
+            assert np.allclose(panel["dots"][:, column], slope * f(values) + offset, atol=0.2), (axis, logged)
+    assert len(lin["dots"]) == 12 and len(log["dots"]) == 11
+
+
+def test_the_fit_figure_draws_breakpoints_and_the_extrapolated_curve(tmp_path):
+    """Dotted red lines: one per breakpoint on each of the three panels, none without; the median curve dashed where
+    extrapolated; the same file for the same input, whatever was drawn before."""
     from ratingflow import figures
 
     small, large = _figure_inputs(2.0, 3.0, ()), _figure_inputs(40.0, 50.0, (8.0, 20.0))
-    figures._FIGURES.clear()
-    figures.plot_fit(*small[:5], tmp_path / "first.png", "small", small[5])
-    figures.plot_fit(*large[:5], tmp_path / "large.png", "large", large[5])
-    figures.plot_fit(*small[:5], tmp_path / "after.png", "small", small[5])
-    first, after, other = (np.asarray(Image.open(tmp_path / f"{n}.png").convert("RGB"))
-                           for n in ("first", "after", "large"))
-    assert first.shape == after.shape
-    assert np.array_equal(first, after)
-    assert not np.array_equal(first, other)
+    figures.plot_fit(*small[:5], tmp_path / "first.svg", "small", small[5])
+    figures.plot_fit(*large[:5], tmp_path / "large.svg", "large", large[5])
+    figures.plot_fit(*small[:5], tmp_path / "after.svg", "small", small[5])
+    assert (tmp_path / "first.svg").read_bytes() == (tmp_path / "after.svg").read_bytes()
+    for name, n_breaks in (("first", 0), ("large", 2)):
+        root, _ = _panels(tmp_path / f"{name}.svg")
+        paths = list(root.iter("{http://www.w3.org/2000/svg}path"))
+        red = [p for p in paths if p.get("stroke") == "#d62728"]
+        assert len(red) == 3 * n_breaks + (n_breaks > 0), name  # and its legend's sample
+        dashed = [p.get("d") for p in paths if p.get("stroke-dasharray") == "5,3"]
+        assert len(dashed) == 3, name  # the linear and log panels, and the legend
+        lin, log = (d for d in dashed if "h" not in d)  # the legend's sample is a short horizontal line
+        assert lin.count("M") == 2  # linear: below and above the gaugings
+        assert log.count("M") == (2 if name == "first" else 1)  # log: "large" is extrapolated below h0
 
 
 def test_the_summary_reads_the_fits_convergence_and_it_is_what_the_draws_give(tmp_path):

@@ -74,7 +74,7 @@ def test_every_output_exists_and_loads(project):
     out = project.dir / "results"
     for sid in STATIONS:
         for rel in (f"clean/{sid}.csv", f"clean/{sid}.rejected.csv", f"prior/{sid}.json",
-                    f"plots/{sid}.png", f"tables/{sid}.csv", f"diagnostics/{sid}.json"):
+                    f"plots/{sid}.svg", f"tables/{sid}.csv", f"diagnostics/{sid}.json"):
             assert (out / rel).stat().st_size > 0, rel
         # the prior figure is drawn only where the prior check did not pass
         passed = json.loads((out / "prior" / f"{sid}.json").read_text())["passed"]
@@ -136,7 +136,7 @@ def test_bad_stations_do_not_stop_the_others(project):
     assert "no_such_file.csv: file not found" in stations.loc["no_file", "flags"]
     for sid in BROKEN:
         assert az.from_netcdf(out / "fit" / f"{sid}.nc").attrs["skipped"]
-        assert (out / "plots" / f"{sid}.png").stat().st_size > 0
+        assert (out / "plots" / f"{sid}.svg").stat().st_size > 0
 
 
 def test_strict_mode_fails_after_writing_everything(project):
@@ -275,9 +275,9 @@ def test_overview_page_renders_in_chromium(project, chromium):
     assert '<table id="stations">' in dom
     assert dom.count('<tr data-plot="plots/') == len(STATIONS) + len(BROKEN)
     for sid in STATIONS:
-        assert f'<a href="plots/{sid}.png">figure</a>' in dom
+        assert f'<a href="plots/{sid}.svg">figure</a>' in dom
     (img,) = [line for line in dom.split("<img")[1:2]]
-    assert 'data-loaded="1"' in img and f'src="plots/{STATIONS[0]}.png"' in img, img[:300]
+    assert 'data-loaded="1"' in img and f'src="plots/{STATIONS[0]}.svg"' in img, img[:300]
     assert "insufficient data" in dom and "flagged" in dom or "ok" in dom
     shot = project.dir / "overview.png"
     run = headless(chromium, f"--screenshot={shot}", "--window-size=1400,900", page.as_uri())

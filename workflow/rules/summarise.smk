@@ -6,7 +6,7 @@ rule summarise:
     output:
         tables=batch_folder("tables"),
         diagnostics=batch_folder("diagnostics"),
-        plots=report(batch_folder("plots"), patterns=["{station}.png"], caption="../report/plot.rst",
+        plots=report(batch_folder("plots"), patterns=["{station}.svg"], caption="../report/plot.rst",
                      category="Rating curves"),
     params:
         stations=members,

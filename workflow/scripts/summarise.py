@@ -11,7 +11,7 @@ with logged(snakemake.log[0]):
         station_files(snakemake.input.fit, stations, ".nc"),
         {"table": station_files(out.tables, stations, ".csv"), "nc": station_files(out.tables, stations, ".nc"),
          "diagnostics": station_files(out.diagnostics, stations, ".json"),
-         "plot": station_files(out.plots, stations, ".png")},
+         "plot": station_files(out.plots, stations, ".svg")},
         snakemake.params.seed,
         snakemake.params.table,
         snakemake.params.thresholds,

@@ -1,0 +1,53 @@
+"""The SVG plotting layer (:mod:`ratingflow.svgplot`): ticks, scales, and the placeholder figure."""
+import math
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+
+from ratingflow import status, svgplot
+
+
+@pytest.mark.parametrize("lo,hi", [(0, 1), (0, 50_000), (-15.3, 8.4), (0.37, 0.41), (1002.5, 1003.1), (-2e-4, 3e-4)])
+def test_linear_ticks_are_evenly_spaced_nice_numbers_inside_the_range(lo, hi):
+    ticks = svgplot.linear_ticks(lo, hi)
+    values = np.array([v for v, _ in ticks])
+    assert 3 <= len(values) <= 12
+    assert values.min() >= lo - 1e-12 and values.max() <= hi + 1e-12
+    steps = np.diff(values)
+    assert np.allclose(steps, steps[0])
+    mantissa = steps[0] / 10 ** math.floor(math.log10(steps[0]))
+    assert any(np.isclose(mantissa, m) for m in (1, 2, 2.5, 5))
+    # each label reads back as its value, and no two labels are the same
+    assert np.allclose([float(t.replace(svgplot.MINUS, "-")) for _, t in ticks], values, atol=steps[0] * 1e-6)
+    assert len({t for _, t in ticks}) == len(ticks)
+
+
+def test_log_ticks_label_decades_and_add_2_and_5_on_a_short_axis():
+    major, minor = svgplot.log_ticks(0.004, 300)
+    assert [t for _, t in major] == ["0.01", "0.1", "1", "10", "100"]
+    assert 0.005 in minor and 200 in minor and 1 not in minor
+    major, _ = svgplot.log_ticks(0.3, 12)
+    assert [t for _, t in major] == ["0.5", "1", "2", "5", "10"]
+    major, _ = svgplot.log_ticks(1e-3, 1e9)  # 12 decades: every other one labelled
+    assert len(major) <= 8 and all(float(t) in {10.0 ** k for k in range(-3, 10)} for _, t in major)
+
+
+def test_an_axes_drops_what_a_log_scale_cannot_show_and_breaks_its_lines():
+    ax = svgplot.Axes((100, 50, 400, 300), xlog=True, name="t")
+    ax.line([1, 10, 0, 100, 1000], [1, 2, 3, 4, 5], svgplot.BLUE)
+    ax.points([-1, 10, 100], [1, 2, 3], xerr=[1, 5, 200])
+    root = ET.fromstring(svgplot.document(600, 400, [ax.svg()]))
+    ns = "{http://www.w3.org/2000/svg}"
+    line = next(p for p in root.iter(f"{ns}path") if p.get("stroke") == svgplot.BLUE).get("d")
+    assert line.count("M") == 2 and line.count("L") == 2  # broken at the zero
+    assert len(list(root.iter(f"{ns}circle"))) == 2  # the negative discharge is left out
+    sx, _ = ax.scales()
+    assert sx.lo < 1 and sx.hi > 1000 and sx(10.0) == pytest.approx((sx(1.0) + sx(100.0)) / 2)
+
+
+def test_a_station_not_fitted_gets_a_figure_with_its_reason(tmp_path):
+    reason = "insufficient data: 2 valid gauging(s) < 3 " + "and a long explanation " * 10
+    status.placeholder_figure(tmp_path / "s.svg", "s<1>", reason)
+    text = " ".join(t.text for t in ET.parse(tmp_path / "s.svg").getroot().iter("{http://www.w3.org/2000/svg}text"))
+    assert "s<1>: not fitted" in text and "insufficient data: 2 valid gauging(s)" in text
