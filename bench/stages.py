@@ -49,7 +49,7 @@ def job(spec_path: str) -> None:
         started = time.perf_counter()
         prior_check.run_batch(ids, {"clean": clean, "status": [c.replace(".csv", ".status.json") for c in clean]},
                               {k: [str(out / f"{s}.{e}") for s in ids] for k, e in
-                               (("nc", "nc"), ("verdict", "json"), ("plot", "png"))},
+                               (("nc", "nc"), ("verdict", "json"), ("plot", "svg"))},
                               1, {**config["prior_check"], "figures": spec["figures"]}, Priors(), models)
     elif spec["stage"] == "fit":
         from ratingflow import fit
@@ -122,7 +122,7 @@ def main() -> None:
         run_job(work, cache, "prior", ids, work / "prior", "flagged")  # fills the cache (and the fit's input)
         rows.append(("prior check (figures: flagged)", run_job(work, cache, "prior", ids, work / "p1", "flagged")))
         rows.append(("prior check (figures: all) - baseline", run_job(work, cache, "prior", ids, work / "p2", "all")))
-        drawn = {name: len(list((work / name).glob("*.png"))) for name in ("p1", "p2")}
+        drawn = {name: len(list((work / name).glob("*.svg"))) for name in ("p1", "p2")}
         fit = run_job(work, cache, "fit", ids, work / "fit", None)
         run_job(work, cache, "summarise", ids, work / "s0", True)  # fills the cache
         rows.append(("summarise (with figures)", run_job(work, cache, "summarise", ids, work / "s1", True)))

@@ -43,33 +43,31 @@ def _error_bars(station: StationData):
     return 2.0 * station.discharge_sd  # about 95 %
 
 
-def plot_prior(station: StationData, grid: np.ndarray, curves: np.ndarray, verdict: dict, path) -> None:
-    """``curves``: prior discharge draws on ``grid`` (draws, G)."""
-    import matplotlib.ticker as ticker
+#: the prior figure's size in pixels, and its panel's box (left, top, width, height)
+PRIOR_SIZE = (650, 450)
+PRIOR_PANEL = (80, 62, 548, 334)
 
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+
+def plot_prior(station: StationData, grid: np.ndarray, curves: np.ndarray, verdict: dict, path) -> None:
+    """Prior curves over the gaugings, as SVG (:mod:`ratingflow.svgplot`). ``curves``: prior discharge draws on
+    ``grid`` (draws, G)."""
+    from . import svgplot
+    from .svgplot import Axes
+
+    orange = "#ff7f0e"
+    ax = Axes(PRIOR_PANEL, xlog=True, name="prior")
     lo, hi = np.quantile(curves, [0.005, 0.995], axis=0)
-    ax.fill_betweenx(grid, np.maximum(lo, 1e-12), hi, color="tab:orange", alpha=0.2, label="prior 99 % of curves")
+    ax.band_x(grid, np.maximum(lo, 1e-12), hi, orange, 0.2, "prior 99 % of curves")
     for draw in curves[:40]:
-        ax.plot(np.maximum(draw, 1e-12), grid, color="tab:orange", lw=0.5, alpha=0.6)
-    ax.errorbar(station.discharge, station.stage, xerr=_error_bars(station), label="gaugings (±2 SD)", **GAUGING_STYLE)
-    ax.set_xscale("log")
-    ax.xaxis.set_minor_locator(ticker.NullLocator())  # minor ticks of many decades cost more than the plot
+        ax.line(np.maximum(draw, 1e-12), grid, orange, 0.5, opacity=0.6)
+    ax.points(station.discharge, station.stage, _error_bars(station), label="gaugings (±2 SD)")
     q = station.discharge
-    ax.set_xlim(q.min() / 1e3, q.max() * 1e3)
-    ax.set_xlabel("discharge (m³/s)")
-    ax.set_ylabel("stage (m)")
+    ax.xlim = [q.min() / 1e3, q.max() * 1e3]
     state = "passed" if verdict["passed"] else "FLAGGED"
-    # two lines: one line of this length was clipped at the figure's width
-    ax.set_title(
-        f"{station.station_id}: prior check {state}\n{verdict['share_inside']:.0%} of gaugings "
-        f"inside the prior predictive {verdict['interval']:.0%} range",
-        fontsize=9,
-    )
-    ax.legend(fontsize=8, loc="lower right")
-    fig.subplots_adjust(left=0.12, right=0.97, bottom=0.12, top=0.87)
-    save(fig, path, dpi=110)
+    title = (f"{station.station_id}: prior check {state}\n{verdict['share_inside']:.0%} of gaugings "
+             f"inside the prior predictive {verdict['interval']:.0%} range")
+    panel = ax.svg("", "discharge (m³/s)", "stage (m)", legend="lower right")
+    svgplot.write(path, svgplot.document(*PRIOR_SIZE, [panel], title))
 
 
 #: the fit figure's size in pixels, and its panels' boxes (left, top, width, height)

@@ -95,7 +95,7 @@ def render(stations: pd.DataFrame, title: str = "ratingflow: rating curves", whe
         links = (f'<a href="plots/{sid}.svg">figure</a> · <a href="tables/{sid}.csv">table</a> · '
                  f'<a href="diagnostics/{sid}.json">diagnostics</a> · <a href="fit/{sid}.models.csv">models</a>')
         if str(row.get("prior_check_passed")) == "False":  # the prior figure is drawn where the check failed
-            links += f' · <a href="prior/{sid}.png">prior check</a>'
+            links += f' · <a href="prior/{sid}.svg">prior check</a>'
         hydro = ""
         if str(row.get("discharge_status", "")) in ("ok", "flagged"):
             hydro = f' data-hydrograph="discharge/{sid}.png"'

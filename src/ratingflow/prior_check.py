@@ -20,6 +20,7 @@ from numpyro.infer import Predictive
 from . import status
 from .data import StationData, bucket_size
 from .exported import cached_jit
+from .figures import plot_prior
 from .io import load_json, save_groups, save_idata, save_json
 from .keys import station_keys
 from .candidates import ModelSettings, Priors
@@ -106,9 +107,9 @@ def write_prior_check(groups: dict, verdict: dict, nc_path, json_path) -> None:
     save_json(verdict, json_path)
 
 
-def run(clean_csv, status_json, nc_path, json_path, png_path, station_id: str, seed: int, settings: dict,
+def run(clean_csv, status_json, nc_path, json_path, plot_path, station_id: str, seed: int, settings: dict,
         priors: Priors = Priors(), models: ModelSettings = ModelSettings(), station_prior: dict | None = None) -> dict:
-    """Pipeline step: prior check of one station from its clean gaugings. The prior figure (``png_path``)
+    """Pipeline step: prior check of one station from its clean gaugings. The prior figure (``plot_path``)
     is drawn where the check did not pass, or for every station with ``settings["figures"]`` "all"; a
     station that passes has none (a stale one is removed)."""
     import pandas as pd
@@ -117,7 +118,7 @@ def run(clean_csv, status_json, nc_path, json_path, png_path, station_id: str, s
     if reason:
         save_idata(status.empty_idata(station_id, reason), nc_path)
         save_json({"station": station_id, "skipped": reason, "passed": None}, json_path)
-        status.placeholder_figure(png_path, station_id, reason)
+        status.placeholder_figure(plot_path, station_id, reason)
         return {}
     station_prior = station_prior or {}
     station = StationData.from_clean(station_id, pd.read_csv(clean_csv), station_prior.get("h0_range"),
@@ -130,7 +131,7 @@ def run(clean_csv, status_json, nc_path, json_path, png_path, station_id: str, s
     progress(f"station {station_id}: " + json.dumps(verdict))
     if verdict["passed"] and settings.get("figures", "flagged") != "all":
         # a passed check needs no picture: the figure costs more than the check itself (bench/stages.py)
-        Path(png_path).unlink(missing_ok=True)
+        Path(plot_path).unlink(missing_ok=True)
         return verdict
     grid = stage_grid(station.stage.min(), station.stage.max(), 0.01 * max(np.ptp(station.stage), 0.01), 0.1, 0.1)
     candidate = models.candidate_list()[0]
@@ -138,9 +139,7 @@ def run(clean_csv, status_json, nc_path, json_path, png_path, station_id: str, s
     curves, _ = predict(station_keys(seed, station_id)["prior"], flat_draws(groups["prior"], limit=200),
                         grid - station.stage_offset, station.context(candidate, structure, priors),
                         station.typical_sd_log, structure, priors)
-    from .figures import plot_prior  # matplotlib: only for a figure
-
-    plot_prior(station, grid, curves, verdict, png_path)
+    plot_prior(station, grid, curves, verdict, plot_path)
     return verdict
 
 

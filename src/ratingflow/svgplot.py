@@ -42,6 +42,19 @@ def linear_ticks(lo: float, hi: float, most: int = 8) -> list[tuple[float, str]]
     return [(k * step, _number(k * step, decimals)) for k in range(first, last + 1)]
 
 
+_SUPERSCRIPT = str.maketrans("-0123456789", "\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079")
+
+
+def log_label(value: float) -> str:
+    """A log axis's label: plain from 0.001 to 10 000, else as a power of ten (10⁶, 2×10⁻⁴)."""
+    if 1e-3 <= value < 1e5:
+        return f"{value:g}"
+    exponent = math.floor(math.log10(value) + 1e-9)
+    mantissa = round(value / 10.0 ** exponent)
+    power = "10" + str(exponent).translate(_SUPERSCRIPT)
+    return power if mantissa == 1 else f"{mantissa}×{power}"
+
+
 def log_ticks(lo: float, hi: float) -> tuple[list[tuple[float, str]], list[float]]:
     """Labelled ticks and unlabelled minor ticks of a log axis on [lo, hi] (both > 0): decades, and 2 and 5
     times them, labelled too where the axis spans fewer than two decades."""
@@ -55,7 +68,7 @@ def log_ticks(lo: float, hi: float) -> tuple[list[tuple[float, str]], list[float
             if not lo * (1 - 1e-9) <= value <= hi * (1 + 1e-9):
                 continue
             if (sub == 1 and (d - first) % every == 0) or (sub > 1 and few):
-                major.append((value, f"{value:g}"))
+                major.append((value, log_label(value)))
             else:
                 minor.append(value)
     return major, minor
@@ -133,9 +146,10 @@ class Axes:
         if label:
             self.legend_entries.append(("band", f'fill="{colour}" fill-opacity="{opacity}"', label))
 
-    def line(self, x, y, colour: str, width: float = 1.5, dash: str = "", label: str = ""):
+    def line(self, x, y, colour: str, width: float = 1.5, dash: str = "", label: str = "", opacity: float = 1.0):
         self._data(x, y)
-        style = f'stroke="{colour}" stroke-width="{width}"' + (f' stroke-dasharray="{dash}"' if dash else "")
+        style = (f'stroke="{colour}" stroke-width="{width}"' + (f' stroke-dasharray="{dash}"' if dash else "")
+                 + (f' stroke-opacity="{opacity}"' if opacity < 1 else ""))
         self.items.append(("line", np.asarray(x, float), np.asarray(y, float), style))
         if label:
             self.legend_entries.append(("line", style, label))
@@ -272,15 +286,18 @@ class Axes:
 
 
 def document(width: int, height: int, body: list[str], title: str = "") -> str:
-    """A whole SVG file: white background, the title centred at the top, then ``body``."""
+    """A whole SVG file: white background, the title (its lines) centred at the top, then ``body``."""
     head = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
             f'viewBox="0 0 {width} {height}" font-family="{FONT}">\n'
             f'<rect width="{width}" height="{height}" fill="white"/>\n')
-    if title:
-        head += f'<text x="{width / 2}" y="22" text-anchor="middle" font-size="15">{escape(title)}</text>\n'
+    for k, line in enumerate(title.splitlines()):
+        head += f'<text x="{width / 2}" y="{22 + 19 * k}" text-anchor="middle" font-size="15">{escape(line)}</text>\n'
     return head + "\n".join(body) + "\n</svg>\n"
 
 
 def write(path, text: str) -> None:
+    """Write an SVG document; ``path`` must end in ``.svg`` (a figure's name says what it holds)."""
+    if not str(path).endswith(".svg"):
+        raise ValueError(f"{path}: an SVG figure's file name must end in .svg")
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)

@@ -39,7 +39,7 @@ def test_a_station_with_a_discharge_series_links_its_hydrograph():
 
 def test_a_station_whose_prior_check_failed_links_its_prior_figure():
     page = render(stations(4).assign(prior_check_passed=[True, False, None, True]))
-    assert page.count('href="prior/') == 1 and 'href="prior/s001.png"' in page
+    assert page.count('href="prior/') == 1 and 'href="prior/s001.svg"' in page
 
 
 def test_light_at_500_stations():

@@ -1,5 +1,6 @@
 """The prior check's figure where the check fails only, its reuse, and publish removing what a run no longer wrote."""
 import json
+import xml.etree.ElementTree as ET
 
 import numpy as np
 import pandas as pd
@@ -24,7 +25,7 @@ def run_batch(tmp_path, stations, out, previous=None, settings=SETTINGS):
     clean = tmp_path / "clean"
     inputs = {"clean": [str(clean / f"{s}.csv") for s in stations],
               "status": [str(clean / f"{s}.status.json") for s in stations]}
-    outputs = {k: [str(out / f"{s}.{e}") for s in stations] for k, e in (("nc", "nc"), ("verdict", "json"), ("plot", "png"))}
+    outputs = {k: [str(out / f"{s}.{e}") for s in stations] for k, e in (("nc", "nc"), ("verdict", "json"), ("plot", "svg"))}
     prior_check.run_batch(stations, inputs, outputs, 7, settings, models=ModelSettings(candidates=("seg1",)),
                           previous=previous)
 
@@ -37,24 +38,30 @@ def test_prior_figure_only_where_the_check_fails_and_reuse_keeps_it(tmp_path):
     run_batch(tmp_path, ["good", "wrong_unit"], batch)
     verdicts = {s: json.loads((batch / f"{s}.json").read_text()) for s in ("good", "wrong_unit")}
     assert verdicts["good"]["passed"] and not verdicts["wrong_unit"]["passed"]
-    assert not (batch / "good.png").exists()
-    assert (batch / "wrong_unit.png").stat().st_size > 10_000
+    assert not (batch / "good.svg").exists()
+    assert (batch / "wrong_unit.svg").stat().st_size > 10_000
+    # the figure: the 25 gaugings as dots, 40 prior curves, the verdict in the title
+    root = ET.parse(batch / "wrong_unit.svg").getroot()
+    ns = "{http://www.w3.org/2000/svg}"
+    assert len([c for c in root.iter(f"{ns}circle") if c.get("r") == "2.4"]) == 25 + 1  # + the legend's sample
+    assert len([p for p in root.iter(f"{ns}path") if p.get("stroke-opacity") == "0.6"]) == 40
+    assert "wrong_unit: prior check FLAGGED" in [t.text for t in root.iter(f"{ns}text")]
 
     results = tmp_path / "results"
     publish.publish([batch], results, tmp_path / "published.tsv")
-    assert (results / "prior" / "wrong_unit.png").exists() and not (results / "prior" / "good.png").exists()
+    assert (results / "prior" / "wrong_unit.svg").exists() and not (results / "prior" / "good.svg").exists()
 
     # a rerun with the same inputs links both stations' published files, the optional figure included
     again = tmp_path / "again" / "prior"
     run_batch(tmp_path, ["good", "wrong_unit"], again, previous=str(results / "prior"))
-    for name in ("good.nc", "good.json", "wrong_unit.nc", "wrong_unit.json", "wrong_unit.png"):
+    for name in ("good.nc", "good.json", "wrong_unit.nc", "wrong_unit.json", "wrong_unit.svg"):
         assert (again / name).samefile(results / "prior" / name), name
-    assert not (again / "good.png").exists()
+    assert not (again / "good.svg").exists()
 
     # figures: all draws the figure of a station that passes too
     every = tmp_path / "every" / "prior"
     run_batch(tmp_path, ["good"], every, settings={**SETTINGS, "figures": "all"})
-    assert (every / "good.png").stat().st_size > 10_000
+    assert (every / "good.svg").stat().st_size > 10_000
 
 
 def test_publish_removes_a_stations_file_its_batch_no_longer_writes(tmp_path):

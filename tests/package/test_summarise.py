@@ -112,7 +112,7 @@ def test_an_archived_rating_does_not_make_a_timeless_station_summarise_again(tmp
     fit = tmp_path / "fit" / "fake.nc"
     fit.parent.mkdir()
     save_idata(fake_idata(np.random.default_rng(4), 12.0, 1.7, 100.2, 0.05, spread=1.0, draws=100), fit)
-    kinds = {"table": "csv", "nc": "table.nc", "diagnostics": "json", "plot": "png"}
+    kinds = {"table": "csv", "nc": "table.nc", "diagnostics": "json", "plot": "svg"}
     table_cfg = {"stage_step_m": 0.05, "extend_below": 0.1, "extend_above": 0.2, "hpdi_probs": [0.9, 0.95]}
     history = tmp_path / "history"
 
@@ -172,7 +172,9 @@ def _panels(path):
 
 
 def _value(text: str) -> float:
-    return float(text.replace("\u2212", "-"))
+    from test_svgplot import read_label
+
+    return read_label(text)
 
 
 def test_the_fit_figure_puts_each_gauging_where_its_axes_ticks_say(tmp_path):

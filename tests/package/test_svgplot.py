@@ -30,7 +30,25 @@ def test_log_ticks_label_decades_and_add_2_and_5_on_a_short_axis():
     major, _ = svgplot.log_ticks(0.3, 12)
     assert [t for _, t in major] == ["0.5", "1", "2", "5", "10"]
     major, _ = svgplot.log_ticks(1e-3, 1e9)  # 12 decades: every other one labelled
-    assert len(major) <= 8 and all(float(t) in {10.0 ** k for k in range(-3, 10)} for _, t in major)
+    assert len(major) <= 8 and all(np.isclose(read_label(t), v) and v in {10.0 ** k for k in range(-3, 10)}
+                                   for v, t in major)
+
+
+def read_label(text: str) -> float:
+    """The value of a tick label: plain, or a power of ten with superscripts (2×10⁻⁴)."""
+    digits = str.maketrans("\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079", "-0123456789")
+    text = text.replace(svgplot.MINUS, "-")
+    if "10" in text and text.translate(digits) != text:
+        mantissa, _, power = text.rpartition("×")
+        return float(mantissa or 1) * 10.0 ** int(power[2:].translate(digits))
+    return float(text)
+
+
+@pytest.mark.parametrize("value", [1e-7, 3e-5, 2e-4, 0.001, 0.05, 1, 20, 10_000, 1e5, 5e6, 1e12])
+def test_log_labels_read_back_as_their_values(value):
+    label = svgplot.log_label(value)
+    assert np.isclose(read_label(label), value)
+    assert ("e+" not in label and "e-" not in label) and (len(label) <= 7)
 
 
 def test_an_axes_drops_what_a_log_scale_cannot_show_and_breaks_its_lines():

@@ -78,7 +78,7 @@ def test_every_output_exists_and_loads(project):
             assert (out / rel).stat().st_size > 0, rel
         # the prior figure is drawn only where the prior check did not pass
         passed = json.loads((out / "prior" / f"{sid}.json").read_text())["passed"]
-        assert (out / "prior" / f"{sid}.png").exists() != passed
+        assert (out / "prior" / f"{sid}.svg").exists() != passed
         idata = az.from_netcdf(out / "fit" / f"{sid}.nc")
         for group in ("posterior", "sample_stats", "log_likelihood", "observed_data", "constant_data", "prior",
                       "prior_predictive"):

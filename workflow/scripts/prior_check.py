@@ -11,7 +11,7 @@ with logged(snakemake.log[0]):
         stations,
         {"clean": station_files(clean, stations, ".csv"), "status": station_files(clean, stations, ".status.json")},
         {"nc": station_files(out, stations, ".nc"), "verdict": station_files(out, stations, ".json"),
-         "plot": station_files(out, stations, ".png")},
+         "plot": station_files(out, stations, ".svg")},
         snakemake.params.seed,
         snakemake.params.settings,
         Priors.from_config(snakemake.params.priors),
