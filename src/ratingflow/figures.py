@@ -1,5 +1,7 @@
-"""Drawing the figures (no pipeline I/O): prior curves over the gaugings, and the fitted rating with its
-bands and residuals. Used by the prior-check and summarise stages.
+"""Drawing the figures (no pipeline I/O): prior curves over the gaugings, the fitted rating with its bands and
+residuals, the rating periods, written as SVG text (:mod:`ratingflow.svgplot`, a few milliseconds each: they are
+drawn for every station); the hydrograph of a discharge series with matplotlib (PNG). Used by the prior-check,
+summarise and discharge stages.
 
 Hydrometric convention: discharge on the x axis, stage on the y axis.
 """
@@ -10,32 +12,7 @@ import pandas as pd
 
 from .data import StationData
 
-def _pyplot():
-    """matplotlib's pyplot, imported on first use (about 0.4 s): the rating figure, drawn for every station, is
-    written without it (:func:`plot_fit`)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save(fig, path, dpi: int) -> None:
-    """Write and close a matplotlib figure: PNG, or SVG (by the suffix) with its text as text and nothing in it
-    that changes from run to run (no date; element ids from a fixed salt), so that a figure drawn again is the
-    same file."""
-    import matplotlib
-    import matplotlib.pyplot as plt
-
-    if str(path).endswith(".svg"):
-        with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "ratingflow"}):
-            fig.savefig(path, dpi=dpi, metadata={"Date": None})
-    else:
-        fig.savefig(path, dpi=dpi)
-    plt.close(fig)
-
-
+#: the gaugings' style in the hydrograph (matplotlib's errorbar)
 GAUGING_STYLE = dict(fmt="o", ms=3.5, color="k", ecolor="0.45", elinewidth=0.8, capsize=0, zorder=5)
 
 
@@ -135,55 +112,54 @@ def plot_rating(idata, table: pd.DataFrame, path, title: str = "") -> None:
     plot_fit(station, table, h0, residuals, labels[0], path, title, breaks)
 
 
+#: the periods figure's size in pixels, and its two panels' boxes (left, top, width, height)
+PERIODS_SIZE = (1200, 480)
+PERIODS_PANELS = [(80, 55, 430, 360), (620, 55, 560, 360)]
+
+
 def plot_periods(idata, views: list, table: pd.DataFrame, path, title: str = "") -> None:
-    """The fit figure of a station with rating periods: gaugings coloured by period with each period's
-    curve and 90 % band, and the residuals against time with the shift dates (solid: known; dashed,
-    with the interval between the two gaugings around it shaded: detected). With one view (a timeless
+    """The fit figure of a station with rating periods, as SVG (:mod:`ratingflow.svgplot`): gaugings coloured by
+    period with each period's curve and 90 % band, and the residuals against time with the shift dates (solid: known;
+    dashed, with the interval between the two gaugings around it shaded: detected). With one view (a timeless
     rating chosen over the periods), its curve and every gauging's residual, with the shifts found."""
     import json
 
-    plt = _pyplot()
-    fig, (ax, rx) = plt.subplots(1, 2, figsize=(12, 5), gridspec_kw={"width_ratios": [1, 1.3]})
-    colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(views)))
+    from . import svgplot
+    from .svgplot import BLUE, RED, Axes
+
+    ax = Axes(PERIODS_PANELS[0], xlog=True, name="curves")
+    rx = Axes(PERIODS_PANELS[1], name="residuals", xdates=True)
     const = idata.constant_data
-    times = pd.to_datetime(const["gauging_time"].values) if "gauging_time" in const else None
-    for p, (view, colour) in enumerate(zip(views, colours)):
+    times = svgplot.days(pd.to_datetime(const["gauging_time"].values)) if "gauging_time" in const else None
+    for p, (view, colour) in enumerate(zip(views, svgplot.sequence_colours(len(views)))):
         part = table[table["period"] == p + 1]
         label = ("one timeless rating (chosen over rating periods)" if len(views) == 1 else
                  f"period {p + 1}" + (f" from {view.attrs['valid_from'][:10]}" if view.attrs.get("valid_from") else ""))
-        ax.plot(part["discharge_median_m3s"], part["stage_m"], color=colour, lw=1.3, label=label)
-        ax.fill_betweenx(part["stage_m"], part["curve_hpdi90_lower_m3s"], part["curve_hpdi90_upper_m3s"],
-                         color=colour, alpha=0.2, lw=0)
+        stage_grid = part["stage_m"].to_numpy(float)
+        ax.band_x(stage_grid, part["curve_hpdi90_lower_m3s"].to_numpy(float),
+                  part["curve_hpdi90_upper_m3s"].to_numpy(float), colour, 0.2)
+        ax.line(part["discharge_median_m3s"].to_numpy(float), stage_grid, colour, 1.3, label=label)
         stage, q = view.constant_data["stage"].values, view.constant_data["discharge"].values
-        ax.plot(q, stage, "o", ms=4, color=colour, mec="k", mew=0.4, zorder=5)
-        resid = np.log(q / np.interp(stage, part["stage_m"], part["discharge_median_m3s"]))
+        ax.points(q, stage, colour=colour, radius=3.0, edge="#000000")
+        resid = np.log(q / np.interp(stage, stage_grid, part["discharge_median_m3s"].to_numpy(float)))
         if times is not None:
             when = times if len(views) == 1 else times[const["gauging_period"].values == p + 1]
-            rx.plot(when, resid, "o", ms=4, color=colour, mec="k", mew=0.4)
-    ax.set_xscale("log")
-    ax.set_xlabel("discharge (m³/s)")
-    ax.set_ylabel("stage (m)")
-    ax.legend(fontsize=7, loc="upper left")
-    rx.axhline(0, color="0.5", lw=0.8)
+            rx.points(when, resid, colour=colour, radius=3.0, edge="#000000")
+    rx.hline(0.0, "#808080")
     for shift in json.loads(idata.attrs.get("shifts", "[]")):
+        date = float(svgplot.days([pd.Timestamp(shift["date"])])[0])
         if shift["source"] == "known":
-            rx.axvline(pd.Timestamp(shift["date"]), color="C3", lw=1.0)
+            rx.vline(date, RED, 1.0)
         else:
-            rx.axvline(pd.Timestamp(shift["date"]), color="C0", lw=1.0, ls="--")
-            rx.axvspan(pd.Timestamp(shift["interval_start"]), pd.Timestamp(shift["interval_end"]), color="C0", alpha=0.15)
-    rx.plot([], [], color="C3", label="known shift")
-    rx.plot([], [], color="C0", ls="--", label="detected shift (shaded: between these gaugings)")
-    rx.legend(fontsize=7, loc="best")
-    import matplotlib.dates as mdates
-
-    locator = mdates.AutoDateLocator()
-    rx.xaxis.set_major_locator(locator)
-    rx.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-    rx.set_ylabel("ln(Q gauged / Q of its period's curve)")
-    rx.set_xlabel("date (UTC)")
-    fig.suptitle(f"{title or idata.attrs.get('station')} — {idata.attrs.get('model_description', '')}", fontsize=10)
-    fig.tight_layout()
-    save(fig, path, dpi=90)
+            rx.vline(date, BLUE, 1.0, dash="5,3")
+            start, end = svgplot.days([pd.Timestamp(shift["interval_start"]), pd.Timestamp(shift["interval_end"])])
+            rx.vspan(start, end, BLUE, 0.15)
+    rx.legend_entry("line", "known shift", RED)
+    rx.legend_entry("line", "detected shift (shaded: between these gaugings)", BLUE, dash="5,3")
+    panels = [ax.svg("", "discharge (m³/s)", "stage (m)", legend="upper left"),
+              rx.svg("", "date (UTC)", "ln(Q gauged / Q of its period's curve)", legend="upper left")]
+    title = f"{title or idata.attrs.get('station')} — {idata.attrs.get('model_description', '')}"
+    svgplot.write(path, svgplot.document(*PERIODS_SIZE, panels, title))
 
 
 #: points drawn per hydrograph line at most (a long record is thinned for the figure, never for the files)
@@ -200,11 +176,14 @@ def plot_hydrograph(table: pd.DataFrame, gaugings: pd.DataFrame | None, limits: 
     """The discharge series with its 95 and 90 % bands, the gaugings on top (with their 95 % error bars) and the
     stretches above the gauged range (orange), beyond the limit (red, no discharge) and without stage (grey);
     below, the stage with each period's gauged range."""
+    import matplotlib
+
+    matplotlib.use("Agg")
     import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
 
     from .dates import to_utc_naive
 
-    plt = _pyplot()
     fig, (ax, sx) = plt.subplots(2, 1, figsize=(12, 6.5), sharex=True, gridspec_kw={"height_ratios": [2.2, 1]})
     t = pd.to_datetime(table["time"].str.rstrip("Z"))
     step = max(1, len(table) // HYDROGRAPH_POINTS)
@@ -251,4 +230,5 @@ def plot_hydrograph(table: pd.DataFrame, gaugings: pd.DataFrame | None, limits: 
     sx.legend(fontsize=8, loc="upper right")
     sx.xaxis.set_major_formatter(mdates.ConciseDateFormatter(sx.xaxis.get_major_locator()))
     fig.tight_layout()
-    save(fig, path, dpi=90)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

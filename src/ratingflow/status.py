@@ -39,23 +39,10 @@ def skipped_file(path) -> str:
 
 
 def placeholder_figure(path, station: str, reason: str) -> None:
-    """The figure of a station that was not fitted: its name and the reason, as SVG where ``path`` ends in
-    ``.svg`` (the rating figure), else as PNG."""
-    if str(path).endswith(".svg"):
-        from . import svgplot
+    """The figure (SVG) of a station that was not fitted: its name and the reason."""
+    from . import svgplot
 
-        lines = [f"{station}: not fitted", *textwrap.wrap(reason, 80)][:8]
-        text = "".join(f'<text x="325" y="{130 + 20 * k - 10 * (len(lines) - 1)}" text-anchor="middle" font-size="14">'
-                       f"{escape(line)}</text>" for k, line in enumerate(lines))
-        svgplot.write(path, svgplot.document(650, 250, [text]))
-        return
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 2.5))
-    ax.axis("off")
-    ax.text(0.5, 0.5, f"{station}: not fitted\n{reason}", ha="center", va="center", wrap=True, fontsize=10)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    lines = [f"{station}: not fitted", *textwrap.wrap(reason, 80)][:8]
+    text = "".join(f'<text x="325" y="{130 + 20 * k - 10 * (len(lines) - 1)}" text-anchor="middle" font-size="14">'
+                   f"{escape(line)}</text>" for k, line in enumerate(lines))
+    svgplot.write(path, svgplot.document(650, 250, [text]))

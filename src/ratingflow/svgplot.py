@@ -1,5 +1,5 @@
-"""A small plotting layer that writes SVG text directly: axes with linear or log scales, nice ticks, lines,
-bands, points with error bars, reference lines and a legend. No pipeline I/O, no matplotlib.
+"""A small plotting layer that writes SVG text directly: axes with linear, log or date scales, nice ticks, lines,
+bands, points with error bars, reference lines and spans, and a legend. No pipeline I/O, no matplotlib.
 
 Why: the rating figure is drawn for every station, and matplotlib spent about 0.11 s on each (most of it laying
 out and rendering text), a third of the summary stage. Here a figure is string formatting: a few milliseconds.
@@ -74,6 +74,44 @@ def log_ticks(lo: float, hi: float) -> tuple[list[tuple[float, str]], list[float
     return major, minor
 
 
+def days(values) -> np.ndarray:
+    """Dates (datetime64, pandas timestamps, ISO text) as days since 1970-01-01: a date axis's data values."""
+    return np.asarray(np.asarray(values, dtype="datetime64[s]").astype(np.int64), float) / 86400.0
+
+
+def date_ticks(lo: float, hi: float, most: int = 8) -> list[tuple[float, str]]:
+    """Ticks of a date axis (days since 1970-01-01) at the first of a month: every 1, 2, 3 or 6 months ("2019-04"),
+    or every 1, 2, 5, 10, 20 or 50 years ("2019"), the smallest step that leaves at most ``most`` intervals."""
+    first = np.datetime64(int(math.floor(lo)), "D").astype("datetime64[M]")
+    last = np.datetime64(int(math.floor(hi)), "D").astype("datetime64[M]")
+    span = (last - first).astype(int) + 1
+    for months in (1, 2, 3, 6, 12, 24, 60, 120, 240, 600):
+        if span / months <= most:
+            break
+    start = first.astype(int)
+    start += (-start) % months  # months since 1970-01: a multiple of the step (a year step starts in January)
+    ticks = []
+    for m in range(start, last.astype(int) + 1, months):
+        value = float(np.datetime64(m, "M").astype("datetime64[D]").astype(np.int64))
+        if lo <= value <= hi:
+            label = str(np.datetime64(m, "M"))
+            ticks.append((value, label[:4] if months % 12 == 0 else label))
+    return ticks
+
+
+#: viridis at nine evenly spaced points, for colours of an ordered sequence (rating periods)
+_VIRIDIS = ["#440154", "#472d7b", "#3b528b", "#2c728e", "#21918c", "#28ae80", "#5ec962", "#addc30", "#fde725"]
+
+
+def sequence_colours(n: int, stop: float = 0.9) -> list[str]:
+    """``n`` colours along viridis from its start to ``stop`` (matplotlib's ``viridis(np.linspace(0, stop, n))``,
+    interpolated between nine of its points)."""
+    anchors = np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in _VIRIDIS], float)
+    where = np.linspace(0.0, stop, n) * (len(_VIRIDIS) - 1)
+    rgb = np.column_stack([np.interp(where, np.arange(len(_VIRIDIS)), anchors[:, k]) for k in range(3)])
+    return ["#" + "".join(f"{round(v):02x}" for v in row) for row in rgb]
+
+
 def _limits(values: list[np.ndarray], log: bool, margin: float = 0.05) -> tuple[float, float]:
     data = np.concatenate([np.ravel(v) for v in values]) if values else np.array([])
     data = data[np.isfinite(data) & (data > 0)] if log else data[np.isfinite(data)]
@@ -92,8 +130,8 @@ def _limits(values: list[np.ndarray], log: bool, margin: float = 0.05) -> tuple[
 class Scale:
     """Data values to pixels along one axis: ``lo`` at pixel ``a``, ``hi`` at pixel ``b``."""
 
-    def __init__(self, lo: float, hi: float, log: bool, a: float, b: float):
-        self.log, self.lo, self.hi, self.a, self.b = log, lo, hi, a, b
+    def __init__(self, lo: float, hi: float, log: bool, a: float, b: float, dates: bool = False):
+        self.log, self.lo, self.hi, self.a, self.b, self.dates = log, lo, hi, a, b, dates
         f = math.log10 if log else float
         self._f0, self._k = f(lo), (b - a) / (f(hi) - f(lo))
 
@@ -105,6 +143,8 @@ class Scale:
         return self.a + (v - self._f0) * self._k
 
     def ticks(self):
+        if self.dates:
+            return date_ticks(self.lo, self.hi), []
         return log_ticks(self.lo, self.hi) if self.log else (linear_ticks(self.lo, self.hi), [])
 
 
@@ -122,10 +162,11 @@ def _path(px: np.ndarray, py: np.ndarray) -> str:
 
 
 class Axes:
-    """One panel at pixel box (``x0``, ``y0``, ``width``, ``height``), y growing upwards in data."""
+    """One panel at pixel box (``x0``, ``y0``, ``width``, ``height``), y growing upwards in data. ``xdates``: x values
+    are days since 1970-01-01 (:func:`days`), ticked at months or years."""
 
-    def __init__(self, box, xlog: bool = False, ylog: bool = False, name: str = "ax"):
-        self.box, self.xlog, self.ylog, self.name = box, xlog, ylog, name
+    def __init__(self, box, xlog: bool = False, ylog: bool = False, name: str = "ax", xdates: bool = False):
+        self.box, self.xlog, self.ylog, self.name, self.xdates = box, xlog, ylog, name, xdates
         self.items: list[tuple] = []
         self.xlim: list = [None, None]
         self.ylim: list = [None, None]
@@ -154,14 +195,20 @@ class Axes:
         if label:
             self.legend_entries.append(("line", style, label))
 
-    def points(self, x, y, xerr=None, label: str = ""):
-        """Black dots with horizontal grey error bars of half-width ``xerr``."""
+    def points(self, x, y, xerr=None, label: str = "", colour: str = BLACK, radius: float = 2.4, edge: str = ""):
+        """Dots (``edge``: their outline's colour) with horizontal grey error bars of half-width ``xerr``."""
         x, y = np.asarray(x, float), np.asarray(y, float)
         xerr = np.zeros_like(x) if xerr is None else np.broadcast_to(np.asarray(xerr, float), x.shape)
         self._data(np.r_[x - xerr, x + xerr], y)
-        self.items.append(("points", x, y, xerr))
+        style = f'fill="{colour}"' + (f' stroke="{edge}" stroke-width="0.5"' if edge else "")
+        self.items.append(("points", x, y, xerr, style, radius))
         if label:
-            self.legend_entries.append(("points", "", label))
+            self.legend_entries.append(("points", style, label))
+
+    def legend_entry(self, kind: str, label: str, colour: str, width: float = 1.0, dash: str = ""):
+        """A legend entry for something drawn without one (``kind`` "line")."""
+        self.legend_entries.append((kind, f'stroke="{colour}" stroke-width="{width}"'
+                                    + (f' stroke-dasharray="{dash}"' if dash else ""), label))
 
     def hline(self, y: float, colour: str, width: float = 0.8, dash: str = "", label: str = ""):
         """A horizontal line across the panel (not counted in the limits, as matplotlib's ``axhline``)."""
@@ -170,8 +217,14 @@ class Axes:
         if label:
             self.legend_entries.append(("line", style, label))
 
-    def vline(self, x: float, colour: str, width: float = 0.8):
-        self.items.append(("vline", float(x), f'stroke="{colour}" stroke-width="{width}"'))
+    def vline(self, x: float, colour: str, width: float = 0.8, dash: str = ""):
+        """A vertical line across the panel (not counted in the limits)."""
+        self.items.append(("vline", float(x), f'stroke="{colour}" stroke-width="{width}"'
+                           + (f' stroke-dasharray="{dash}"' if dash else "")))
+
+    def vspan(self, x_from: float, x_to: float, colour: str, opacity: float):
+        """A band across the panel's height between two x values (not counted in the limits)."""
+        self.items.append(("vspan", float(x_from), float(x_to), colour, opacity))
 
     def scales(self) -> tuple[Scale, Scale]:
         x0, y0, w, h = self.box
@@ -181,11 +234,11 @@ class Axes:
         xhi = xhi if self.xlim[1] is None else self.xlim[1]
         ylo = ylo if self.ylim[0] is None else self.ylim[0]
         yhi = yhi if self.ylim[1] is None else self.ylim[1]
-        return Scale(xlo, xhi, self.xlog, x0, x0 + w), Scale(ylo, yhi, self.ylog, y0 + h, y0)
+        return Scale(xlo, xhi, self.xlog, x0, x0 + w, self.xdates), Scale(ylo, yhi, self.ylog, y0 + h, y0)
 
     def svg(self, title: str = "", xlabel: str = "", ylabel: str = "", legend: str = "") -> str:
-        """The panel: frame, ticks and labels, then what was drawn, clipped to the frame; ``legend``: ``"lower
-        right"`` or ``""`` (none)."""
+        """The panel: frame, ticks and labels, then what was drawn, clipped to the frame; ``legend``: where the legend
+        goes, ``"lower right"``, ``"upper left"`` or ``"upper right"``, or ``""`` (none)."""
         x0, y0, w, h = self.box
         sx, sy = self.scales()
         out = [f'<clipPath id="{self.name}-clip"><rect x="{x0}" y="{y0}" width="{w}" height="{h}"/></clipPath>',
@@ -195,7 +248,7 @@ class Axes:
         out.append("</g>")
         out.append(self._frame(sx, sy, title, xlabel, ylabel))
         if legend and self.legend_entries:
-            out.append(self._legend())
+            out.append(self._legend(legend))
         return "\n".join(out)
 
     def _item(self, item, sx: Scale, sy: Scale) -> str:
@@ -215,16 +268,16 @@ class Axes:
             _, x, y, style = item
             return f'<path d="{_path(sx(x), sy(y))}" fill="none" {style}/>'
         if kind == "points":
-            _, x, y, xerr = item
+            _, x, y, xerr, style, radius = item
             px, py = sx(x), sy(y)
             lo, hi = sx(x - xerr), sx(x + xerr)
             lo = np.where(np.isfinite(lo), lo, x0 - 5.0)
             ok = np.isfinite(px) & np.isfinite(py)
             bars = "".join(f"M{a:.1f},{c:.1f}H{b:.1f}" for a, b, c in zip(lo[ok].tolist(), hi[ok].tolist(), py[ok].tolist())
                            if b - a > 0.05)
-            dots = "".join(f'<circle cx="{a:.1f}" cy="{b:.1f}" r="2.4"/>' for a, b in zip(px[ok].tolist(), py[ok].tolist()))
+            dots = "".join(f'<circle cx="{a:.1f}" cy="{b:.1f}" r="{radius}"/>' for a, b in zip(px[ok].tolist(), py[ok].tolist()))
             return ((f'<path d="{bars}" stroke="{GREY}" stroke-width="0.8" fill="none"/>' if bars else "")
-                    + f'<g fill="{BLACK}">{dots}</g>')
+                    + f'<g {style}>{dots}</g>')
         if kind == "hline":
             _, y, style = item
             py = float(sy(y))
@@ -233,6 +286,11 @@ class Axes:
             _, x, style = item
             px = float(sx(x))
             return "" if not np.isfinite(px) else f'<path d="M{px:.1f},{y0}V{y0 + h}" {style}/>'
+        if kind == "vspan":
+            _, a, b, colour, opacity = item
+            pa, pb = float(sx(a)), float(sx(b))
+            return (f'<rect x="{min(pa, pb):.1f}" y="{y0}" width="{abs(pb - pa):.1f}" height="{h}" fill="{colour}" '
+                    f'fill-opacity="{opacity}"/>')
         raise ValueError(kind)
 
     def _frame(self, sx: Scale, sy: Scale, title: str, xlabel: str, ylabel: str) -> str:
@@ -262,13 +320,14 @@ class Axes:
             out.append(f'<text x="{x0 + w / 2:.1f}" y="{y0 - 7}" text-anchor="middle" font-size="13">{escape(title)}</text>')
         return "\n".join(out)
 
-    def _legend(self) -> str:
-        """Lower right, inside the panel, on a white box."""
+    def _legend(self, where: str) -> str:
+        """Inside the panel at ``where`` (lower right, upper left, upper right), on a white box."""
         x0, y0, w, h = self.box
         size, row, sample = 11, 16, 26
         width = sample + 14 + 0.6 * size * max(len(label) for _, _, label in self.legend_entries)
         height = row * len(self.legend_entries) + 8
-        left, top = x0 + w - width - 6, y0 + h - height - 6
+        left = x0 + 6 if where.endswith("left") else x0 + w - width - 6
+        top = y0 + 6 if where.startswith("upper") else y0 + h - height - 6
         out = [f'<rect x="{left:.1f}" y="{top:.1f}" width="{width:.1f}" height="{height}" rx="3" fill="white" '
                f'fill-opacity="0.85" stroke="#cccccc" stroke-width="0.8"/>']
         for k, (kind, style, label) in enumerate(self.legend_entries):
@@ -280,7 +339,7 @@ class Axes:
                 out.append(f'<path d="M{a:.1f},{y:.1f}h{sample}" fill="none" {style}/>')
             else:
                 out.append(f'<path d="M{a:.1f},{y:.1f}h{sample}" stroke="{GREY}" stroke-width="0.8"/>'
-                           f'<circle cx="{a + sample / 2:.1f}" cy="{y:.1f}" r="2.4" fill="{BLACK}"/>')
+                           f'<circle cx="{a + sample / 2:.1f}" cy="{y:.1f}" r="2.4" {style}/>')
             out.append(f'<text x="{a + sample + 6:.1f}" y="{y + 4:.1f}" font-size="{size}">{escape(label)}</text>')
         return "\n".join(out)
 

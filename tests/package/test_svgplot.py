@@ -69,3 +69,64 @@ def test_a_station_not_fitted_gets_a_figure_with_its_reason(tmp_path):
     status.placeholder_figure(tmp_path / "s.svg", "s<1>", reason)
     text = " ".join(t.text for t in ET.parse(tmp_path / "s.svg").getroot().iter("{http://www.w3.org/2000/svg}text"))
     assert "s<1>: not fitted" in text and "insufficient data: 2 valid gauging(s)" in text
+
+
+def test_date_ticks_fall_on_the_first_of_a_month_or_year():
+    lo, hi = svgplot.days(["2018-01-03", "2022-08-01"])
+    ticks = svgplot.date_ticks(lo, hi)
+    assert [t for _, t in ticks] == ["2019", "2020", "2021", "2022"]
+    assert [v for v, _ in ticks] == list(svgplot.days(["2019-01-01", "2020-01-01", "2021-01-01", "2022-01-01"]))
+    lo, hi = svgplot.days(["2021-02-10", "2021-09-01"])
+    assert [t for _, t in svgplot.date_ticks(lo, hi)] == [f"2021-{m:02d}" for m in range(3, 10)]
+
+
+def test_the_periods_figure_places_shifts_and_residuals_on_its_date_axis(tmp_path):
+    """:func:`ratingflow.figures.plot_periods`: a known shift on 1 January 2020 is drawn at the 2020 tick, a detected one
+    with its interval shaded between the two gaugings around it, each gauging's residual at its date, coloured by
+    period. Deterministic (no draws)."""
+    import json
+    from types import SimpleNamespace
+
+    import pandas as pd
+    import xarray as xr
+
+    from ratingflow import figures
+
+    times = pd.date_range("2018-03-01", "2021-10-01", periods=12)
+    period = np.where(times < "2020-01-01", 1, 2)
+    stage = np.linspace(0.5, 2.0, 12)
+    q = 5.0 * (stage - 0.2) ** 1.6 * np.where(period == 1, 1.0, 1.3)
+    grid = np.linspace(0.4, 2.2, 50)
+    table = pd.concat([pd.DataFrame({"period": p, "stage_m": grid, "discharge_median_m3s": 5.0 * f * (grid - 0.2) ** 1.6,
+                                     "curve_hpdi90_lower_m3s": 4.5 * f * (grid - 0.2) ** 1.6,
+                                     "curve_hpdi90_upper_m3s": 5.5 * f * (grid - 0.2) ** 1.6})
+                       for p, f in ((1, 1.0), (2, 1.3))])
+    views = [SimpleNamespace(constant_data=xr.Dataset({"stage": ("g", stage[period == p]),
+                                                       "discharge": ("g", q[period == p])}),
+                             attrs={"valid_from": "" if p == 1 else "2020-01-01"}) for p in (1, 2)]
+    shifts = [{"source": "known", "date": "2020-01-01"},
+              {"source": "detected", "date": "2021-01-15", "interval_start": "2020-12-01", "interval_end": "2021-02-01"}]
+    idata = SimpleNamespace(constant_data=xr.Dataset({"gauging_time": ("g", times.values), "gauging_period": ("g", period)}),
+                            attrs={"station": "s", "model_description": "power law", "shifts": json.dumps(shifts)})
+    figures.plot_periods(idata, views, table, tmp_path / "p.svg")
+    root = ET.parse(tmp_path / "p.svg").getroot()
+    ns = "{http://www.w3.org/2000/svg}"
+    panels = [g for g in root.iter(f"{ns}g") if g.get("clip-path")]
+    assert len(panels) == 2
+    curves, residuals = panels
+    dots = [(float(c.get("cx")), float(c.get("cy"))) for c in residuals.iter(f"{ns}circle")]
+    assert len(dots) == 12 and len(list(curves.iter(f"{ns}circle"))) == 12
+    fills = {g.get("fill") for g in residuals.iter(f"{ns}g") if g.get("fill")}
+    assert len(fills) == 2  # one colour per period
+    # the date axis: tick labels 2019, 2020, 2021; a gauging's dot where its date falls between them
+    ticks = {t.text: float(t.get("x")) for t in root.iter(f"{ns}text") if t.text in ("2019", "2020", "2021")}
+    assert set(ticks) == {"2019", "2020", "2021"}
+    per_day = (ticks["2021"] - ticks["2020"]) / 366  # 2020 is a leap year
+    xs = sorted(x for x, _ in dots)
+    expect = ticks["2020"] + (svgplot.days(times) - svgplot.days(["2020-01-01"])[0]) * per_day
+    assert np.allclose(xs, expect, atol=0.3)
+    known = [p for p in residuals.iter(f"{ns}path") if p.get("stroke") == svgplot.RED]
+    assert len(known) == 1 and abs(float(known[0].get("d")[1:].split(",")[0]) - ticks["2020"]) < 0.11
+    span = next(r for r in residuals.iter(f"{ns}rect"))
+    start = ticks["2021"] - 31 * per_day
+    assert abs(float(span.get("x")) - start) < 0.3 and abs(float(span.get("width")) - 62 * per_day) < 0.3
