@@ -32,7 +32,7 @@ PRIOR_SITES = ("gap", "b", "log_q_ref", "sigma", "log_a")
 
 
 #: raised when the prior check's outputs change for the same inputs
-VERSION = "3"
+VERSION = "4"  # 4: the figure is SVG (a flagged station reused from before would have lost its PNG)
 
 
 def _prior_draws(key, stage, sd_log, context, mask, num_samples, structure, priors):

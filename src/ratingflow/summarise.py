@@ -34,7 +34,7 @@ from .runtime import progress
 
 
 #: raised when the summary's outputs change for the same inputs
-VERSION = "4"
+VERSION = "5"  # 5: the figure is SVG
 #: the groups of a fit that the summary reads (not the prior check's draws it carries)
 SUMMARISED_GROUPS = ("posterior", "sample_stats", "log_likelihood", "observed_data", "constant_data")
 
