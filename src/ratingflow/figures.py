@@ -229,6 +229,7 @@ def plot_hydrograph(table: pd.DataFrame, gaugings: pd.DataFrame | None, limits: 
     ax.legend(fontsize=8, loc="upper right", ncol=3)
     sx.legend(fontsize=8, loc="upper right")
     sx.xaxis.set_major_formatter(mdates.ConciseDateFormatter(sx.xaxis.get_major_locator()))
-    fig.tight_layout()
+    # fixed margins: tight_layout draws the figure once more to measure it (about a third of its time)
+    fig.subplots_adjust(left=0.07, right=0.99, bottom=0.08, top=0.95, hspace=0.06)
     fig.savefig(path, dpi=90)
     plt.close(fig)
