@@ -148,6 +148,12 @@ class Scale:
         return log_ticks(self.lo, self.hi) if self.log else (linear_ticks(self.lo, self.hi), [])
 
 
+def _stroke(colour: str, width: float, dash: str = "", opacity: float = 1.0) -> str:
+    """The attributes of a stroked line."""
+    return (f'stroke="{colour}" stroke-width="{width}"' + (f' stroke-dasharray="{dash}"' if dash else "")
+            + (f' stroke-opacity="{opacity}"' if opacity < 1 else ""))
+
+
 def _path(px: np.ndarray, py: np.ndarray) -> str:
     """An SVG path through the points, broken where a point is missing (NaN)."""
     ok = np.isfinite(px) & np.isfinite(py)
@@ -189,8 +195,7 @@ class Axes:
 
     def line(self, x, y, colour: str, width: float = 1.5, dash: str = "", label: str = "", opacity: float = 1.0):
         self._data(x, y)
-        style = (f'stroke="{colour}" stroke-width="{width}"' + (f' stroke-dasharray="{dash}"' if dash else "")
-                 + (f' stroke-opacity="{opacity}"' if opacity < 1 else ""))
+        style = _stroke(colour, width, dash, opacity)
         self.items.append(("line", np.asarray(x, float), np.asarray(y, float), style))
         if label:
             self.legend_entries.append(("line", style, label))
@@ -207,20 +212,18 @@ class Axes:
 
     def legend_entry(self, kind: str, label: str, colour: str, width: float = 1.0, dash: str = ""):
         """A legend entry for something drawn without one (``kind`` "line")."""
-        self.legend_entries.append((kind, f'stroke="{colour}" stroke-width="{width}"'
-                                    + (f' stroke-dasharray="{dash}"' if dash else ""), label))
+        self.legend_entries.append((kind, _stroke(colour, width, dash), label))
 
     def hline(self, y: float, colour: str, width: float = 0.8, dash: str = "", label: str = ""):
         """A horizontal line across the panel (not counted in the limits, as matplotlib's ``axhline``)."""
-        style = f'stroke="{colour}" stroke-width="{width}"' + (f' stroke-dasharray="{dash}"' if dash else "")
+        style = _stroke(colour, width, dash)
         self.items.append(("hline", float(y), style))
         if label:
             self.legend_entries.append(("line", style, label))
 
     def vline(self, x: float, colour: str, width: float = 0.8, dash: str = ""):
         """A vertical line across the panel (not counted in the limits)."""
-        self.items.append(("vline", float(x), f'stroke="{colour}" stroke-width="{width}"'
-                           + (f' stroke-dasharray="{dash}"' if dash else "")))
+        self.items.append(("vline", float(x), _stroke(colour, width, dash)))
 
     def vspan(self, x_from: float, x_to: float, colour: str, opacity: float):
         """A band across the panel's height between two x values (not counted in the limits)."""
