@@ -62,7 +62,7 @@ def stations(n: int, seed: int, two_control_share: float = 0.3):
 
 
 def run(n: int, seed: int, config: dict, two_control_share: float = 0.3) -> tuple[pd.DataFrame, dict]:
-    import arviz as az
+    from .idata import FitData
     import jax
     from numpyro.diagnostics import hpdi
 
@@ -88,7 +88,7 @@ def run(n: int, seed: int, config: dict, two_control_share: float = 0.3) -> tupl
     win = windows(time_axis, valid, 3600)
     key = jax.random.PRNGKey(seed)
     for (st, truth, record), choice in zip(data, choices):
-        idata = inference_data(choice.fit, az.InferenceData(), {})
+        idata = inference_data(choice.fit, FitData(), {})
         _, structure, context = model_of(idata)
         draws = thinned(idata.posterior, int(config.get("discharge", {}).get("draws", 1000)))
         key, k = jax.random.split(key)

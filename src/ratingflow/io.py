@@ -16,8 +16,7 @@ def load_idata(path, groups=None):
     attributes), with the file opened once for all groups: ``from_netcdf`` opens it again for each group,
     which took twice as long (0.066 against 0.030 s for a fit of 4 x 1000 draws). ``groups``: only those
     (the others are not read). A fit file's mixture groups (:data:`MIXTURE_PREFIX`, not ArviZ groups) are left to
-    :func:`load_groups`."""
-    import arviz as az
+    :func:`load_groups`. Returns a :class:`ratingflow.idata.FitData`, without importing ArviZ."""
     import netCDF4
     import xarray as xr
 
@@ -30,7 +29,9 @@ def load_idata(path, groups=None):
         loaded = {name: read(group) for name, group in nc.groups.items()
                   if (groups is None and not name.startswith(MIXTURE_PREFIX)) or (groups is not None and name in groups)}
         attrs = read(nc).attrs
-    return az.InferenceData(attrs=attrs, **loaded)
+    from .idata import FitData
+
+    return FitData(attrs=attrs, **loaded)
 
 
 def load_groups(path, prefix: str) -> dict:

@@ -31,13 +31,13 @@ def folds(clean: pd.DataFrame, every: int, start: float = 0.5) -> list[int]:
 
 def _new_gauging_band(fit, validity, x_abs: float, sd_log: float, key) -> tuple[float, float]:
     """90 % HPDI of a new gauging at stage ``x_abs`` from the fit's current period (or its one rating)."""
-    import arviz as az
+    from .idata import FitData
     from numpyro.diagnostics import hpdi
 
     from .posterior import inference_data, model_of, period_view
     from .predict import flat_draws, predict
 
-    idata = inference_data(fit, az.InferenceData(), {}, validity=validity)
+    idata = inference_data(fit, FitData(), {}, validity=validity)
     view = period_view(idata, int(idata.attrs["periods"]) - 1) if int(idata.attrs.get("periods", 1)) > 1 else idata
     _, structure, context = model_of(view)
     offset = float(view.constant_data["stage_offset"])

@@ -1,5 +1,6 @@
-"""The posterior layout: raw draws of a fit in, ArviZ InferenceData out (and back), and the summaries
-every later stage reads from it (convergence, parameter medians, breakpoints).
+"""The posterior layout: raw draws of a fit in, its InferenceData out (:class:`ratingflow.idata.FitData`, ArviZ's
+layout without ArviZ) and back, and the summaries every later stage reads from it (convergence, parameter medians,
+breakpoints).
 
 Stages import this module; it imports no stage.
 """
@@ -9,11 +10,11 @@ import functools
 import json
 from typing import TYPE_CHECKING
 
-import arviz as az
 import numpy as np
 from numpyro.diagnostics import hpdi
 
 from .candidates import Candidate, ModelSettings, Structure
+from .idata import FitData, group
 from .intervals import prob_label
 
 if TYPE_CHECKING:
@@ -123,10 +124,15 @@ def candidate_context(result: FitResult) -> dict[str, np.ndarray]:
 PRIOR_GROUPS = ("prior", "prior_predictive")
 
 
+#: the gaugings' own data in a fit's constant_data
+GAUGING_DATA = ("stage", "discharge", "discharge_sd", "discharge_sd_log")
+
+
 def inference_data(result: FitResult, prior, attrs: dict, models: ModelSettings = ModelSettings(),
-                   validity=None, times=None, shifts=None):
-    """ArviZ InferenceData of one fit: posterior, sample_stats, log_likelihood, observed and
-    constant data (with the model's context), plus the prior groups from the prior check.
+                   validity=None, times=None, shifts=None) -> FitData:
+    """The InferenceData of one fit (ArviZ's groups, :mod:`ratingflow.idata`): posterior, sample_stats,
+    log_likelihood, observed and constant data (with the model's context), plus the prior groups from the prior
+    check.
     With rating periods: ``validity``, the periods table (``valid_from``, ``valid_to``: ISO, '' open);
     ``times``, the gaugings' dates (UTC); ``shifts``, the applied shifts (list of dicts)."""
     st, candidate = result.station, result.candidate
@@ -141,20 +147,14 @@ def inference_data(result: FitResult, prior, attrs: dict, models: ModelSettings 
     if periodic:
         coords["period"] = np.arange(1, st.n_periods + 1)
         dims.update({name: ["period", *POSTERIOR_VARS[name][1]] for name in PERIOD_VARS})
-    idata = az.from_dict(
-        posterior=posterior,
-        sample_stats=result.sample_stats,
-        log_likelihood={"log_discharge": result.log_likelihood},
-        observed_data={"log_discharge": np.log(st.discharge)},
-        constant_data={
-            "stage": st.stage,
-            "discharge": st.discharge,
-            "discharge_sd": st.discharge_sd,
-            "discharge_sd_log": st.sd_log,
-        },
-        coords=coords,
-        dims={"log_discharge": ["gauging"], "stage": ["gauging"], "discharge": ["gauging"],
-              "discharge_sd": ["gauging"], "discharge_sd_log": ["gauging"], **dims},
+    dims.update({"log_discharge": ["gauging"], **{name: ["gauging"] for name in GAUGING_DATA}})
+    idata = FitData(
+        posterior=group(posterior, dims, coords),
+        sample_stats=group(result.sample_stats),
+        log_likelihood=group({"log_discharge": result.log_likelihood}, dims, coords),
+        observed_data=group({"log_discharge": np.log(st.discharge)}, dims, coords, sampled=False),
+        constant_data=group({"stage": st.stage, "discharge": st.discharge, "discharge_sd": st.discharge_sd,
+                             "discharge_sd_log": st.sd_log}, dims, coords, sampled=False),
     )
     if st.period is not None:
         idata.constant_data["gauging_period"] = (("gauging",), st.period + 1,
@@ -175,9 +175,9 @@ def inference_data(result: FitResult, prior, attrs: dict, models: ModelSettings 
         dim = ("segment",) if key.startswith("b_") else ("breakpoint_number",)
         idata.constant_data[f"context_{key}"] = (dim if value.ndim else (), value,
                                                  {"meaning": "model context, relative stage (see ratingflow.model)"})
-    for group in PRIOR_GROUPS:
-        if group in prior.groups():
-            idata.add_groups({group: prior[group]})
+    for name in PRIOR_GROUPS:
+        if name in prior.groups():
+            idata.add_groups({name: prior[name]})
     for name in posterior:
         idata.posterior[name].attrs["units"] = POSTERIOR_VARS[name][0]
     idata.constant_data["stage"].attrs["units"] = "m"
@@ -233,18 +233,18 @@ def period_view(idata, p: int):
     station_offset = float(const["stage_offset"])
     floor = float(stage.min()) - station_offset
     posterior = idata.posterior.isel(period=p).drop_vars("period")
-    constant = {name: const[name].values[members] for name in ("stage", "discharge", "discharge_sd",
-                                                                "discharge_sd_log")}
-    view = az.from_dict(
-        posterior={name: posterior[name].values for name in posterior.data_vars},
-        sample_stats={name: idata.sample_stats[name].values for name in idata.sample_stats.data_vars},
-        log_likelihood={"log_discharge": idata.log_likelihood["log_discharge"].values[..., members]},
-        observed_data={"log_discharge": idata.observed_data["log_discharge"].values[members]},
-        constant_data=constant,
-        coords={"gauging": np.arange(members.sum()), "segment": posterior["segment"].values,
-                "breakpoint_number": posterior.coords.get("breakpoint_number", xr_empty()).values},
-        dims={"log_discharge": ["gauging"], **{name: ["gauging"] for name in constant},
-              **{name: dims for name, (_, dims) in POSTERIOR_VARS.items() if dims}},
+    constant = {name: const[name].values[members] for name in GAUGING_DATA}
+    coords = {"gauging": np.arange(members.sum()), "segment": posterior["segment"].values,
+              "breakpoint_number": posterior.coords.get("breakpoint_number", xr_empty()).values}
+    dims = {"log_discharge": ["gauging"], **{name: ["gauging"] for name in constant},
+            **{name: dims for name, (_, dims) in POSTERIOR_VARS.items() if dims}}
+    view = FitData(
+        posterior=group({name: posterior[name].values for name in posterior.data_vars}, dims, coords),
+        sample_stats=group({name: idata.sample_stats[name].values for name in idata.sample_stats.data_vars}),
+        log_likelihood=group({"log_discharge": idata.log_likelihood["log_discharge"].values[..., members]}, dims, coords),
+        observed_data=group({"log_discharge": idata.observed_data["log_discharge"].values[members]}, dims, coords,
+                            sampled=False),
+        constant_data=group(constant, dims, coords, sampled=False),
     )
     view.constant_data["stage_offset"] = ((), np.float64(stage.min()))
     view.constant_data["stage_ref"] = ((), np.float64(np.median(stage)))
@@ -263,7 +263,7 @@ def period_view(idata, p: int):
     return view
 
 
-def period_views(idata: az.InferenceData) -> list:
+def period_views(idata) -> list:
     """Each rating period of a fit as a timeless fit of its gaugings (:func:`ratingflow.posterior.period_view`);
     a timeless fit is its own one period."""
     n = int(idata.attrs.get("periods", 1))
@@ -284,7 +284,7 @@ def breakpoint_medians(posterior) -> np.ndarray:
     return np.median(draws.reshape(-1, draws.shape[-1]), axis=0)
 
 
-def parameter_summary(idata: az.InferenceData, prob: float = 0.9) -> dict:
+def parameter_summary(idata, prob: float = 0.9) -> dict:
     """Median and HPDI of each reported parameter (the report reads these, not the draws);
     per-segment and per-breakpoint values are numbered from 1 (``b_1``, ``breakpoint_1``)."""
     out = {}
@@ -365,6 +365,8 @@ def stored_convergence(idata) -> dict:
 def loo_idata(log_likelihood: np.ndarray):
     """The minimum ``az.loo`` needs: the pointwise log-likelihood (chain, draw, gauging), and a
     posterior group for the draw count."""
+    import arviz as az
+
     shape = log_likelihood.shape[:2]
     return az.from_dict(posterior={"draw_index": np.zeros(shape)}, log_likelihood={"log_discharge": log_likelihood})
 
@@ -405,9 +407,11 @@ def stored_loo(idata) -> tuple[np.ndarray, np.ndarray]:
     if stored:
         loo = json.loads(stored)
         return np.asarray(loo["pareto_k"], float), np.asarray(loo["loo_i"], float)
+    import arviz as az
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # high Pareto k is what the caller looks for
-        loo = az.loo(idata, pointwise=True)
+        loo = az.loo(loo_idata(idata.log_likelihood["log_discharge"].values), pointwise=True)
     return np.asarray(loo.pareto_k), np.asarray(loo.loo_i)
 
 

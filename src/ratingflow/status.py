@@ -20,9 +20,9 @@ def skip_reason(status: dict) -> str:
 
 
 def empty_idata(station: str, reason: str):
-    import arviz as az
+    from .idata import FitData
 
-    return az.InferenceData(attrs={"station": station, "skipped": reason})
+    return FitData(attrs={"station": station, "skipped": reason})
 
 
 def skipped(idata) -> str:

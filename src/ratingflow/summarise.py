@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import json
 
-import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from . import mixture, status
+from .chain_stats import bfmi
 from .figures import plot_periods, plot_rating
+from .idata import FitData
 from .keys import station_keys
 from .history import keep_issued
 from .intervals import median_and_hpdi_of_log, prob_label
@@ -39,7 +40,7 @@ VERSION = "5"  # 5: the figure is SVG
 SUMMARISED_GROUPS = ("posterior", "sample_stats", "log_likelihood", "observed_data", "constant_data")
 
 
-def rating_table(idata: az.InferenceData, seed: int, step: float, below: float, above: float,
+def rating_table(idata: FitData, seed: int, step: float, below: float, above: float,
                  probs=(0.9, 0.95), priors: Priors = Priors(), components=None) -> pd.DataFrame:
     """The station's rating table (SI units); see the module docstring. ``components``
     (:func:`ratingflow.mixture.components`): the median and bands are those of the candidates' stacking mixture;
@@ -84,7 +85,7 @@ def rating_table(idata: az.InferenceData, seed: int, step: float, below: float, 
     return table
 
 
-def equations(idata: az.InferenceData) -> dict:
+def equations(idata: FitData) -> dict:
     """The chosen curve as readable equations: per segment a, b, its offset (stage of zero flow) and
     its stage range (posterior medians), in SI units. Hydrographers copy these into their reports."""
     post = idata.posterior
@@ -165,7 +166,7 @@ def table_dataset(table: pd.DataFrame) -> xr.Dataset:
     return ds
 
 
-def diagnostics(idata: az.InferenceData, thresholds: dict) -> dict:
+def diagnostics(idata: FitData, thresholds: dict) -> dict:
     """Convergence diagnostics and pass/fail against ``thresholds``."""
     conv = stored_convergence(idata)
     out = {
@@ -178,7 +179,7 @@ def diagnostics(idata: az.InferenceData, thresholds: dict) -> dict:
         "thresholds": dict(thresholds),
     }
     if "energy" in idata.sample_stats:  # NUTS; importance draws (ratingflow.importance) have their weights' Pareto k
-        out["bfmi_min"] = float(np.min(az.bfmi(idata)))
+        out["bfmi_min"] = float(np.min(bfmi(idata.sample_stats["energy"].values)))
     for name in ("pareto_k", "sampler"):
         if name in conv:
             out[name] = conv[name]
@@ -193,7 +194,7 @@ def write_summary(table: pd.DataFrame, diag: dict, csv_path, nc_path, json_path)
     save_json(diag, json_path)
 
 
-def plausibility(idata: az.InferenceData, lines) -> tuple[list[dict], list[str]]:
+def plausibility(idata: FitData, lines) -> tuple[list[dict], list[str]]:
     """Gaugings with high leverage in the chosen model (PSIS-LOO Pareto k above 0.7, by raw line), flags for
     those that drive the fit (the other gaugings contradict them too), and for a residual SD far above the
     gaugings' stated uncertainty."""
@@ -207,7 +208,7 @@ def plausibility(idata: az.InferenceData, lines) -> tuple[list[dict], list[str]]
     return influential, flags
 
 
-def own_offsets(idata: az.InferenceData) -> dict | None:
+def own_offsets(idata: FitData) -> dict | None:
     """The BaRatin form's profile check (:func:`ratingflow.screen.own_offsets_check`: two segments only) of a
     timeless fit with one h0 for every segment; None for any other fit. On the station's gaugings alone (the grids
     ignore the sheet's ranges, as the check compares two forms, not a fit with its priors)."""

@@ -20,7 +20,7 @@ import pandas as pd
 
 
 def run(site: str, data: Path, work: Path, config: dict):
-    import arviz as az
+    from .idata import FitData
 
     from .choice import fit_and_choose
     from .clean import clean
@@ -56,7 +56,7 @@ def run(site: str, data: Path, work: Path, config: dict):
     start = time.perf_counter()
     (choice,) = fit_and_choose(driver, [st], candidates, config["seed"], models.se_factor)
     fit_s = time.perf_counter() - start
-    idata = inference_data(choice.fit, az.InferenceData(), {"station": site})
+    idata = inference_data(choice.fit, FitData(), {"station": site})
     start = time.perf_counter()
     result = compute(replace(spec, stage_file=str(record_path)), record_path, idata, config.get("discharge", {}),
                      config["seed"], priors)
