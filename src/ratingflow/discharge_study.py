@@ -62,13 +62,13 @@ def stations(n: int, seed: int, two_control_share: float = 0.3):
 
 
 def run(n: int, seed: int, config: dict, two_control_share: float = 0.3) -> tuple[pd.DataFrame, dict]:
-    from .idata import FitData
     import jax
     from numpyro.diagnostics import hpdi
 
     from .choice import fit_and_choose
     from .discharge import thinned
     from .hydrograph import discharge_series, windows
+    from .idata import FitData
     from .candidates import ModelSettings, Priors
     from .posterior import inference_data, model_of
     from .sampler import BatchedNUTS, SamplerSettings

@@ -1,9 +1,10 @@
 """A fit's InferenceData without ArviZ: the groups as ``az.from_dict`` lays them out, in a small container.
 
 Importing ArviZ takes 1-1.5 s of a job (its plots import ``scipy.stats`` and matplotlib), and ``az.from_dict`` took
-21 ms per fit against 3 ms for the same Datasets made here (issue 16). The summary, the discharge series and the
-comparison read a fit through :class:`FitData`, and the fit builds its groups with :func:`group`; none of them
-imports ArviZ. The netCDF files keep ArviZ's layout, so ``az.from_netcdf`` reads them as before.
+21 ms per fit against 3 ms for the same Datasets made here (issue 16). The fit builds its groups with :func:`group`
+(its job still imports ArviZ to compare the candidates); the summary, the discharge series and the comparison read a
+fit through :class:`FitData` and import no ArviZ. The netCDF files keep ArviZ's layout, so ``az.from_netcdf`` reads
+them as before.
 """
 from __future__ import annotations
 
@@ -24,9 +25,9 @@ def _arviz_version() -> str:
     return version("arviz")
 
 
-def group_attrs(attrs: dict | None = None) -> dict:
-    """The attributes ``az.from_dict`` gives a group (``created_at``, ``arviz_version``), then ``attrs``."""
-    return {"created_at": datetime.now(timezone.utc).isoformat(), "arviz_version": _arviz_version(), **(attrs or {})}
+def group_attrs() -> dict:
+    """The attributes ``az.from_dict`` gives a group: ``created_at`` and ``arviz_version``."""
+    return {"created_at": datetime.now(timezone.utc).isoformat(), "arviz_version": _arviz_version()}
 
 
 def group(values: dict, dims: dict | None = None, coords: dict | None = None, sampled: bool = True) -> xr.Dataset:

@@ -31,9 +31,9 @@ def folds(clean: pd.DataFrame, every: int, start: float = 0.5) -> list[int]:
 
 def _new_gauging_band(fit, validity, x_abs: float, sd_log: float, key) -> tuple[float, float]:
     """90 % HPDI of a new gauging at stage ``x_abs`` from the fit's current period (or its one rating)."""
-    from .idata import FitData
     from numpyro.diagnostics import hpdi
 
+    from .idata import FitData
     from .posterior import inference_data, model_of, period_view
     from .predict import flat_draws, predict
 

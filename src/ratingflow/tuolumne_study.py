@@ -20,12 +20,11 @@ import pandas as pd
 
 
 def run(site: str, data: Path, work: Path, config: dict):
-    from .idata import FitData
-
     from .choice import fit_and_choose
     from .clean import clean
     from .data import StationData
     from .discharge import compute
+    from .idata import FitData
     from .candidates import ModelSettings, Priors
     from .posterior import inference_data
     from .sampler import BatchedNUTS, SamplerSettings
