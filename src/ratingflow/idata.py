@@ -16,6 +16,9 @@ import xarray as xr
 
 #: the leading dimensions of a group of draws
 SAMPLED = ("chain", "draw")
+#: ArviZ's order of groups (``arviz.data.inference_data.SUPPORTED_GROUPS``), in which it keeps and writes them
+ORDER = ("posterior", "posterior_predictive", "predictions", "log_likelihood", "log_prior", "sample_stats", "prior",
+         "prior_predictive", "sample_stats_prior", "observed_data", "constant_data", "predictions_constant_data")
 
 
 @cache
@@ -36,7 +39,7 @@ def group(values: dict, dims: dict | None = None, coords: dict | None = None, sa
     as given, a scalar made one-dimensional. ``dims``: a variable's dimensions after those; a dimension not named is
     ``{name}_dim_{i}``. Coordinates: ``coords`` where given, else 0, 1, ...; only those of dimensions in use."""
     dims, coords = dims or {}, coords or {}
-    variables, used = {}, {}
+    variables = {}  # each variable after the coordinates it is the first to use, as ArviZ orders them
     for name, value in values.items():
         value = np.asarray(value)
         if sampled:
@@ -47,10 +50,24 @@ def group(values: dict, dims: dict | None = None, coords: dict | None = None, sa
         rest = list(dims.get(name, []))
         rest += [f"{name}_dim_{i}" for i in range(len(rest), value.ndim - len(lead))]
         names = (*lead, *rest)
-        variables[name] = (names, value)
         for dim, size in zip(names, value.shape):
-            used.setdefault(dim, np.asarray(coords[dim]) if dim in coords else np.arange(size))
-    return xr.Dataset(variables, coords=used, attrs=group_attrs())
+            if dim not in variables:  # a variable named as its dimension: that dimension's coordinate
+                variables[dim] = (dim, np.asarray(coords[dim]) if dim in coords else np.arange(size))
+        variables[name] = (names, value)
+    return xr.Dataset(variables, attrs=group_attrs())
+
+
+def fit_data(posterior: dict, sample_stats: dict, log_likelihood: np.ndarray, observed: np.ndarray, constant: dict,
+             dims: dict, coords: dict) -> FitData:
+    """A fit's groups, as ``az.from_dict(posterior=posterior, sample_stats=sample_stats,
+    log_likelihood={"log_discharge": log_likelihood}, observed_data={"log_discharge": observed},
+    constant_data=constant, dims=dims, coords=coords)`` makes them; ``log_discharge`` lies along ``gauging``."""
+    dims = {"log_discharge": ["gauging"], **dims}
+    return FitData(posterior=group(posterior, dims, coords),
+                   log_likelihood=group({"log_discharge": log_likelihood}, dims, coords),
+                   sample_stats=group(sample_stats, dims, coords),
+                   observed_data=group({"log_discharge": observed}, dims, coords, sampled=False),
+                   constant_data=group(constant, dims, coords, sampled=False))
 
 
 class FitData:
@@ -60,7 +77,8 @@ class FitData:
 
     def __init__(self, attrs: dict | None = None, **groups: xr.Dataset):
         self.attrs = dict(attrs or {})
-        self._groups = dict(groups)
+        self._groups = {}
+        self.add_groups(groups)
 
     def __getattr__(self, name: str) -> xr.Dataset:
         groups = self.__dict__.get("_groups", {})
@@ -78,7 +96,10 @@ class FitData:
         return list(self._groups)
 
     def add_groups(self, groups: dict) -> None:
-        self._groups.update(groups)
+        """Add groups, kept in ArviZ's order (others after them, as they came)."""
+        merged = {**self._groups, **groups}
+        rank = {name: i for i, name in enumerate(ORDER)}
+        self._groups = dict(sorted(merged.items(), key=lambda item: rank.get(item[0], len(ORDER))))
 
     def __repr__(self) -> str:
         return f"FitData(groups={self.groups()}, station={self.attrs.get('station')!r})"

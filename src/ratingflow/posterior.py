@@ -14,7 +14,7 @@ import numpy as np
 from numpyro.diagnostics import hpdi
 
 from .candidates import Candidate, ModelSettings, Structure
-from .idata import FitData, group
+from .idata import FitData, fit_data
 from .intervals import prob_label
 
 if TYPE_CHECKING:
@@ -147,15 +147,10 @@ def inference_data(result: FitResult, prior, attrs: dict, models: ModelSettings 
     if periodic:
         coords["period"] = np.arange(1, st.n_periods + 1)
         dims.update({name: ["period", *POSTERIOR_VARS[name][1]] for name in PERIOD_VARS})
-    dims.update({"log_discharge": ["gauging"], **{name: ["gauging"] for name in GAUGING_DATA}})
-    idata = FitData(
-        posterior=group(posterior, dims, coords),
-        sample_stats=group(result.sample_stats),
-        log_likelihood=group({"log_discharge": result.log_likelihood}, dims, coords),
-        observed_data=group({"log_discharge": np.log(st.discharge)}, dims, coords, sampled=False),
-        constant_data=group({"stage": st.stage, "discharge": st.discharge, "discharge_sd": st.discharge_sd,
-                             "discharge_sd_log": st.sd_log}, dims, coords, sampled=False),
-    )
+    dims.update({name: ["gauging"] for name in GAUGING_DATA})
+    constant = dict(zip(GAUGING_DATA, (st.stage, st.discharge, st.discharge_sd, st.sd_log)))
+    idata = fit_data(posterior, result.sample_stats, result.log_likelihood, np.log(st.discharge), constant, dims,
+                     coords)
     if st.period is not None:
         idata.constant_data["gauging_period"] = (("gauging",), st.period + 1,
                                          {"meaning": "rating period of each gauging (1 = the first)"})
@@ -236,16 +231,12 @@ def period_view(idata, p: int):
     constant = {name: const[name].values[members] for name in GAUGING_DATA}
     coords = {"gauging": np.arange(members.sum()), "segment": posterior["segment"].values,
               "breakpoint_number": posterior.coords.get("breakpoint_number", xr_empty()).values}
-    dims = {"log_discharge": ["gauging"], **{name: ["gauging"] for name in constant},
+    dims = {**{name: ["gauging"] for name in constant},
             **{name: dims for name, (_, dims) in POSTERIOR_VARS.items() if dims}}
-    view = FitData(
-        posterior=group({name: posterior[name].values for name in posterior.data_vars}, dims, coords),
-        sample_stats=group({name: idata.sample_stats[name].values for name in idata.sample_stats.data_vars}),
-        log_likelihood=group({"log_discharge": idata.log_likelihood["log_discharge"].values[..., members]}, dims, coords),
-        observed_data=group({"log_discharge": idata.observed_data["log_discharge"].values[members]}, dims, coords,
-                            sampled=False),
-        constant_data=group(constant, dims, coords, sampled=False),
-    )
+    view = fit_data({name: posterior[name].values for name in posterior.data_vars},
+                    {name: idata.sample_stats[name].values for name in idata.sample_stats.data_vars},
+                    idata.log_likelihood["log_discharge"].values[..., members],
+                    idata.observed_data["log_discharge"].values[members], constant, dims, coords)
     view.constant_data["stage_offset"] = ((), np.float64(stage.min()))
     view.constant_data["stage_ref"] = ((), np.float64(np.median(stage)))
     for name in const.data_vars:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ratingflow.chain_stats import bfmi
-from ratingflow.idata import FitData, group
+from ratingflow.idata import FitData, fit_data, group
 
 
 def _same(ours, theirs):
@@ -36,6 +36,23 @@ def test_groups_are_laid_out_as_arviz_from_dict_lays_them_out():
     assert not _same(group(sampled, {}, coords), theirs.posterior)  # the comparison can fail: other dims
 
 
+def test_a_fits_groups_are_those_arviz_from_dict_makes():
+    rng = np.random.default_rng(4)
+    posterior = {"b": rng.normal(size=(4, 20, 2)), "h0": rng.normal(size=(4, 20))}
+    stats = {"energy": rng.normal(size=(4, 20)), "diverging": np.zeros((4, 20), bool)}
+    ll, observed = rng.normal(size=(4, 20, 5)), rng.normal(size=5)
+    constant = {"stage": rng.normal(size=5), "stage_offset": np.float64(0.2)}
+    dims, coords = {"b": ["segment"], "stage": ["gauging"]}, {"segment": [1, 2], "gauging": np.arange(5)}
+    ours = fit_data(posterior, stats, ll, observed, constant, dims, coords)
+    theirs = az.from_dict(posterior=posterior, sample_stats=stats, log_likelihood={"log_discharge": ll},
+                          observed_data={"log_discharge": observed}, constant_data=constant,
+                          dims={"log_discharge": ["gauging"], **dims}, coords=coords)
+    assert ours.groups() == theirs.groups()
+    for name in ours.groups():
+        assert _same(ours[name], theirs[name]), name
+        assert list(ours[name].variables) == list(theirs[name].variables), name  # the order a file gets them in
+
+
 def test_fit_data_reads_like_inference_data():
     rng = np.random.default_rng(2)
     posterior = group({"b": rng.normal(size=(2, 10))})
@@ -44,8 +61,8 @@ def test_fit_data_reads_like_inference_data():
     assert data.groups() == ["posterior"] and "prior" not in data and data.attrs == {"station": "s1"}
     with pytest.raises(AttributeError, match="prior"):
         data.prior  # noqa: B018
-    data.add_groups({"prior": posterior})
-    assert data.groups() == ["posterior", "prior"]
+    data.add_groups({"mixture_seg2": posterior, "constant_data": posterior, "prior": posterior})
+    assert data.groups() == ["posterior", "prior", "constant_data", "mixture_seg2"]  # ArviZ's order, others last
 
 
 def test_bfmi_is_arviz_bfmi():
