@@ -61,13 +61,16 @@ def fit_data(posterior: dict, sample_stats: dict, log_likelihood: np.ndarray, ob
              dims: dict, coords: dict) -> FitData:
     """A fit's groups, as ``az.from_dict(posterior=posterior, sample_stats=sample_stats,
     log_likelihood={"log_discharge": log_likelihood}, observed_data={"log_discharge": observed},
-    constant_data=constant, dims=dims, coords=coords)`` makes them; ``log_discharge`` lies along ``gauging``."""
+    constant_data=constant, dims=dims, coords=coords)`` makes them; ``log_discharge`` lies along ``gauging``.
+    ``log_likelihood`` or ``observed`` None: that group is left out (a fit read without it)."""
     dims = {"log_discharge": ["gauging"], **dims}
-    return FitData(posterior=group(posterior, dims, coords),
-                   log_likelihood=group({"log_discharge": log_likelihood}, dims, coords),
-                   sample_stats=group(sample_stats, dims, coords),
-                   observed_data=group({"log_discharge": observed}, dims, coords, sampled=False),
-                   constant_data=group(constant, dims, coords, sampled=False))
+    groups = {"posterior": group(posterior, dims, coords)}
+    if log_likelihood is not None:
+        groups["log_likelihood"] = group({"log_discharge": log_likelihood}, dims, coords)
+    groups["sample_stats"] = group(sample_stats, dims, coords)
+    if observed is not None:
+        groups["observed_data"] = group({"log_discharge": observed}, dims, coords, sampled=False)
+    return FitData(**groups, constant_data=group(constant, dims, coords, sampled=False))
 
 
 class FitData:

@@ -79,6 +79,30 @@ def save_groups(groups: dict, path, attrs: dict | None = None) -> None:
             group.dump_to_store(xr.backends.NetCDF4DataStore(nc.createGroup(name)))
 
 
+def save_variables(path, variables: dict, attrs: dict) -> None:
+    """Write ``{name: (dims, values, attrs)}`` and the file's ``attrs`` to a netCDF-4 file as xarray's ``to_netcdf``
+    encodes them (a float with a NaN ``_FillValue``, text as variable-length strings; ``xr.open_dataset`` reads the
+    same Dataset back), through netCDF4 directly: xarray's encoding took 8-10 ms of a rating table's 10 (issue 16)."""
+    import netCDF4
+    import numpy as np
+
+    with netCDF4.Dataset(str(path), mode="w", format="NETCDF4") as nc:
+        for name, (dims, values, var_attrs) in variables.items():
+            values = np.asarray(values)
+            for dim, size in zip(dims, values.shape):
+                if dim not in nc.dimensions:
+                    nc.createDimension(dim, size)
+            if values.dtype.kind in "US":
+                var = nc.createVariable(name, str, dims)
+                values = values.astype(object)
+            else:
+                fill = np.nan if values.dtype.kind == "f" else None
+                var = nc.createVariable(name, values.dtype, dims, fill_value=fill)
+            var[...] = values
+            var.setncatts(var_attrs)
+        nc.setncatts(attrs)
+
+
 def load_json(path) -> dict:
     with open(path) as fh:
         return json.load(fh)

@@ -235,8 +235,9 @@ def period_view(idata, p: int):
             **{name: dims for name, (_, dims) in POSTERIOR_VARS.items() if dims}}
     view = fit_data({name: posterior[name].values for name in posterior.data_vars},
                     {name: idata.sample_stats[name].values for name in idata.sample_stats.data_vars},
-                    idata.log_likelihood["log_discharge"].values[..., members],
-                    idata.observed_data["log_discharge"].values[members], constant, dims, coords)
+                    idata.log_likelihood["log_discharge"].values[..., members] if "log_likelihood" in idata else None,
+                    idata.observed_data["log_discharge"].values[members] if "observed_data" in idata else None,
+                    constant, dims, coords)
     view.constant_data["stage_offset"] = ((), np.float64(stage.min()))
     view.constant_data["stage_ref"] = ((), np.float64(np.median(stage)))
     for name in const.data_vars:

@@ -25,19 +25,21 @@ from .idata import FitData
 from .keys import station_keys
 from .history import keep_issued
 from .intervals import median_and_hpdi_of_log, prob_label
-from .io import load_groups, load_idata, root_attrs, save_json
+from .io import load_groups, load_idata, root_attrs, save_json, save_variables
 from .candidates import Priors
 from .plausibility import influential_gaugings, own_offsets_flag, sigma_flag
-from .posterior import (breakpoint_medians, gate, model_of, parameter_summary, period_views, stored_convergence,
-                        stored_loo)
+from .posterior import (LOO_ATTR, breakpoint_medians, gate, model_of, parameter_summary, period_views,
+                        stored_convergence, stored_loo)
 from .predict import flat_draws, predict_log, stage_grid
 from .runtime import progress
 
 
 #: raised when the summary's outputs change for the same inputs
 VERSION = "5"  # 5: the figure is SVG
-#: the groups of a fit that the summary reads (not the prior check's draws it carries)
-SUMMARISED_GROUPS = ("posterior", "sample_stats", "log_likelihood", "observed_data", "constant_data")
+#: the groups of a fit that the summary reads: not the prior check's draws it carries, nor the log-likelihood and the
+#: observations (4 ms a group), as the fit keeps its PSIS-LOO in its attributes (a file written before reads the
+#: log-likelihood too, :func:`ratingflow.posterior.stored_loo`)
+SUMMARISED_GROUPS = ("posterior", "sample_stats", "constant_data")
 
 
 def rating_table(idata: FitData, seed: int, step: float, below: float, above: float,
@@ -138,32 +140,51 @@ def period_tables(views: list, *args, **kwargs) -> pd.DataFrame:
     return out
 
 
-def table_dataset(table: pd.DataFrame) -> xr.Dataset:
-    """The rating table as netCDF: dimensions (period, stage_m); a stage outside a period's grid is NaN."""
+#: the table's columns that hold one value per period (netCDF: along ``period`` only)
+PER_PERIOD = ("valid_from", "valid_to", "issued")
+#: what the bands are, in the netCDF table's attributes
+BANDS = ("curve_*: HPDI of the rating curve (parameter uncertainty); gauging_*: HPDI of a new gauging "
+         "(plus residual spread and the station's typical gauging uncertainty)")
+
+
+def table_variables(table: pd.DataFrame) -> tuple[dict, dict]:
+    """The rating table's netCDF layout: ``{name: (dims, values, attrs)}`` and the file's attributes. Dimensions
+    (period, stage_m), the stages of every period on one grid; a stage outside a period's grid is NaN (an integer
+    column then float), as ``xr.Dataset.from_dataframe`` lays the table out, and ``extrapolated`` 1 there."""
     if "period" not in table:
         table = table.assign(period=1, valid_from="", valid_to="")
-    per_period = [c for c in ("valid_from", "valid_to", "issued") if c in table]
-    validity = table.groupby("period")[per_period].first()
-    table = table.drop(columns=per_period).assign(extrapolated=table["extrapolated"].astype(float))
-    ds = xr.Dataset.from_dataframe(table.set_index(["period", "stage_m"]))
-    ds["valid_from"] = ("period", validity["valid_from"].to_numpy(str))
-    ds["valid_to"] = ("period", validity["valid_to"].to_numpy(str))
-    ds["valid_from"].attrs["meaning"] = ds["valid_to"].attrs["meaning"] = "UTC; empty: open-ended"
-    if "issued" in validity:
-        ds["issued"] = ("period", validity["issued"].to_numpy(str))
-        ds["issued"].attrs["meaning"] = "the history snapshot this period's table was kept from ('' : issued now)"
-    ds["stage_m"].attrs.update(units="m", long_name="stage (station datum)")
-    for name in ds.data_vars:
-        if name.endswith("_m3s"):
-            ds[name].attrs["units"] = "m3/s"
-    ds["extrapolated"] = ds["extrapolated"].fillna(1).astype("int8")
-    ds["extrapolated"].attrs["meaning"] = "1 where the stage lies outside the period's gauged range (or its grid)"
-    ds.attrs.update({k: v for k, v in table.attrs.items()})
-    ds.attrs["bands"] = (
-        "curve_*: HPDI of the rating curve (parameter uncertainty); gauging_*: HPDI of a new gauging "
-        "(plus residual spread and the station's typical gauging uncertainty)"
-    )
-    return ds
+    periods, p = np.unique(table["period"].to_numpy(), return_inverse=True)
+    stages, s = np.unique(table["stage_m"].to_numpy(), return_inverse=True)
+    shape = (len(periods), len(stages))
+    missing = shape[0] * shape[1] > len(table)
+    variables = {"period": (("period",), periods, {}),
+                 "stage_m": (("stage_m",), stages, {"units": "m", "long_name": "stage (station datum)"})}
+    for name in table.columns:
+        if name in ("period", "stage_m", *PER_PERIOD):
+            continue
+        values = table[name].to_numpy()
+        if name == "extrapolated":
+            grid = np.ones(shape, np.int8)
+            attrs = {"meaning": "1 where the stage lies outside the period's gauged range (or its grid)"}
+        else:
+            dtype = np.result_type(values.dtype, np.float64) if missing and values.dtype.kind in "iub" else values.dtype
+            grid = np.full(shape, np.nan, dtype) if missing else np.zeros(shape, dtype)
+            attrs = {"units": "m3/s"} if name.endswith("_m3s") else {}
+        grid[p, s] = values
+        variables[name] = (("period", "stage_m"), grid, attrs)
+    first = np.unique(p, return_index=True)[1]  # each period's first row
+    meanings = {"valid_from": "UTC; empty: open-ended", "valid_to": "UTC; empty: open-ended",
+                "issued": "the history snapshot this period's table was kept from ('' : issued now)"}
+    for name in PER_PERIOD:
+        if name in table:
+            variables[name] = (("period",), table[name].to_numpy(str)[first], {"meaning": meanings[name]})
+    return variables, {**table.attrs, "bands": BANDS}
+
+
+def table_dataset(table: pd.DataFrame) -> xr.Dataset:
+    """The rating table as an xarray Dataset (:func:`table_variables`), as the netCDF table reads back."""
+    variables, attrs = table_variables(table)
+    return xr.Dataset(variables, attrs=attrs)
 
 
 def diagnostics(idata: FitData, thresholds: dict) -> dict:
@@ -190,7 +211,7 @@ def diagnostics(idata: FitData, thresholds: dict) -> dict:
 
 def write_summary(table: pd.DataFrame, diag: dict, csv_path, nc_path, json_path) -> None:
     table.to_csv(csv_path, index=False, float_format="%.6g")
-    table_dataset(table).to_netcdf(nc_path, engine="netcdf4")
+    save_variables(nc_path, *table_variables(table))
     save_json(diag, json_path)
 
 
@@ -230,6 +251,8 @@ def run(fit_nc, table_csv, table_nc, diagnostics_json, plot_path, seed: int, tab
     of issued ratings), past rating periods that were issued with the same start and gaugings keep
     their issued table (:func:`ratingflow.history.keep_issued`)."""
     idata = load_idata(fit_nc, SUMMARISED_GROUPS)
+    if LOO_ATTR not in idata.attrs and not status.skipped(idata):  # written before the fit kept its PSIS-LOO
+        idata = load_idata(fit_nc, (*SUMMARISED_GROUPS, "log_likelihood"))
     reason = status.skipped(idata)
     if reason:
         status.placeholder_figure(plot_path, idata.attrs.get("station", ""), reason)
