@@ -1,8 +1,8 @@
 """Curves and new-gauging predictions from parameter draws, with ``Predictive`` under one jit.
 
-``Predictive`` called eagerly re-traces the model every time (about 0.5 s a station); jitted, and called on
-the stage grid in chunks of :data:`GRID_CHUNK` stages, one compiled program per model structure (and number of
-draws) serves every station and grid length. A new gauging's noise is one standard normal per draw, shared by the
+``Predictive`` called eagerly re-traces the model every time (about 0.5 s a station); jitted with
+the stage grid padded to a multiple of :data:`GRID_CHUNK`, one compiled program per model
+structure serves every station and grid length. A new gauging's noise is one standard normal per draw, shared by the
 stages (see :func:`_predict`): bands are read stage by stage.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from .candidates import Priors, Structure
 from .exported import cached_jit
 from .model import model_sites, rating_model
 
-#: grids are padded to a multiple of this many stages, and predicted this many at a time
+#: grids are padded to a multiple of this many stages
 GRID_CHUNK = 256
 #: the parameters a curve is drawn from (those of its structure), by the names of the outputs
 #: (``sigma``; :func:`ratingflow.model.model_sites` gives the sampled site behind it)
@@ -97,13 +97,9 @@ def predict_log(key, samples: dict, stage_rel: np.ndarray, context: dict, sd_log
     rank = np.full(size, np.iinfo(np.int32).max, np.int32)
     rank[:g] = np.searchsorted(ordered, stage_rel, side="right")
     below = np.searchsorted(ordered, -np.asarray(samples["gap"], np.float64), side="right").astype(np.int32)
-    # the grid in chunks of GRID_CHUNK stages, each a call of the one program of this structure and number of draws:
-    # a program per grid length was loaded (or compiled) again for every length a job met, 50-90 ms each
-    program, below = _program(structure, priors), jnp.asarray(below)
-    chunks = [slice(c, c + GRID_CHUNK) for c in range(0, size, GRID_CHUNK)]
-    parts = jax.device_get([program(key, draws, jnp.asarray(stage[c]), jnp.asarray(sd[c]), ctx, jnp.asarray(rank[c]), below)
-                            for c in chunks])
-    return tuple(np.concatenate(outputs, axis=1)[:, :g] for outputs in zip(*parts))
+    log_curve, log_q = jax.device_get(_program(structure, priors)(key, draws, jnp.asarray(stage), jnp.asarray(sd),
+                                                                  ctx, jnp.asarray(rank), jnp.asarray(below)))
+    return log_curve[:, :g], log_q[:, :g]
 
 
 def flat_draws(posterior, names=SAMPLED_SITES, limit: int | None = None) -> dict[str, np.ndarray]:

@@ -95,31 +95,3 @@ def test_a_job_loads_the_prediction_program_instead_of_tracing_it(tmp_path, monk
     finally:
         jax.config.update("jax_compilation_cache_dir", before)
         module._program.cache_clear()
-
-
-def test_a_stage_is_predicted_the_same_whatever_grid_it_comes_in(tmp_path, monkeypatch):
-    """The grid is predicted in chunks of GRID_CHUNK stages, each a call of one program per structure and number of
-    draws (a program per grid length was loaded again for every length a job met): a stage's curve and new gauging
-    are those of the same stage in any other grid, chunks of 1-3 calls, and a job makes the program once
-    (with a compilation cache, as every pipeline job has) for grids of every length."""
-    from ratingflow import predict as module
-
-    samples, structure, context = _draws(500)
-    grid = np.linspace(-0.5, 3.0, 2 * module.GRID_CHUNK + 100)  # three chunks, dry stages in the first
-    key = jax.random.PRNGKey(4)
-    before = jax.config.jax_compilation_cache_dir
-    jax.config.update("jax_compilation_cache_dir", str(tmp_path))
-    module._program.cache_clear()
-    try:
-        full = predict_log(key, samples, grid, context, 0.05, structure)
-        around = np.arange(module.GRID_CHUNK - 20, module.GRID_CHUNK + 20)  # across the first chunks' border
-        for pick in (np.arange(0, len(grid), 7), around, [len(grid) - 1]):
-            part = predict_log(key, samples, grid[pick], context, 0.05, structure)
-            for a, b in zip(part, full):
-                np.testing.assert_array_equal(np.isneginf(a), np.isneginf(b[:, pick]))
-                np.testing.assert_allclose(a[np.isfinite(a)], b[:, pick][np.isfinite(a)], rtol=1e-6)
-        assert np.isneginf(full[0]).any() and np.isfinite(full[0][:, -1]).all()
-        assert len(list((tmp_path / "ratingflow-exports").glob("*.jaxexport"))) == 1
-    finally:
-        jax.config.update("jax_compilation_cache_dir", before)
-        module._program.cache_clear()
