@@ -251,9 +251,9 @@ def run(fit_nc, table_csv, table_nc, diagnostics_json, plot_path, seed: int, tab
     of issued ratings), past rating periods that were issued with the same start and gaugings keep
     their issued table (:func:`ratingflow.history.keep_issued`)."""
     idata = load_idata(fit_nc, SUMMARISED_GROUPS)
-    if LOO_ATTR not in idata.attrs and not status.skipped(idata):  # written before the fit kept its PSIS-LOO
-        idata = load_idata(fit_nc, (*SUMMARISED_GROUPS, "log_likelihood"))
     reason = status.skipped(idata)
+    if not reason and LOO_ATTR not in idata.attrs:  # written before the fit kept its PSIS-LOO
+        idata = load_idata(fit_nc, (*SUMMARISED_GROUPS, "log_likelihood"))
     if reason:
         status.placeholder_figure(plot_path, idata.attrs.get("station", ""), reason)
         pd.DataFrame(columns=["stage_m", "discharge_median_m3s", "extrapolated"]).to_csv(table_csv, index=False)

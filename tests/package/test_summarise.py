@@ -390,7 +390,7 @@ def test_the_summary_reads_a_fits_loo_from_the_file_or_from_its_log_likelihood(t
     import json
 
     from ratingflow.io import save_idata
-    from ratingflow.posterior import LOO_ATTR
+    from ratingflow.posterior import LOO_ATTR, stored_loo
     from ratingflow.summarise import run
 
     rng = np.random.default_rng(9)
@@ -398,8 +398,6 @@ def test_the_summary_reads_a_fits_loo_from_the_file_or_from_its_log_likelihood(t
     ll = rng.normal(-1.0, 0.1, (4, 200, 5))
     ll[..., 2] = rng.standard_t(1.5, (4, 200)) - 3.0
     idata.log_likelihood["log_discharge"].values[...] = ll
-    from ratingflow.posterior import stored_loo
-
     del idata.attrs[LOO_ATTR]
     k, loo_i = stored_loo(idata)  # from the log-likelihood
     idata.attrs[LOO_ATTR] = json.dumps({"pareto_k": k.tolist(), "loo_i": loo_i.tolist()})
