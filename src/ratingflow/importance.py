@@ -37,7 +37,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import arviz as az
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -51,6 +50,7 @@ from .exported import cached_jit
 from .initial import init_centre
 from .keys import station_keys
 from .posterior import PARETO_K_MAX, candidate_posterior, convergence, gate
+from .psis import psislw_row
 from .runtime import progress
 from .sampler import BatchedNUTS, FitResult, _model_args
 
@@ -359,8 +359,8 @@ def _resample(log_w: np.ndarray, num_samples: int, rng) -> tuple[list, float, fl
     finite = np.isfinite(flat)
     if finite.sum() < 10:
         return [np.zeros(num_samples, int)] * chains, float("inf"), 0.0, np.zeros(log_w.shape)
-    with np.errstate(over="ignore"):  # ArviZ's tail fit overflows where k is far above 1 (then NUTS)
-        smoothed, k = az.psislw(flat[finite] - flat[finite].max())
+    with np.errstate(over="ignore"):  # ArviZ's tail fit (psislw_row) overflows where k is far above 1 (then NUTS)
+        smoothed, k = psislw_row(flat[finite] - flat[finite].max())
     w = np.zeros(flat.shape)
     w[finite] = np.exp(smoothed - smoothed.max())
     w /= w.sum()

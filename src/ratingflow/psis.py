@@ -1,5 +1,5 @@
 """PSIS-LOO of a whole log-likelihood array at once: ArviZ 0.23's ``az.loo`` (Pareto-smoothed importance sampling,
-Vehtari et al. 2024), the same arithmetic on every gauging together.
+Vehtari et al. 2024), the same arithmetic on every gauging together, without importing ArviZ.
 
 ``az.loo`` sorts each gauging's 4 000 draws in full and fits its Pareto tail in a Python loop, through xarray: about
 50 ms a fit, and a fit job computes it for every candidate fitted (about 18 ms here; docs/time_budget.md, "Vectorised
@@ -8,8 +8,15 @@ Pareto fit of Zhang and Stephens, its prior, the smoothing, the truncation and t
 operations over gaugings. A gauging whose tail is not the ``M`` largest draws (ties at the cut-off, or weights below
 the smallest float) or whose Pareto fit gives no smoothing goes through ArviZ's own per-gauging function, so every
 result is ArviZ's up to the order of floating-point sums (``tests/package/test_psis.py``).
+
+That per-gauging function (:func:`_psislw_row`, with its Pareto fit and inverse) is ArviZ 0.23.4's ``_psislw``,
+``_gpdfit`` and ``_gpinv`` (``arviz/stats/stats.py``, Apache License 2.0), copied line for line: the importance
+sampler smooths its weights with it too (:func:`psislw_row`, ``az.psislw`` of one row). A fit job that imported
+ArviZ for them spent about 1.1 s of its start-up on the import (its plots import ``scipy.stats`` and matplotlib).
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -55,8 +62,6 @@ def _gpd_fit(tail: np.ndarray, chunk: int = 16) -> tuple[np.ndarray, np.ndarray]
 def psislw(log_weights: np.ndarray, reff: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """ArviZ's ``psislw`` (normalised smoothed log weights, Pareto k) of log weights (points, draws), in their own
     precision as ArviZ keeps it (a fit's log-likelihood is float32; the Pareto fit runs in float64)."""
-    from arviz.stats.stats import _psislw
-
     x = np.array(log_weights)
     rows, draws = x.shape
     tail_len = int(np.ceil(min(draws / 5.0, 3 * (draws / reff) ** 0.5)))
@@ -89,18 +94,35 @@ def psislw(log_weights: np.ndarray, reff: float = 1.0) -> tuple[np.ndarray, np.n
     x[smoothed] = np.minimum(x[smoothed], 0.0)
     x -= _logsumexp_rows(x)[:, None]
     for i in np.flatnonzero(~regular):
-        x[i], k[i] = _psislw(np.array(log_weights[i]), -tail_len - 1, cutoff_min, True)
+        x[i], k[i] = _psislw_row(np.array(log_weights[i]), -tail_len - 1, cutoff_min)
     return x, k
 
 
-def loo(log_likelihood: np.ndarray, reff: float | None = None):
-    """``az.loo(..., pointwise=True, reff=reff)`` of a log-likelihood (chain, draw, point): its ``ELPDData``, with
-    ``loo_i`` and ``pareto_k`` as ArviZ gives them (DataArrays over :data:`POINT_DIM`). ``reff`` None: 1, what
-    ArviZ takes for :func:`ratingflow.posterior.loo_idata` (its constant posterior's mean ESS is the draw count)."""
-    import warnings
+@dataclass(frozen=True)
+class Loo:
+    """A fit's PSIS-LOO: the entries of the ``ELPDData`` that ``az.loo(..., pointwise=True)`` gives, read the same way
+    (``loo.elpd_loo`` or ``loo["elpd_loo"]``); ``loo_i`` and ``pareto_k`` are arrays, one value per point."""
 
-    import xarray as xr
-    from arviz.stats.stats_utils import ELPDData
+    elpd_loo: float
+    se: float
+    p_loo: float
+    n_samples: int
+    n_data_points: int
+    warning: bool
+    loo_i: np.ndarray
+    pareto_k: np.ndarray
+    scale: str
+    good_k: float
+
+    def __getitem__(self, key: str):
+        return getattr(self, key)
+
+
+def loo(log_likelihood: np.ndarray, reff: float | None = None) -> Loo:
+    """``az.loo(..., pointwise=True, reff=reff)`` of a log-likelihood (chain, draw, point), with ``loo_i`` and
+    ``pareto_k`` as ArviZ computes them. ``reff`` None: 1, what ArviZ takes for
+    :func:`ratingflow.posterior.loo_idata` (its constant posterior's mean ESS is the draw count)."""
+    import warnings
 
     chains, draws = log_likelihood.shape[:2]
     ll = np.ascontiguousarray(np.reshape(log_likelihood, (chains * draws, -1)).T)
@@ -115,9 +137,102 @@ def loo(log_likelihood: np.ndarray, reff: float | None = None):
     if np.any(k > good_k):
         warnings.warn(f"Estimated shape parameter of Pareto distribution is greater than {good_k:.2f} for one or more "
                       "samples (ratingflow.psis.loo, as az.loo warns)")
-    return ELPDData(
-        data=[elpd, se, p_loo, n_samples, n_points, bool(np.any(k > good_k)),
-              xr.DataArray(loo_i, dims=[POINT_DIM], name="loo_i"), xr.DataArray(k, dims=[POINT_DIM], name="pareto_shape"),
-              "log", good_k],
-        index=["elpd_loo", "se", "p_loo", "n_samples", "n_data_points", "warning", "loo_i", "pareto_k", "scale", "good_k"],
-    )
+    return Loo(elpd, se, p_loo, n_samples, n_points, bool(np.any(k > good_k)), loo_i, k, "log", good_k)
+
+
+def psislw_row(log_weights: np.ndarray, reff: float = 1.0) -> tuple[np.ndarray, float]:
+    """``az.psislw`` of one row of log weights: the smoothed, normalised log weights (a new array) and the Pareto k."""
+    n = log_weights.shape[-1]
+    cutoff_ind = -int(np.ceil(min(n / 5.0, 3 * (n / reff) ** 0.5))) - 1
+    smoothed = np.empty_like(log_weights)
+    smoothed[()], k = _psislw_row(np.array(log_weights), cutoff_ind, np.log(np.finfo(float).tiny))
+    return smoothed, float(k)
+
+
+# ArviZ 0.23.4's per-row PSIS (arviz/stats/stats.py: _psislw, _gpdfit, _gpinv; stats_utils.py: logsumexp over a
+# whole 1-D array), Apache License 2.0, copied line for line so that the results are ArviZ's to the last bit.
+
+def _psislw_row(x: np.ndarray, cutoff_ind: int, cutoffmin: float) -> tuple[np.ndarray, float]:
+    """ArviZ's ``_psislw`` (normalised): smoothed log weights of a 1-D array (changed in place) and the Pareto k."""
+    max_x = np.max(x)
+    x -= max_x
+    x_sort_ind = np.argsort(x)
+    xcutoff = max(x[x_sort_ind[cutoff_ind]], cutoffmin)
+    expxcutoff = np.exp(xcutoff)
+    (tailinds,) = np.where(x > xcutoff)
+    x_tail = x[tailinds]
+    tail_len = len(x_tail)
+    if tail_len <= 4:
+        k = np.inf
+    else:
+        x_tail_si = np.argsort(x_tail)
+        x_tail = np.exp(x_tail) - expxcutoff
+        k, sigma = _gpdfit_row(x_tail[x_tail_si])
+        if np.isfinite(k):
+            sti = np.arange(0.5, tail_len) / tail_len
+            smoothed_tail = _gpinv(sti, k, sigma)
+            smoothed_tail = np.log(smoothed_tail + expxcutoff)
+            x[tailinds[x_tail_si]] = smoothed_tail
+            x[x > 0] = 0
+    x -= _logsumexp_all(x)
+    return x, k
+
+
+def _gpdfit_row(ary: np.ndarray) -> tuple[float, float]:
+    """ArviZ's ``_gpdfit``: the generalised Pareto fit (k with its weak prior, sigma) of sorted tail values."""
+    prior_bs = 3
+    prior_k = 10
+    n = len(ary)
+    m_est = 30 + int(n**0.5)
+    b_ary = 1 - np.sqrt(m_est / (np.arange(1, m_est + 1, dtype=float) - 0.5))
+    b_ary /= prior_bs * ary[int(n / 4 + 0.5) - 1]
+    b_ary += 1 / ary[-1]
+    k_ary = np.log1p(-b_ary[:, None] * ary).mean(axis=1)
+    len_scale = n * (np.log(-(b_ary / k_ary)) - k_ary - 1)
+    weights = 1 / np.exp(len_scale - len_scale[:, None]).sum(axis=1)
+    real_idxs = weights >= 10 * np.finfo(float).eps
+    if not np.all(real_idxs):
+        weights = weights[real_idxs]
+        b_ary = b_ary[real_idxs]
+    weights /= weights.sum()
+    b_post = np.sum(b_ary * weights)
+    k_post = np.log1p(-b_post * ary).mean()
+    sigma = -k_post / b_post
+    k_post = (n * k_post + prior_k * 0.5) / (n + prior_k)
+    return k_post, sigma
+
+
+def _gpinv(probs: np.ndarray, kappa: float, sigma: float) -> np.ndarray:
+    """ArviZ's ``_gpinv``: the inverse generalised Pareto distribution function."""
+    x = np.full_like(probs, np.nan)
+    if sigma <= 0:
+        return x
+    ok = (probs > 0) & (probs < 1)
+    if np.all(ok):
+        if np.abs(kappa) < np.finfo(float).eps:
+            x = -np.log1p(-probs)
+        else:
+            x = np.expm1(-kappa * np.log1p(-probs)) / kappa
+        x *= sigma
+    else:
+        if np.abs(kappa) < np.finfo(float).eps:
+            x[ok] = -np.log1p(-probs[ok])
+        else:
+            x[ok] = np.expm1(-kappa * np.log1p(-probs[ok])) / kappa
+        x *= sigma
+        x[probs == 0] = 0
+        x[probs == 1] = np.inf if kappa >= 0 else -sigma / kappa
+    return x
+
+
+def _logsumexp_all(ary: np.ndarray):
+    """ArviZ's ``logsumexp`` over a whole 1-D array, in its own precision."""
+    dtype = ary.dtype.type
+    ary_max = ary.max(axis=None, keepdims=True)
+    ary = ary - ary_max
+    np.exp(ary, out=ary)
+    out = np.empty((), dtype=dtype)
+    ary.sum(axis=None, keepdims=False, out=out)
+    np.log(out, out=out)
+    out += ary_max.squeeze()
+    return dtype(out)

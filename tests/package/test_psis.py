@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from ratingflow.posterior import loo_idata
-from ratingflow.psis import loo, psislw
+from ratingflow.choice import elpd_differences
+from ratingflow.psis import loo, psislw, psislw_row
 
 pytestmark = pytest.mark.package
 
@@ -53,12 +54,12 @@ def test_loo_is_arviz_loo(dtype, tol, reff):
 def test_ties_and_vanishing_weights_go_through_arviz_per_point(monkeypatch):
     """Points whose tail is not the largest draws alone (repeated draws tied at the cut-off, as resampled draws
     have; weights below the smallest float; a constant point) get ArviZ's own per-point result, from ArviZ's own
-    function (called for those three points only)."""
-    import arviz.stats.stats as arviz_stats
+    function as copied (called for those three points only)."""
+    import ratingflow.psis as psis
 
     calls = []
-    per_point = arviz_stats._psislw
-    monkeypatch.setattr(arviz_stats, "_psislw", lambda *a, **kw: calls.append(1) or per_point(*a, **kw))
+    per_point = psis._psislw_row
+    monkeypatch.setattr(psis, "_psislw_row", lambda *a, **kw: calls.append(1) or per_point(*a, **kw))
     rng = np.random.default_rng(5)
     ll = _log_likelihood(rng, dtype=np.float64, points=8)
     flat = ll.reshape(4000, -1)
@@ -85,13 +86,36 @@ def test_psislw_weights_are_arviz_weights():
 
 
 def test_choice_table_is_unchanged():
-    """az.compare on our ELPDData gives what it gives on ArviZ's: the model choice reads its columns."""
+    """The choice's differences (elpd_diff, dse, stacking weight) from our LOO are az.compare's from ArviZ's, to the
+    precision of the log-likelihood; from the same LOO (ArviZ's own), to the last bit, for two and three candidates,
+    a weight of 0 among them."""
     rng = np.random.default_rng(11)
-    lls = {"seg1": _log_likelihood(rng), "seg2": _log_likelihood(rng) + np.float32(0.02)}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        expected = az.compare({k: _arviz(v, None) for k, v in lls.items()})
-        got = az.compare({k: _ours(v, None) for k, v in lls.items()})
-    for column in ("elpd_loo", "elpd_diff", "dse", "weight", "se", "p_loo"):
-        np.testing.assert_allclose(got[column].astype(float), expected[column].astype(float), rtol=1e-4, atol=1e-6)
-    assert list(got.index) == list(expected.index)
+    base = _log_likelihood(rng)
+    lls = {"seg1": base, "seg2": _log_likelihood(rng) + np.float32(0.02), "seg3": base - np.float32(0.3)}
+    for names in (["seg1", "seg2"], ["seg1", "seg2", "seg3"]):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            theirs = {k: _arviz(lls[k], None) for k in names}
+            expected = az.compare(theirs)
+            got = elpd_differences({k: _ours(lls[k], None) for k in names})
+            same = elpd_differences(theirs)
+        for column in ("elpd_diff", "dse", "weight"):
+            np.testing.assert_allclose(got.loc[names, column], expected.loc[names, column].astype(float), rtol=1e-4,
+                                       atol=1e-6)
+            np.testing.assert_array_equal(same.loc[names, column], expected.loc[names, column].astype(float))
+        assert list(same.index) == list(expected.index)
+    assert expected.loc["seg3", "weight"] < 1e-6
+
+
+def test_one_row_is_az_psislw():
+    """The importance sampler's smoothing (one row of weights, heavy-tailed or with ties, in float64 and float32) is
+    az.psislw's to the last bit."""
+    rng = np.random.default_rng(13)
+    for dtype in (np.float64, np.float32):
+        for x in (rng.standard_t(1.5, 16000), np.round(rng.standard_t(4.0, 3000), 1), rng.normal(0, 1e-3, 200)):
+            x = (x - x.max()).astype(dtype)
+            with np.errstate(over="ignore"):
+                expected, k_az = az.psislw(x.copy())
+                got, k = psislw_row(x)
+            np.testing.assert_array_equal(got, np.asarray(expected))
+            assert got.dtype == np.asarray(expected).dtype and k == float(k_az)
