@@ -95,6 +95,32 @@ def priority(batch_id: str, n_stations: int) -> int:
     return work(batch_id, n_stations) + (_FIRST if batch_id.endswith("-000") else 0)
 
 
+#: above any batch's :func:`priority`: the stages before the fit of every batch go before every fit but the run's first
+_BEFORE_FITS = 2 * 10**9
+
+
+def first_fit(batches: dict[str, list]) -> str | None:
+    """The batch whose fit the run starts with: the one of highest :func:`priority` (None: no batches)."""
+    return max(batches, key=lambda b: priority(b, len(batches[b])), default=None)
+
+
+def stage_priority(batch_id: str, n_stations: int, first: str | None, fit: bool) -> int:
+    """The scheduler's priority of a batch's fit (``fit``) or of a stage before it (cleaning, periods, prior check):
+    the run's ``first`` fit (:func:`first_fit`) and its stages before every other job; then the stages before the fit
+    of every other batch; then the other fits, in the order of :func:`priority`.
+
+    So the first fit runs alone for a while, beside the other batches' stages before theirs (on the benchmark's 500
+    stations about 40 job-s), and the fits after it load what it made. Some programs serve every batch: the NUTS
+    programs are traced once per structure and settings for every bucket (:func:`ratingflow.sampler._any_bucket`),
+    and the importance sampler's program serves every bucket up to 256 gaugings (:data:`ratingflow.importance.MIN_SIZE`).
+    In a cold run the first two fits, side by side, both traced and compiled them: about 11 s of tracing and the
+    importance sampler's compilation, 24 and 29 s, twice (docs/time_budget.md, twenty-third session)."""
+    base = priority(batch_id, n_stations)
+    if batch_id == first:
+        return base + 2 * _BEFORE_FITS
+    return base + (0 if fit else _BEFORE_FITS)
+
+
 def summary_priority(batch_id: str, n_stations: int) -> float:
     """The scheduler's priority of a batch's summary: below every job up to the fit (those are at least
     :data:`~ratingflow.data.MIN_BUCKET`), so that the fits go first, and among summaries the largest batches first,

@@ -1,4 +1,4 @@
-from ratingflow.batches import assign, priority, raw_row_count, summary_priority, work
+from ratingflow.batches import assign, first_fit, priority, raw_row_count, stage_priority, summary_priority, work
 from ratingflow.data import MIN_BUCKET
 from ratingflow.sheet import StationSpec
 
@@ -31,6 +31,22 @@ def test_batches_group_by_bucket_and_keep_sheet_order(tmp_path):
     sizes = [("n64-001", 1), ("n64-002", 3), ("n64-000", 88), ("n128-001", 84), ("n256-000", 95), ("n1024-000", 1000)]
     summaries = [summary_priority(*b) for b in sizes]
     assert all(0 < p < 1 <= priority(f"n{MIN_BUCKET}-001", 1) for p in summaries) and summaries == sorted(summaries)
+
+
+def test_the_first_fit_goes_alone_beside_the_other_batches_stages_before_theirs():
+    """The jobs in the scheduler's order: the first fit's stages and the fit itself, then every other batch's stages
+    before the fit (each bucket's first batch first, then the largest), then the other fits in the same order, then
+    the summaries."""
+    batches = {"n64-000": 100, "n64-001": 43, "n128-000": 100, "n128-001": 57, "n256-000": 100, "n256-001": 41}
+    first = first_fit({b: [None] * n for b, n in batches.items()})
+    assert first == "n256-000" and first_fit({}) is None
+    jobs = [(b, fit) for b in batches for fit in (False, True)]
+    order = sorted(jobs, key=lambda j: -stage_priority(j[0], batches[j[0]], first, j[1]))
+    assert order[:2] == [("n256-000", False), ("n256-000", True)]  # its stages before it come first as they must
+    before, fits = order[2:7], order[7:]
+    assert all(not fit for _, fit in before) and all(fit for _, fit in fits)
+    assert [b for b, _ in before] == [b for b, _ in fits] == ["n128-000", "n64-000", "n256-001", "n128-001", "n64-001"]
+    assert min(stage_priority(b, n, first, True) for b, n in batches.items()) >= MIN_BUCKET > summary_priority("n256-000", 100)
 
 
 def test_long_format_rows_are_counted_per_station(tmp_path):

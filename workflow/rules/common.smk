@@ -7,7 +7,7 @@ import pandas as pd
 import yaml
 from snakemake.utils import validate
 
-from ratingflow.batches import assign, priority as batch_job_priority, summary_priority as batch_summary_priority
+from ratingflow.batches import assign, first_fit, stage_priority, summary_priority as batch_summary_priority
 from ratingflow.config import config_hash, load_config, merged
 from ratingflow.sheet import check_schema, load_sheet
 
@@ -29,6 +29,8 @@ STATIONS = list(SHEET)
 CONFIG_HASH = config_hash(config)
 # batch id -> its stations (see ratingflow.batches); a station's files never depend on its batch
 BATCHES = assign(SHEET, config["raw_dir"], int(config.get("batch_size", 100)))
+# the batch whose fit goes first, alone beside the other batches' stages before theirs (ratingflow.batches.stage_priority)
+FIRST_FIT = first_fit(BATCHES)
 
 
 wildcard_constraints:
@@ -45,8 +47,15 @@ def members(wildcards):
 
 
 def batch_priority(wildcards):
-    """Each bucket's first batch, then the largest batches, from cleaning to the fit (ratingflow.batches.priority)."""
-    return batch_job_priority(wildcards.batch, len(members(wildcards)))
+    """The stages before the fit: the first fit's, then every other batch's, each bucket's first batch first, then the
+    largest (ratingflow.batches.stage_priority)."""
+    return stage_priority(wildcards.batch, len(members(wildcards)), FIRST_FIT, fit=False)
+
+
+def fit_priority(wildcards):
+    """The run's first fit before every other job; the others after every stage before the fit
+    (ratingflow.batches.stage_priority)."""
+    return stage_priority(wildcards.batch, len(members(wildcards)), FIRST_FIT, fit=True)
 
 
 def summary_priority(wildcards):

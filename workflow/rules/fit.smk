@@ -17,7 +17,7 @@ rule fit:
         config_hash=CONFIG_HASH,
         jax=jax_params(),
         previous="results/fit",
-    priority: batch_priority
+    priority: fit_priority
     log:
         "logs/fit/{batch}.log",
     benchmark:
