@@ -10,6 +10,12 @@ form at one-control stations too). Per fit: the weights' Pareto k, the ESS, the 
 stage whose Pareto k failed) and its seconds; then the count that stand and the median seconds (the first fit,
 which compiles, left out). To compare with another commit, run this file with that commit's ``src`` first on
 ``PYTHONPATH`` (a ``git worktree``); a commit before the second stage prints stage 0 for every fit.
+
+``--nuts``: each fit that stands is also sampled by NUTS in the BaRatin form (the form's own settings, as where the
+weights fail), with two seeds, and the posterior means of its parameters compared: the largest difference between
+the importance draws and NUTS's, in posterior SDs (NUTS's), with its parameter, against the largest between NUTS's
+two seeds (what Monte Carlo error alone gives). The gate's Pareto k and ESS say whether the weights are usable, not
+whether the proposal missed posterior mass: this says that.
 """
 import argparse
 import os
@@ -27,6 +33,7 @@ def main(argv=None) -> int:
     p.add_argument("--only", default="", help="comma-separated station indices (of the simulation's order)")
     p.add_argument("--config", default=str(ROOT / "config" / "config.yaml"))
     p.add_argument("--cache", default=str(ROOT / "bench" / "work" / ".cache" / "jax"))
+    p.add_argument("--nuts", action="store_true", help="compare each fit that stands with NUTS's (two seeds)")
     args = p.parse_args(argv)
 
     from ratingflow.runtime import configure_jax
@@ -40,33 +47,70 @@ def main(argv=None) -> int:
     from ratingflow import importance
     from ratingflow.candidates import Candidate, ModelSettings, Priors
     from ratingflow.coverage_study.study import simulated_stations
-    from ratingflow.posterior import gate
+    from ratingflow.posterior import candidate_posterior, gate
     from ratingflow.sampler import SamplerSettings, driver_cache
 
     cfg = yaml.safe_load(open(args.config))
     seed = int(cfg["seed"])
     models, priors = ModelSettings.from_config(cfg["models"]), Priors.from_config(cfg.get("priors"))
     base = models.structure(models.candidate_list())
-    form = replace(base, segment_offsets=True)
-    grid = importance.grid_first(driver_cache(base, SamplerSettings.from_config(cfg["sampler"]), priors)(form))._grid(2)
+    # the form as the pipeline's own-offsets round fits it (its own rounding of a change of control, if configured)
+    transition = cfg["models"].get("offsets_transition")
+    form = replace(base, segment_offsets=True, transition=base.transition if transition is None else transition)
+    nuts = driver_cache(base, SamplerSettings.from_config(cfg["sampler"]), priors)(form)
+    grid = importance.grid_first(nuts)._grid(2)
     stations = simulated_stations(args.start + args.stations, seed)
     picked = [int(i) for i in args.only.split(",")] if args.only else range(args.start, args.start + args.stations)
     print(f"{ROOT}; ratingflow from {importance.__file__}; os.cpu_count() {os.cpu_count()}")
-    rows = []
+    rows, shifts = [], []
     for i in picked:
         st = stations[i]
         start = time.perf_counter()
-        conv = grid.fit_one(st, Candidate("seg2"), seed).convergence
+        fit = grid.fit_one(st, Candidate("seg2"), seed)
+        conv = fit.convergence
         seconds = time.perf_counter() - start
         failures = gate(conv, importance.STANDS)[1]
         rows.append((st.station_id, not failures, seconds))
         print(f"{st.station_id} n {st.n:3d}  k {conv['pareto_k']:7.3f}  ESS {conv['ess_bulk_min']:6.0f}  "
               f"R-hat {conv['rhat_max']:.4f}  stage {int('adapted' in conv['sampler'])}  "
               f"{'stands' if not failures else 'NUTS: ' + '; '.join(failures)}  {seconds:.2f} s", flush=True)
+        if args.nuts and not failures:
+            drawn = candidate_posterior(fit)
+            first, second = (candidate_posterior(nuts.fit([st], [Candidate("seg2")], seed + k)[0]["seg2"]) for k in (0, 1))
+            names, shift, spread = _mean_shifts(drawn, first, second)
+            worst = int(np.argmax(shift))
+            print(f"    against NUTS: largest shift of a posterior mean {shift[worst]:.2f} SD ({names[worst]}); NUTS's "
+                  f"two seeds {spread.max():.2f} SD", flush=True)
+            shifts.append((shift.max(), spread.max()))
     stand = sum(ok for _, ok, _ in rows)
     print(f"\n{stand} of {len(rows)} fits stand; median {np.median([s for *_, s in rows[1:]] or [np.nan]):.2f} s a fit "
           f"(the first, which compiles, left out)")
+    if shifts:
+        shift, spread = np.array(shifts).T
+        print(f"against NUTS, largest shift of a posterior mean per fit: median {np.median(shift):.2f} SD, above 0.3 SD "
+              f"{int(np.sum(shift > 0.3))} of {len(shift)}, largest {shift.max():.2f}; NUTS's two seeds: median "
+              f"{np.median(spread):.2f}, largest {spread.max():.2f}")
     return 0
+
+
+#: the BaRatin form's parameters compared with ``--nuts`` (each element of a vector site on its own)
+SITES = ("log_a", "b", "offset", "breakpoint", "gap", "sigma")
+
+
+def _mean_shifts(drawn: dict, first: dict, second: dict):
+    """Per parameter element: its name, |mean(drawn) - mean(first)| and |mean(second) - mean(first)|, in SDs of
+    ``first`` (elements with no spread left out)."""
+    import numpy as np
+
+    names, shift, spread = [], [], []
+    for site in SITES:
+        flat = [np.asarray(p[site], float).reshape(-1, int(np.prod(np.shape(p[site])[2:]))) for p in (drawn, first, second)]
+        sd = flat[1].std(axis=0)
+        for j in np.flatnonzero(sd > 0):
+            names.append(f"{site}[{j}]")
+            shift.append(abs(flat[0][:, j].mean() - flat[1][:, j].mean()) / sd[j])
+            spread.append(abs(flat[2][:, j].mean() - flat[1][:, j].mean()) / sd[j])
+    return names, np.array(shift), np.array(spread)
 
 
 if __name__ == "__main__":
