@@ -12,13 +12,19 @@ versions of jax, jaxlib and numpyro, and the source of the ratingflow package (a
 programs, never stale ones).
 Every call goes through the deserialized program, also in the process that traced it, so a station's
 draws do not depend on whether its job found the file.
+
+A program is made (traced, compiled, or loaded from the caches) under a lock of its own (:func:`_making`): two jobs
+that need the same new program at once, as the first fits of a cold run do, make it once; the second waits and loads
+it.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -61,10 +67,13 @@ def cached_jit(fn, key: str, shapes=None):
 
     def call(*args):
         sizes = tuple(getattr(x, "shape", None) for x in jax.tree.leaves(args))
-        result = _call(*args)
-        if sizes not in compiled:  # the first call of a shape compiled or loaded its program
-            compiled.add(sizes)
-            release_memory()
+        if sizes in compiled:
+            return _call(*args)
+        # the first call of a shape traces or loads the program, and compiles or loads it: once across processes
+        with _making(_folder(), repr((key, sizes))):
+            result = _call(*args)
+        compiled.add(sizes)
+        release_memory()
         return result
 
     def _call(*args):
@@ -87,6 +96,51 @@ def cached_jit(fn, key: str, shapes=None):
         return program(*args)
 
     return call
+
+
+#: seconds a process waits for another one making the same program before it makes the program itself
+LOCK_WAIT = 600.0
+
+
+@contextlib.contextmanager
+def _making(folder: Path | None, signature: str):
+    """Held while this process makes one program (``signature``: its key and argument shapes): an exclusive lock
+    (``flock``) on a file of its own next to the traced programs. Another process that needs the same program waits
+    for it, then finds it in the caches (the traced program's file and JAX's compilation cache, both written before the
+    lock is released) and loads it instead of making it a second time. In a cold run of the benchmark the first two
+    fits reached the importance sampler's program 3 s apart, and both compiled it (17 and 23 s; docs/time_budget.md,
+    twenty-third session). The kernel releases the lock when its process ends, killed or not. Without a persistent
+    cache, where the filesystem refuses the lock, or after :data:`LOCK_WAIT` seconds, the process goes on without
+    it (the program is then made twice, as before)."""
+    try:
+        import fcntl
+    except ImportError:  # not a Unix system
+        fcntl = None
+    if folder is None or fcntl is None:
+        yield
+        return
+    name = hashlib.sha256(f"{_code_version()}|{signature}".encode()).hexdigest()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / f"{name}.lock", os.O_CREAT | os.O_RDWR, 0o644)
+    except OSError:
+        yield
+        return
+    try:
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:  # held by another process: it is making this program
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            except OSError:  # a filesystem without locks
+                break
+        yield
+    finally:
+        os.close(fd)  # and with it the lock
 
 
 def _load_or_export(folder: Path, signature: str, plain, specs):

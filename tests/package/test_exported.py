@@ -97,3 +97,76 @@ def test_the_sampler_traces_one_program_for_every_shape_bucket():
                          {"span": jnp.ones(2)}))
     assert [str(s.shape) for s in jax.tree.leaves(specs[3])] == ["(2, gaugings)"] * 2
     assert all(s.shape == (2,) for s in jax.tree.leaves((specs[2], specs[4])))
+
+
+def _hold(folder, signature, held, release):
+    from ratingflow.exported import _making
+
+    with _making(folder, signature):
+        held.set()
+        release.wait(10)
+
+
+def test_a_process_waits_for_another_making_the_same_program(tmp_path, monkeypatch):
+    """The lock of one program (key and shapes): held by one maker, a second maker of the same program waits until it
+    is released, and one of another program does not wait; past LOCK_WAIT it goes on without the lock. (flock locks an
+    open file, so two threads that open it apart stand for two processes.)"""
+    import threading
+
+    from ratingflow import exported
+
+    def maker(signature, entered):
+        with exported._making(tmp_path, signature):
+            entered.set()
+
+    held, release = threading.Event(), threading.Event()
+    holder = threading.Thread(target=_hold, args=(tmp_path, "nuts|(64,)", held, release))
+    holder.start()
+    assert held.wait(10)
+    same, other = threading.Event(), threading.Event()
+    threading.Thread(target=maker, args=("nuts|(64,)", same)).start()
+    threading.Thread(target=maker, args=("nuts|(128,)", other)).start()
+    assert other.wait(10) and not same.wait(0.5)
+    release.set()
+    assert same.wait(10)
+    holder.join()
+    # held past LOCK_WAIT: the second goes on
+    monkeypatch.setattr(exported, "LOCK_WAIT", 0.2)
+    held, release, late = threading.Event(), threading.Event(), threading.Event()
+    holder = threading.Thread(target=_hold, args=(tmp_path, "nuts|(64,)", held, release))
+    holder.start()
+    assert held.wait(10)
+    threading.Thread(target=maker, args=("nuts|(64,)", late)).start()
+    assert late.wait(5)
+    release.set()
+    holder.join()
+
+
+def test_each_new_shape_is_made_under_its_lock_and_a_refused_lock_is_no_error(cache_dir, monkeypatch):
+    import contextlib
+    import fcntl
+
+    from ratingflow import exported
+
+    made = []
+    making = exported._making
+
+    @contextlib.contextmanager
+    def recording(folder, signature):
+        made.append(signature)
+        with making(folder, signature):
+            yield
+
+    monkeypatch.setattr(exported, "_making", recording)
+    fn = cached_jit(_counting([]), "f")
+    x, y = jnp.arange(4.0), {"w": jnp.ones(4)}
+    fn(x, y), fn(x + 1.0, y), fn(jnp.arange(5.0), {"w": jnp.ones(5)})
+    assert len(made) == 2 and made[0] != made[1] and "'f'" in made[0]  # once per shape, named by key and shapes
+    assert len(list((cache_dir / FOLDER).glob("*.lock"))) == 2
+
+    def refused(*args):
+        raise OSError("no locks here")
+
+    monkeypatch.setattr(fcntl, "flock", refused)
+    out = cached_jit(_counting([]), "g")(x, y)
+    assert np.array_equal(out["x"], x * 2.0)
