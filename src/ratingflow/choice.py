@@ -77,7 +77,7 @@ def elpd_differences(loos: dict) -> pd.DataFrame:
         if len(ics.loc[val]["loo_i"]) != rows:
             raise ValueError("The number of observations should be the same across all models")
         ic_i_val[:, idx] = ics.loc[val]["loo_i"]
-    exp_ic_i = np.exp(ic_i_val / 1)
+    exp_ic_i = np.exp(ic_i_val)  # ArviZ divides by the scale's value, 1 on the log scale
 
     def log_score(weights):
         return -np.sum(np.log(exp_ic_i @ weights))

@@ -20,9 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: the dimension ArviZ gives the pointwise results of the log-likelihood variable ``log_discharge``
-POINT_DIM = "log_discharge_dim_0"
-
 
 def _logsumexp_rows(a: np.ndarray, b_inv: float | None = None) -> np.ndarray:
     """ArviZ's ``_logsumexp`` over the last axis, row by row, in the array's own precision."""
@@ -149,8 +146,8 @@ def psislw_row(log_weights: np.ndarray, reff: float = 1.0) -> tuple[np.ndarray, 
     return smoothed, float(k)
 
 
-# ArviZ 0.23.4's per-row PSIS (arviz/stats/stats.py: _psislw, _gpdfit, _gpinv; stats_utils.py: logsumexp over a
-# whole 1-D array), Apache License 2.0, copied line for line so that the results are ArviZ's to the last bit.
+# ArviZ 0.23.4's per-row PSIS (arviz/stats/stats.py: _psislw, _gpdfit, _gpinv), Apache License 2.0, copied line for
+# line so that the results are ArviZ's to the last bit.
 
 def _psislw_row(x: np.ndarray, cutoff_ind: int, cutoffmin: float) -> tuple[np.ndarray, float]:
     """ArviZ's ``_psislw`` (normalised): smoothed log weights of a 1-D array (changed in place) and the Pareto k."""
@@ -174,7 +171,7 @@ def _psislw_row(x: np.ndarray, cutoff_ind: int, cutoffmin: float) -> tuple[np.nd
             smoothed_tail = np.log(smoothed_tail + expxcutoff)
             x[tailinds[x_tail_si]] = smoothed_tail
             x[x > 0] = 0
-    x -= _logsumexp_all(x)
+    x -= _logsumexp_rows(x[None])[0]  # ArviZ's logsumexp over the whole row, the same arithmetic
     return x, k
 
 
@@ -223,16 +220,3 @@ def _gpinv(probs: np.ndarray, kappa: float, sigma: float) -> np.ndarray:
         x[probs == 0] = 0
         x[probs == 1] = np.inf if kappa >= 0 else -sigma / kappa
     return x
-
-
-def _logsumexp_all(ary: np.ndarray):
-    """ArviZ's ``logsumexp`` over a whole 1-D array, in its own precision."""
-    dtype = ary.dtype.type
-    ary_max = ary.max(axis=None, keepdims=True)
-    ary = ary - ary_max
-    np.exp(ary, out=ary)
-    out = np.empty((), dtype=dtype)
-    ary.sum(axis=None, keepdims=False, out=out)
-    np.log(out, out=out)
-    out += ary_max.squeeze()
-    return dtype(out)
