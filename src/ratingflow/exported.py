@@ -119,10 +119,9 @@ def _making(folder: Path | None, signature: str):
     if folder is None or fcntl is None:
         yield
         return
-    name = hashlib.sha256(f"{_code_version()}|{signature}".encode()).hexdigest()
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(folder / f"{name}.lock", os.O_CREAT | os.O_RDWR, 0o644)
+        fd = os.open(folder / f"{_file_name(signature)}.lock", os.O_CREAT | os.O_RDWR, 0o644)
     except OSError:
         yield
         return
@@ -143,9 +142,13 @@ def _making(folder: Path | None, signature: str):
         os.close(fd)  # and with it the lock
 
 
+def _file_name(signature: str) -> str:
+    """The name of a program's files (traced program, lock): its signature with the code's version, hashed."""
+    return hashlib.sha256(f"{_code_version()}|{signature}".encode()).hexdigest()
+
+
 def _load_or_export(folder: Path, signature: str, plain, specs):
-    name = hashlib.sha256(f"{_code_version()}|{signature}".encode()).hexdigest()
-    path = folder / f"{name}.jaxexport"
+    path = folder / f"{_file_name(signature)}.jaxexport"
     try:
         return jax.export.deserialize(bytearray(path.read_bytes()))
     except Exception:  # missing, or unreadable (a partial copy): export it again
