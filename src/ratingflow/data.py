@@ -207,7 +207,9 @@ class StationData:
 
         out = {
             "stage": _pad(self.stage_rel, 0.0),
-            "discharge_sd_log": _pad(self.sd_log, 0.0),
+            # an uncertainty of 1, not 0: a padded gauging's SD stays above 0 where sigma reaches 0 (the importance
+            # sampler's Newton steps go there), so its masked density keeps finite derivatives, not 0 x NaN
+            "discharge_sd_log": _pad(self.sd_log, 1.0),
             "mask": np.concatenate([np.ones(self.n, bool), np.zeros(pad, bool)]),
             "discharge": _pad(self.discharge, 1.0),
         }

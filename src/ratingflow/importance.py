@@ -112,6 +112,19 @@ def _t_logpdf(x, mean, chol, dof):
             - (dof + d) / 2 * jnp.log1p(jnp.sum(y * y) / dof))
 
 
+def _newton_step(f, th):
+    """One damped Newton step of ``f`` from ``th``: the Hessian's eigenvalues taken by size (at least 1e-3), then
+    1, 1/2, 1/4 or 1/10 of the step, or none, whichever gives the smallest finite ``f``. Where the step is not
+    finite (a gradient or Hessian with NaN), none: the node keeps the point it had, not NaN from then on."""
+    g, h = jax.grad(f)(th), jax.hessian(f)(th)
+    values, vectors = jnp.linalg.eigh(0.5 * (h + h.T))
+    move = -(vectors / jnp.clip(jnp.abs(values), 1e-3, 1e10)) @ (vectors.T @ g)
+    move = jnp.where(jnp.all(jnp.isfinite(move)), move, 0.0)
+    tries = th[None] + jnp.array([1.0, 0.5, 0.25, 0.1, 0.0])[:, None] * move[None]
+    fv = jax.vmap(f)(tries)
+    return tries[jnp.argmin(jnp.where(jnp.isfinite(fv), fv, jnp.inf))]
+
+
 def _index(z0: dict, site: str) -> int:
     """Position of ``site``'s first element in ``ravel_pytree(z0)`` (a dict's leaves in sorted key order)."""
     return sum(int(np.prod(np.shape(z0[k]))) for k in sorted(z0) if k < site)
@@ -160,15 +173,7 @@ class GridImportance:
         def node(u, start):
             f = lambda th: energy(full(th, u))  # noqa: E731
 
-            def newton(th, _):
-                g, h = jax.grad(f)(th), jax.hessian(f)(th)
-                values, vectors = jnp.linalg.eigh(0.5 * (h + h.T))
-                move = -(vectors / jnp.clip(jnp.abs(values), 1e-3, 1e10)) @ (vectors.T @ g)
-                tries = th[None] + jnp.array([1.0, 0.5, 0.25, 0.1, 0.0])[:, None] * move[None]
-                fv = jax.vmap(f)(tries)
-                return tries[jnp.argmin(jnp.where(jnp.isfinite(fv), fv, jnp.inf))], None
-
-            th, _ = jax.lax.scan(newton, start, None, length=NEWTON)
+            th, _ = jax.lax.scan(lambda t, _: (_newton_step(f, t), None), start, None, length=NEWTON)
             h = jax.hessian(f)(th)
             values, vectors = jnp.linalg.eigh(0.5 * (h + h.T))
             values = jnp.clip(values, 1e-3, 1e10)
