@@ -182,9 +182,26 @@ class GridImportance:
             chol = jnp.linalg.cholesky((vectors / values) @ vectors.T)
             return th, -f(th) - 0.5 * jnp.sum(jnp.log(values)), slope, chol
 
-        def grid(lo, hi, starts):
+        def at(u, th):  # the energy at a node's breakpoint, +inf for NaN
+            return jnp.nan_to_num(energy(full(th, u)), nan=jnp.inf)
+
+        def from_neighbours(us, found):
+            """Each node's Newton steps again, from the better of its neighbours' modes moved along their slopes;
+            the lower of the two modes kept"""
+            th, _, slope, _ = found
+            step = us[1] - us[0]
+            left = jnp.concatenate([th[:1], th[:-1] + slope[:-1] * step])
+            right = jnp.concatenate([th[1:] - slope[1:] * step, th[-1:]])
+            at_all = jax.vmap(at)
+            start = jnp.where((at_all(us, left) <= at_all(us, right))[:, None], left, right)
+            again = jax.vmap(node)(us, start)
+            better = at_all(us, again[0]) < at_all(us, th)
+            return tuple(jnp.where(better.reshape((-1,) + (1,) * (a.ndim - 1)), b, a) for a, b in zip(found, again))
+
+        def grid(lo, hi, starts, neighbours=False):
             us = jnp.linspace(lo, hi, NODES)
-            th, logm, slope, chol = jax.vmap(node)(us, starts(us))
+            found = jax.vmap(node)(us, starts(us))
+            th, logm, slope, chol = from_neighbours(us, found) if neighbours else found
             return us, th, jnp.where(jnp.isfinite(logm), logm, -jnp.inf), slope, chol
 
         width = SPAN * self.priors.break_u_sd
@@ -193,7 +210,7 @@ class GridImportance:
         first, last = jnp.argmax(kept), NODES - 1 - jnp.argmax(kept[::-1])
         step = us[1] - us[0]
         nearest = lambda v: th[jnp.clip(jnp.round((v - us[0]) / step).astype(jnp.int32), 0, NODES - 1)]  # noqa: E731
-        us, th, logm, slope, chol = grid(us[first] - step, us[last] + step, nearest)
+        us, th, logm, slope, chol = grid(us[first] - step, us[last] + step, nearest, neighbours=True)
         step = us[1] - us[0]
         # the defensive share over the nodes whose Laplace approximation exists (a Hessian without NaN)
         usable = jnp.isfinite(logm) & jnp.all(jnp.isfinite(chol), axis=(1, 2)) & jnp.all(jnp.isfinite(slope), axis=1)
