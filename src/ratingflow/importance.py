@@ -10,7 +10,10 @@ breakpoint, though, the other parameters are close to Gaussian. So, for each fit
    SDs). At each node, the mode of the other sites (damped Newton steps) and the Hessian there: a Laplace
    approximation of the other sites given the breakpoint, and of the breakpoint's own marginal density
    (``-U(mode) - ln det(H) / 2``). A second grid of as many nodes then covers the nodes within :data:`KEEP` log
-   units of the best, each started from the first grid's nearest mode.
+   units of the best, each started from the first grid's nearest mode, then again from the better of its two
+   neighbours' modes (moved along their slopes), the lower of its two modes kept: from one start alone, some nodes
+   stopped short of their mode, their cells' posterior mass unproposed (docs/models.md, "Where it missed part of the
+   posterior").
 2. **Proposals**, :data:`PROPOSALS` per chain (more sets of them, up to :data:`BATCHES`, where the weights' ESS
    alone falls short): a cell of the second grid by its marginal density (:data:`DEFENSIVE` of the cells'
    probability spread evenly), the breakpoint uniform in it, the other sites from a Student-t (:data:`DOF` degrees of
@@ -60,7 +63,8 @@ NODES = 41
 SPAN = 3.5
 #: the second grid covers the first's nodes within this many log units of the largest marginal density
 KEEP = 15.0
-#: damped Newton steps at each node, from the centre (first grid) or the first grid's nearest mode (second grid); each
+#: damped Newton steps at each node, from the centre (first grid), or the first grid's nearest mode and then its
+#: neighbours' (second grid); each
 #: step tries 1, 1/2, 1/4 and 1/10 of the step, or none, and keeps the best. BFGS (up to 200 iterations) before them
 #: took 80 % of a fit's time (vectorised over the nodes, it runs as long as the slowest node's) and bought no fit that
 #: stands: without it, 200 of the coverage study's first 200 stations' fits stand as with it, the median fit 0.23 s

@@ -207,8 +207,7 @@ def test_the_grids_newton_steps_reach_sigma_zero_with_finite_derivatives():
     gradient and Hessian finite there: padded with an uncertainty of 0, their SD was 0 at sigma 0, the derivatives
     NaN, the nodes dropped from the grid and their cells never proposed. The fits still passed the gate, with the
     breakpoint's mean half a posterior SD from NUTS's (the coverage study's sim0005: 3.29 against NUTS's 3.02-3.04,
-    and 3.06 with the padding fixed; docs/time_budget.md). A Newton step from a point where they are not finite
-    stays where it is."""
+    and 3.06 with the padding fixed; docs/time_budget.md)."""
     import jax
     import jax.numpy as jnp
     from jax.flatten_util import ravel_pytree
@@ -229,6 +228,8 @@ def test_the_grids_newton_steps_reach_sigma_zero_with_finite_derivatives():
 
 
 def test_a_newton_step_with_no_finite_derivatives_stays_where_it_is():
+    """A damped Newton step reaches a quadratic's minimum; where the step is not finite, the point stays (before,
+    the "no step" try was 0 x NaN, and a node stayed NaN from then on)."""
     import jax.numpy as jnp
 
     quadratic = lambda th: jnp.sum((th - jnp.array([1.0, -2.0])) ** 2)  # noqa: E731

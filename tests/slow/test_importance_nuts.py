@@ -58,7 +58,8 @@ def test_the_importance_samplers_breakpoint_is_nuts_s(form, name):
     """The importance draws stand (the gate at :data:`ratingflow.importance.STANDS`), and their breakpoint's
     posterior mean is NUTS's within Z Monte Carlo SE of the difference: each mean's SE is the posterior SD over the
     root of its ESS (the importance draws' ESS is at most their weights'; NUTS's, the breakpoint's bulk ESS). Two
-    checks at Z = 5: a false failure at most 2 x 5.7e-7. The misses this guards against were 10-17 SE."""
+    checks at Z = 5: a false failure at most 2 x 5.7e-7. The misses this guards against: 13.1 SE (sim0005) and 14.0
+    SE (syn0041) with the code before both mends (d60faed), 8.2 SE at syn0041 with the padding mended alone."""
     nuts, grid = form
     st, seed = _station(name), int(CONFIG["seed"])
     fit = grid.fit_one(st, Candidate("seg2"), seed)
