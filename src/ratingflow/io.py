@@ -18,17 +18,11 @@ def load_idata(path, groups=None):
     (the others are not read). A fit file's mixture groups (:data:`MIXTURE_PREFIX`, not ArviZ groups) are left to
     :func:`load_groups`. Returns a :class:`ratingflow.idata.FitData`, without importing ArviZ."""
     import netCDF4
-    import xarray as xr
-
-    def read(group):
-        data = xr.open_dataset(xr.backends.NetCDF4DataStore(group)).load()
-        data.set_close(None)  # in memory: nothing to close once the file is
-        return data
 
     with netCDF4.Dataset(path, mode="r") as nc:
-        loaded = {name: read(group) for name, group in nc.groups.items()
+        loaded = {name: read_group(group) for name, group in nc.groups.items()
                   if (groups is None and not name.startswith(MIXTURE_PREFIX)) or (groups is not None and name in groups)}
-        attrs = read(nc).attrs
+        attrs = read_group(nc).attrs
     from .idata import FitData
 
     return FitData(attrs=attrs, **loaded)
@@ -37,15 +31,54 @@ def load_idata(path, groups=None):
 def load_groups(path, prefix: str) -> dict:
     """The groups of a netCDF file whose names start with ``prefix``, as xarray Datasets (loaded)."""
     import netCDF4
+
+    with netCDF4.Dataset(path, mode="r") as nc:
+        return {name: read_group(group) for name, group in nc.groups.items() if name.startswith(prefix)}
+
+
+def read_group(group):
+    """A netCDF4 group as ``xr.open_dataset`` reads it, loaded. A group that :func:`save_groups` writes itself (numbers
+    and booleans, no variable attributes but a NaN ``_FillValue`` on floats and ``dtype: bool`` on int8) is read
+    through netCDF4 directly, into the same Dataset (``identical``; no ``encoding``): xarray's decoding is skipped.
+    Any other group goes through xarray, which decodes what CF conventions say (masks, scales, times, strings,
+    coordinates)."""
+    import numpy as np
     import xarray as xr
 
-    out = {}
-    with netCDF4.Dataset(path, mode="r") as nc:
-        for name, group in nc.groups.items():
-            if name.startswith(prefix):
-                out[name] = xr.open_dataset(xr.backends.NetCDF4DataStore(group)).load()
-                out[name].set_close(None)
-    return out
+    if not _plain_group(group):
+        data = xr.open_dataset(xr.backends.NetCDF4DataStore(group)).load()
+        data.set_close(None)  # in memory: nothing to close once the file is
+        return data
+    data, coords = {}, {}
+    for name, var in group.variables.items():
+        var.set_auto_maskandscale(False)
+        values = np.asarray(var[...])
+        if var.ncattrs() == ["dtype"]:
+            values = values.astype(bool)
+        (coords if var.dimensions == (name,) else data)[name] = xr.Variable(var.dimensions, values)
+    return xr.Dataset(data, coords, attrs={k: group.getncattr(k) for k in group.ncattrs()})
+
+
+def _plain_group(group) -> bool:
+    """Whether xarray would read ``group`` as :func:`read_group` does directly (see there)."""
+    import numpy as np
+
+    if "coordinates" in group.ncattrs():
+        return False
+    for var in group.variables.values():
+        kind = var.dtype.kind if isinstance(var.dtype, np.dtype) else "O"
+        names = var.ncattrs()
+        if kind not in "fiu" or 0 in var.shape:
+            return False
+        if names == ["_FillValue"]:
+            if kind != "f" or not np.isnan(var.getncattr("_FillValue")):
+                return False
+        elif names == ["dtype"]:
+            if var.dtype != np.int8 or var.getncattr("dtype") != "bool":
+                return False
+        elif names:
+            return False
+    return True
 
 
 def root_attrs(path) -> dict:
@@ -73,10 +106,80 @@ def save_groups(groups: dict, path, attrs: dict | None = None) -> None:
     import xarray as xr
 
     with netCDF4.Dataset(str(path), mode="w", format="NETCDF4") as nc:
-        if attrs:
-            xr.Dataset(attrs=attrs).dump_to_store(xr.backends.NetCDF4DataStore(nc))
+        _set_attrs(nc, attrs or {})
         for name, group in groups.items():
-            group.dump_to_store(xr.backends.NetCDF4DataStore(nc.createGroup(name)))
+            target = nc.createGroup(name)
+            if _plain(group):
+                _write_plain(target, group)
+            else:
+                group.dump_to_store(xr.backends.NetCDF4DataStore(target))
+
+
+#: a variable's encoding that reading one of our files leaves (uncompressed, contiguous): written as if it had none
+_READ_ENCODING = {"source", "original_shape", "dtype", "_FillValue", "contiguous", "chunksizes", "zlib", "szip",
+                  "zstd", "bzip2", "blosc", "shuffle", "complevel", "fletcher32", "endian"}
+
+
+def _plain(dataset) -> bool:
+    """Whether ``dump_to_store`` would write ``dataset`` as :func:`_write_plain` does: numbers and booleans, every
+    coordinate a dimension's own, no attribute xarray's encoding reads, no encoding but what reading an
+    uncompressed, contiguous file leaves."""
+    import numpy as np
+
+    for name, var in dataset.variables.items():
+        enc, kind = var.encoding, var.dtype.kind
+        if kind not in "fiub" or (name in dataset.coords and var.dims != (name,)) or 0 in var.shape:
+            return False
+        if set(enc) - _READ_ENCODING or any(enc.get(k) for k in ("zlib", "szip", "zstd", "bzip2", "blosc")):
+            return False
+        if enc.get("contiguous") is False or enc.get("chunksizes") is not None:
+            return False
+        stored = np.dtype("int8") if kind == "b" else var.dtype
+        if np.dtype(enc.get("dtype", stored)) != stored or enc.get("endian", "native") != "native":
+            return False
+        fill = enc.get("_FillValue", np.nan if kind == "f" else None)
+        if (fill is not None) if kind != "f" else (fill is None or not np.isnan(fill)):
+            return False
+        if set(var.attrs) & {"_FillValue", "missing_value", "dtype", "units", "calendar", "scale_factor",
+                             "add_offset", "coordinates", "_Unsigned", "_Encoding"}:
+            return False
+    return True
+
+
+def _write_plain(target, dataset) -> None:
+    """Write a :func:`_plain` Dataset into a netCDF4 group as ``dump_to_store`` writes it (byte for byte: the group's
+    attributes, its dimensions in order of first use, a float with a NaN ``_FillValue``, a boolean as int8 with
+    ``dtype: bool``), without xarray's encoding."""
+    import numpy as np
+
+    _set_attrs(target, dataset.attrs)
+    inherited, parent = {}, target.parent
+    while parent is not None:  # xarray does not define again a dimension of the same size in an enclosing group
+        inherited = {**{k: len(d) for k, d in parent.dimensions.items()}, **inherited}
+        parent = parent.parent
+    for name, size in {k: v for var in dataset.variables.values() for k, v in var.sizes.items()}.items():
+        if inherited.get(name) != size:
+            target.createDimension(name, size)
+    for name, var in dataset.variables.items():
+        values, attrs = np.asarray(var.values), dict(var.attrs)
+        if values.dtype.kind == "b":
+            values, attrs["dtype"] = values.astype("int8"), "bool"
+        out = target.createVariable(name, values.dtype, var.dims, fill_value=np.nan if values.dtype.kind == "f" else None)
+        out.setncatts(attrs)
+        out.set_auto_maskandscale(False)
+        out[...] = values
+
+
+def _set_attrs(target, attrs: dict) -> None:
+    """A group's attributes as xarray sets them (a list of several strings as NC_STRING)."""
+    import numpy as np
+
+    for key, value in attrs.items():
+        array = np.asarray(value)
+        if array.dtype.kind in "US" and array.size > 1:
+            target.setncattr_string(key, value)
+        else:
+            target.setncattr(key, value)
 
 
 def save_variables(path, variables: dict, attrs: dict) -> None:

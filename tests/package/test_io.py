@@ -80,3 +80,70 @@ def test_a_csv_reader_with_a_store_parses_only_the_files_whose_bytes_changed_sin
     assert len(calls) == 2
     store.write_bytes(b"not a pickle")  # a broken store costs time only
     assert csv_reader(store)(a).equals(before[0]) and len(calls) == 3
+
+
+def _layout(path) -> list:
+    """Everything a netCDF-4 file holds, group by group: attributes, dimensions, and each variable's type,
+    dimensions, attributes, storage, filters and bytes."""
+    import netCDF4
+
+    out = []
+
+    def walk(group, where):
+        out.append((where, sorted((k, repr(group.getncattr(k))) for k in group.ncattrs()),
+                    [(k, len(d)) for k, d in group.dimensions.items()]))
+        for name, var in group.variables.items():
+            var.set_auto_maskandscale(False)
+            out.append((where, name, str(var.dtype), var.dimensions, [(a, repr(var.getncattr(a))) for a in var.ncattrs()],
+                        var.chunking(), var.filters(), np.asarray(var[...]).tobytes()))
+        for name, sub in group.groups.items():
+            walk(sub, f"{where}/{name}")
+
+    with netCDF4.Dataset(path) as nc:
+        walk(nc, "")
+    return out
+
+
+def test_groups_are_written_and_read_without_xarray_as_xarray_writes_and_reads_them(tmp_path):
+    """save_groups writes plain groups (numbers, booleans) itself and load_idata reads them itself (issue 16): the
+    file must be the one xarray's dump_to_store writes, and the Datasets the ones xr.open_dataset reads, for every
+    kind of variable a fit or prior file holds; a group with anything else goes through xarray both ways."""
+    import netCDF4
+    import xarray as xr
+
+    from ratingflow.io import load_groups, save_groups
+
+    rng = np.random.default_rng(1)
+    plain = xr.Dataset(
+        {"b": (("chain", "draw", "segment"), rng.normal(size=(2, 5, 3)).astype(np.float32)),
+         "h0": (("chain", "draw"), rng.normal(size=(2, 5))),
+         "diverging": (("chain", "draw"), rng.random((2, 5)) < 0.3),
+         "n_steps": (("chain", "draw"), rng.integers(1, 9, (2, 5)).astype(np.int32)),
+         "stage_offset": ((), 1.25),
+         "with_nan": ("gauging", np.array([1.0, np.nan, 3.0])),
+         "mixture_draw_only": ("mixture_draw", np.arange(4.0)),  # a dimension without a coordinate
+         "labelled": ("gauging", np.zeros(3), {"long_name": "a variable with an attribute"})},
+        coords={"chain": [0, 1], "draw": np.arange(5), "segment": [1, 2, 3], "gauging": [0.5, 1.5, 2.5]},
+        attrs={"created_at": "2026-12-07T00:00:00", "share_inside": 0.95, "passed": 1, "names": ["a", "b"]})
+    other = xr.Dataset({"station": ("gauging", np.array(["x", "y", "z"]))}, coords={"gauging": [0, 1, 2]})
+    groups = {"posterior": plain, "constant_data": other, "mixture_seg2": plain.drop_vars("labelled")}
+    attrs = {"station": "s1", "seed": np.int64(3), "convergence": "{}"}
+    save_groups(groups, tmp_path / "ours.nc", attrs)
+    with netCDF4.Dataset(tmp_path / "xarray.nc", mode="w", format="NETCDF4") as nc:
+        xr.Dataset(attrs=attrs).dump_to_store(xr.backends.NetCDF4DataStore(nc))
+        for name, group in groups.items():
+            group.dump_to_store(xr.backends.NetCDF4DataStore(nc.createGroup(name)))
+    assert _layout(tmp_path / "ours.nc") == _layout(tmp_path / "xarray.nc")
+
+    ours = {**{g: load_idata(tmp_path / "ours.nc")[g] for g in ("posterior", "constant_data")},
+            **load_groups(tmp_path / "ours.nc", "mixture_")}
+    with netCDF4.Dataset(tmp_path / "ours.nc") as nc:
+        for name in groups:
+            theirs = xr.open_dataset(xr.backends.NetCDF4DataStore(nc.groups[name])).load()
+            assert ours[name].identical(theirs), name
+            assert ours[name].identical(groups[name]), name
+    assert ours["posterior"]["diverging"].dtype == bool and ours["constant_data"]["station"].dtype.kind in "OU"
+    # read back and written again (the fit copies the prior check's groups): the same file
+    again = {name: ours[name] for name in groups}
+    save_groups(again, tmp_path / "again.nc", attrs)
+    assert _layout(tmp_path / "again.nc") == _layout(tmp_path / "ours.nc")
