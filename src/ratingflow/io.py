@@ -37,11 +37,10 @@ def load_groups(path, prefix: str) -> dict:
 
 
 def read_group(group):
-    """A netCDF4 group as ``xr.open_dataset`` reads it, loaded. A group that :func:`save_groups` writes itself (numbers
-    and booleans, no variable attributes but a NaN ``_FillValue`` on floats and ``dtype: bool`` on int8) is read
-    through netCDF4 directly, into the same Dataset (``identical``; no ``encoding``): xarray's decoding is skipped.
-    Any other group goes through xarray, which decodes what CF conventions say (masks, scales, times, strings,
-    coordinates)."""
+    """A netCDF4 group as ``xr.open_dataset`` reads it, loaded. A group of numbers and booleans that xarray's CF decoding
+    leaves as they are (a float's ``_FillValue`` NaN, a boolean an int8 with ``dtype: bool``, no mask, scale, time or
+    coordinate attribute: what :func:`save_groups` writes) is read through netCDF4 directly, into the same Dataset
+    (``identical``; no ``encoding``). Any other group goes through xarray."""
     import numpy as np
     import xarray as xr
 
@@ -52,11 +51,27 @@ def read_group(group):
     data, coords = {}, {}
     for name, var in group.variables.items():
         var.set_auto_maskandscale(False)
-        values = np.asarray(var[...])
-        if var.ncattrs() == ["dtype"]:
+        values, attrs = np.asarray(var[...]), {k: var.getncattr(k) for k in var.ncattrs()}
+        attrs.pop("_FillValue", None)
+        if attrs.pop("dtype", None) == "bool":
             values = values.astype(bool)
-        (coords if var.dimensions == (name,) else data)[name] = xr.Variable(var.dimensions, values)
+        (coords if var.dimensions == (name,) else data)[name] = xr.Variable(var.dimensions, values, attrs)
     return xr.Dataset(data, coords, attrs={k: group.getncattr(k) for k in group.ncattrs()})
+
+
+#: variable attributes that xarray's CF decoding and encoding act on (besides ``_FillValue``, ``dtype`` and ``units``)
+_CF_ATTRS = {"missing_value", "scale_factor", "add_offset", "calendar", "coordinates", "bounds", "_Unsigned",
+             "_Encoding"}
+#: units that make xarray decode numbers as times or time spans
+_TIME_UNITS = {"days", "hours", "minutes", "seconds", "milliseconds", "microseconds", "nanoseconds"}
+
+
+def _cf_free(attrs: dict) -> bool:
+    """Whether xarray's CF coding leaves a variable with these attributes (besides ``_FillValue`` and ``dtype``) as
+    it is: no mask, scale, time, string or coordinate attribute."""
+    units = attrs.get("units")
+    timed = isinstance(units, str) and (" since " in units or units.strip().lower() in _TIME_UNITS)
+    return not (_CF_ATTRS & set(attrs)) and not timed
 
 
 def _plain_group(group) -> bool:
@@ -67,16 +82,12 @@ def _plain_group(group) -> bool:
         return False
     for var in group.variables.values():
         kind = var.dtype.kind if isinstance(var.dtype, np.dtype) else "O"
-        names = var.ncattrs()
-        if kind not in "fiu" or 0 in var.shape:
+        attrs = {k: var.getncattr(k) for k in var.ncattrs()}
+        if kind not in "fiu" or not _cf_free(attrs):
             return False
-        if names == ["_FillValue"]:
-            if kind != "f" or not np.isnan(var.getncattr("_FillValue")):
-                return False
-        elif names == ["dtype"]:
-            if var.dtype != np.int8 or var.getncattr("dtype") != "bool":
-                return False
-        elif names:
+        if "_FillValue" in attrs and (kind != "f" or not np.isnan(attrs["_FillValue"])):
+            return False
+        if "dtype" in attrs and (var.dtype != np.int8 or attrs["dtype"] != "bool"):
             return False
     return True
 
@@ -106,7 +117,7 @@ def save_groups(groups: dict, path, attrs: dict | None = None) -> None:
     import xarray as xr
 
     with netCDF4.Dataset(str(path), mode="w", format="NETCDF4") as nc:
-        _set_attrs(nc, attrs or {})
+        nc.setncatts(attrs or {})  # as xarray sets them (a list of strings as NC_STRING: tested)
         for name, group in groups.items():
             target = nc.createGroup(name)
             if _plain(group):
@@ -128,7 +139,7 @@ def _plain(dataset) -> bool:
 
     for name, var in dataset.variables.items():
         enc, kind = var.encoding, var.dtype.kind
-        if kind not in "fiub" or (name in dataset.coords and var.dims != (name,)) or 0 in var.shape:
+        if kind not in "fiub" or (name in dataset.coords and var.dims != (name,)):
             return False
         if set(enc) - _READ_ENCODING or any(enc.get(k) for k in ("zlib", "szip", "zstd", "bzip2", "blosc")):
             return False
@@ -140,8 +151,7 @@ def _plain(dataset) -> bool:
         fill = enc.get("_FillValue", np.nan if kind == "f" else None)
         if (fill is not None) if kind != "f" else (fill is None or not np.isnan(fill)):
             return False
-        if set(var.attrs) & {"_FillValue", "missing_value", "dtype", "units", "calendar", "scale_factor",
-                             "add_offset", "coordinates", "_Unsigned", "_Encoding"}:
+        if {"_FillValue", "dtype"} & set(var.attrs) or not _cf_free(var.attrs):
             return False
     return True
 
@@ -152,7 +162,7 @@ def _write_plain(target, dataset) -> None:
     ``dtype: bool``), without xarray's encoding."""
     import numpy as np
 
-    _set_attrs(target, dataset.attrs)
+    target.setncatts(dataset.attrs)
     inherited, parent = {}, target.parent
     while parent is not None:  # xarray does not define again a dimension of the same size in an enclosing group
         inherited = {**{k: len(d) for k, d in parent.dimensions.items()}, **inherited}
@@ -168,18 +178,6 @@ def _write_plain(target, dataset) -> None:
         out.setncatts(attrs)
         out.set_auto_maskandscale(False)
         out[...] = values
-
-
-def _set_attrs(target, attrs: dict) -> None:
-    """A group's attributes as xarray sets them (a list of several strings as NC_STRING)."""
-    import numpy as np
-
-    for key, value in attrs.items():
-        array = np.asarray(value)
-        if array.dtype.kind in "US" and array.size > 1:
-            target.setncattr_string(key, value)
-        else:
-            target.setncattr(key, value)
 
 
 def save_variables(path, variables: dict, attrs: dict) -> None:
