@@ -1,4 +1,6 @@
 """The candidate screen (ratingflow.screen), the starting metric of the chains and reuse of published outputs."""
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -65,6 +67,44 @@ def test_the_grid_search_solves_every_gap_at_once_as_it_would_one_by_one(monkeyp
         for key in a:
             assert np.array_equal(np.asarray(a[key]), np.asarray(b[key])), key
     for a, b in zip(batched_tables, alone_tables):
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
+def test_the_grid_scored_from_sums_finds_what_solving_every_combination_finds(monkeypatch):
+    """A grid with breakpoints is scored from each gap's sums (``_sse_table``, issue 16) and each gap's best
+    combination solved again directly: the optima, starts and screen figures must be exactly those of solving every
+    (gap, combination) directly, and the scores those sums of squares to rounding, with the same combinations out
+    (exponents outside 0.2-8); on stations with one and two controls, short and long, and a range in the sheet."""
+    import ratingflow.initial as initial
+
+    rng = np.random.default_rng(8)
+    stations = [_station(rng, i, synthetic.draw_truth(rng, f"s{i}", two_control_share=share), n)
+                for i, (share, n) in enumerate([(0.0, 12), (0.0, 60), (1.0, 45), (1.0, 130), (1.0, 250)])]
+    stations.append(replace(stations[3], h0_range=(stations[3].stage.min() - 0.4, stations[3].stage.min() - 0.05)))
+
+    def everything():
+        initial._PROFILES.clear()
+        fits = [profile_fit(st, c, STRUCTURE, refine) for st in stations for c in CANDIDATES for refine in (False, True)]
+        tables = [screen(st, CANDIDATES, STRUCTURE, 2.0) for st in stations]
+        return fits, tables
+
+    summed, summed_tables = everything()
+    for st in stations:
+        for c in CANDIDATES[1:]:
+            args = (*initial._weighted(st), *profile_grid(st, c, STRUCTURE))
+            table = initial._sse_table(*args)
+            direct = initial._best_at_direct(*args)[1]
+            assert np.array_equal(np.isfinite(table), np.isfinite(direct))
+            scale = np.sum(args[2] * args[1] ** 2)
+            assert np.allclose(table[np.isfinite(table)], direct[np.isfinite(direct)], rtol=0, atol=1e-9 * scale)
+    monkeypatch.setattr(initial, "_sse_table", lambda *args: None)  # every combination solved directly
+    direct, direct_tables = everything()
+    initial._PROFILES.clear()
+    for a, b in zip(summed, direct):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert np.array_equal(np.asarray(a[key]), np.asarray(b[key])), key
+    for a, b in zip(summed_tables, direct_tables):
         pd.testing.assert_frame_equal(a, b, check_exact=True)
 
 
