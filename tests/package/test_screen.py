@@ -42,6 +42,27 @@ def test_leave_one_out_density_equals_refitting_without_the_gauging():
         assert lpd[i] == pytest.approx(expected, rel=1e-6, abs=1e-8)
 
 
+def _profiles_and_screens(stations):
+    """Every candidate's profile fit (coarse and refined) and every screen table of ``stations``, computed afresh."""
+    import ratingflow.initial as initial
+
+    initial._PROFILES.clear()
+    fits = [profile_fit(st, c, STRUCTURE, refine) for st in stations for c in CANDIDATES for refine in (False, True)]
+    tables = [screen(st, CANDIDATES, STRUCTURE, 2.0) for st in stations]
+    initial._PROFILES.clear()
+    return fits, tables
+
+
+def _assert_same(first, second):
+    """Profile fits and screen tables of :func:`_profiles_and_screens`, equal bit for bit."""
+    for a, b in zip(first[0], second[0]):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert np.array_equal(np.asarray(a[key]), np.asarray(b[key])), key
+    for a, b in zip(first[1], second[1]):
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
 def test_the_grid_search_solves_every_gap_at_once_as_it_would_one_by_one(monkeypatch):
     """The profile's grid search solves many gaps in one batch (``_CHUNK`` bounds it); every (gap, breakpoints)
     is solved as on its own, so the optima, starts and screen figures do not depend on the batching: compared
@@ -53,23 +74,9 @@ def test_the_grid_search_solves_every_gap_at_once_as_it_would_one_by_one(monkeyp
     rng = np.random.default_rng(5)
     stations = [_station(rng, i, synthetic.draw_truth(rng, f"s{i}", two_control_share=share), n)
                 for i, (share, n) in enumerate([(0.0, 20), (1.0, 45), (1.0, 130)])]
-
-    def everything():
-        initial._PROFILES.clear()
-        fits = [profile_fit(st, c, STRUCTURE, refine) for st in stations for c in CANDIDATES for refine in (False, True)]
-        tables = [screen(st, CANDIDATES, STRUCTURE, 2.0) for st in stations]
-        return fits, tables
-
-    batched, batched_tables = everything()
+    batched = _profiles_and_screens(stations)
     monkeypatch.setattr(initial, "_CHUNK", 1)  # one gap per solve
-    alone, alone_tables = everything()
-    initial._PROFILES.clear()
-    for a, b in zip(batched, alone):
-        assert a.keys() == b.keys()
-        for key in a:
-            assert np.array_equal(np.asarray(a[key]), np.asarray(b[key])), key
-    for a, b in zip(batched_tables, alone_tables):
-        pd.testing.assert_frame_equal(a, b, check_exact=True)
+    _assert_same(batched, _profiles_and_screens(stations))
 
 
 def test_the_grid_scored_from_sums_finds_what_solving_every_combination_finds(monkeypatch):
@@ -83,14 +90,7 @@ def test_the_grid_scored_from_sums_finds_what_solving_every_combination_finds(mo
     stations = [_station(rng, i, synthetic.draw_truth(rng, f"s{i}", two_control_share=share), n)
                 for i, (share, n) in enumerate([(0.0, 12), (0.0, 60), (1.0, 45), (1.0, 130), (1.0, 250)])]
     stations.append(replace(stations[3], h0_range=(stations[3].stage.min() - 0.4, stations[3].stage.min() - 0.05)))
-
-    def everything():
-        initial._PROFILES.clear()
-        fits = [profile_fit(st, c, STRUCTURE, refine) for st in stations for c in CANDIDATES for refine in (False, True)]
-        tables = [screen(st, CANDIDATES, STRUCTURE, 2.0) for st in stations]
-        return fits, tables
-
-    summed, summed_tables = everything()
+    summed = _profiles_and_screens(stations)
     for st in stations:
         for c in CANDIDATES[1:]:
             args = (*initial._weighted(st), *profile_grid(st, c, STRUCTURE))
@@ -100,14 +100,7 @@ def test_the_grid_scored_from_sums_finds_what_solving_every_combination_finds(mo
             scale = np.sum(args[2] * args[1] ** 2)
             assert np.allclose(table[np.isfinite(table)], direct[np.isfinite(direct)], rtol=0, atol=1e-9 * scale)
     monkeypatch.setattr(initial, "_sse_table", lambda *args: None)  # every combination solved directly
-    direct, direct_tables = everything()
-    initial._PROFILES.clear()
-    for a, b in zip(summed, direct):
-        assert a.keys() == b.keys()
-        for key in a:
-            assert np.array_equal(np.asarray(a[key]), np.asarray(b[key])), key
-    for a, b in zip(summed_tables, direct_tables):
-        pd.testing.assert_frame_equal(a, b, check_exact=True)
+    _assert_same(summed, _profiles_and_screens(stations))
 
 
 def test_the_profile_finds_a_gap_between_the_coarse_grid_points_and_then_sees_no_second_segment(monkeypatch):
