@@ -111,7 +111,7 @@ def _first_best(found: list) -> int | None:
     return int(np.argmin(scores))
 
 
-#: elements of the design arrays one batched solve of :func:`_best_at` may build (gaps x combinations x gaugings
+#: elements of the design arrays one batched solve of :func:`_best_at_direct` may build (gaps x combinations x gaugings
 #: x columns): about 16 MB of float64
 _CHUNK = 2_000_000
 

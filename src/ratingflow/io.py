@@ -37,26 +37,28 @@ def load_groups(path, prefix: str) -> dict:
 
 
 def read_group(group):
-    """A netCDF4 group as ``xr.open_dataset`` reads it, loaded. A group of numbers and booleans that xarray's CF decoding
-    leaves as they are (a float's ``_FillValue`` NaN, a boolean an int8 with ``dtype: bool``, no mask, scale, time or
-    coordinate attribute: what :func:`save_groups` writes) is read through netCDF4 directly, into the same Dataset
-    (``identical``; no ``encoding``). Any other group goes through xarray."""
+    """A netCDF4 group as ``xr.open_dataset`` reads it, loaded. A group of numbers and booleans that xarray's CF
+    decoding leaves as they are (a float's ``_FillValue`` NaN, a boolean an int8 with ``dtype: bool``, no mask,
+    scale, time or coordinate attribute: what :func:`save_groups` writes) is read through netCDF4 directly, into the
+    same Dataset (``identical``; no ``encoding``). Any other group goes through xarray."""
     import numpy as np
     import xarray as xr
 
-    if not _plain_group(group):
+    variables = {name: (var, {k: var.getncattr(k) for k in var.ncattrs()}) for name, var in group.variables.items()}
+    group_attrs = {k: group.getncattr(k) for k in group.ncattrs()}
+    if "coordinates" in group_attrs or not all(_plain_variable(var, attrs) for var, attrs in variables.values()):
         data = xr.open_dataset(xr.backends.NetCDF4DataStore(group)).load()
         data.set_close(None)  # in memory: nothing to close once the file is
         return data
     data, coords = {}, {}
-    for name, var in group.variables.items():
+    for name, (var, attrs) in variables.items():
         var.set_auto_maskandscale(False)
-        values, attrs = np.asarray(var[...]), {k: var.getncattr(k) for k in var.ncattrs()}
+        values = np.asarray(var[...])
         attrs.pop("_FillValue", None)
         if attrs.pop("dtype", None) == "bool":
             values = values.astype(bool)
         (coords if var.dimensions == (name,) else data)[name] = xr.Variable(var.dimensions, values, attrs)
-    return xr.Dataset(data, coords, attrs={k: group.getncattr(k) for k in group.ncattrs()})
+    return xr.Dataset(data, coords, attrs=group_attrs)
 
 
 #: variable attributes that xarray's CF decoding and encoding act on (besides ``_FillValue``, ``dtype`` and ``units``)
@@ -74,22 +76,16 @@ def _cf_free(attrs: dict) -> bool:
     return not (_CF_ATTRS & set(attrs)) and not timed
 
 
-def _plain_group(group) -> bool:
-    """Whether xarray would read ``group`` as :func:`read_group` does directly (see there)."""
+def _plain_variable(var, attrs: dict) -> bool:
+    """Whether xarray would read the netCDF4 variable ``var`` (attributes ``attrs``) as :func:`read_group` does."""
     import numpy as np
 
-    if "coordinates" in group.ncattrs():
+    kind = var.dtype.kind if isinstance(var.dtype, np.dtype) else "O"
+    if kind not in "fiu" or not _cf_free(attrs):
         return False
-    for var in group.variables.values():
-        kind = var.dtype.kind if isinstance(var.dtype, np.dtype) else "O"
-        attrs = {k: var.getncattr(k) for k in var.ncattrs()}
-        if kind not in "fiu" or not _cf_free(attrs):
-            return False
-        if "_FillValue" in attrs and (kind != "f" or not np.isnan(attrs["_FillValue"])):
-            return False
-        if "dtype" in attrs and (var.dtype != np.int8 or attrs["dtype"] != "bool"):
-            return False
-    return True
+    if "_FillValue" in attrs and (kind != "f" or not np.isnan(attrs["_FillValue"])):
+        return False
+    return "dtype" not in attrs or (var.dtype == np.int8 and attrs["dtype"] == "bool")
 
 
 def root_attrs(path) -> dict:
@@ -174,7 +170,8 @@ def _write_plain(target, dataset) -> None:
         values, attrs = np.asarray(var.values), dict(var.attrs)
         if values.dtype.kind == "b":
             values, attrs["dtype"] = values.astype("int8"), "bool"
-        out = target.createVariable(name, values.dtype, var.dims, fill_value=np.nan if values.dtype.kind == "f" else None)
+        fill = np.nan if values.dtype.kind == "f" else None
+        out = target.createVariable(name, values.dtype, var.dims, fill_value=fill)
         out.setncatts(attrs)
         out.set_auto_maskandscale(False)
         out[...] = values
