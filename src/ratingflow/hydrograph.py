@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from numpyro import handlers
 
+from .exported import on_device
 from .intervals import hpdi_of_sorted
 from .candidates import Priors, Structure
 from .mixture import padded as full_set
@@ -164,13 +165,13 @@ def discharge_series(key, samples: dict, stage_rel: np.ndarray, nonsys_sd: np.nd
     def padded(values, idx, dtype=np.float32):
         out = np.zeros(CHUNK, dtype)
         out[:len(idx)] = values[idx]
-        return jnp.asarray(out)
+        return on_device(out)
 
     jobs = []
     for p in range(len(samples_list)):
         steps = np.flatnonzero(compute & (part == p))
         jobs += [(p, steps[lo:lo + CHUNK]) for lo in range(0, len(steps), CHUNK)]
-    device = [[({k: jnp.asarray(v, jnp.float32) for k, v in d.items()}, {k: jnp.asarray(v) for k, v in c.items()}, st)
+    device = [[(on_device(d, np.float32), on_device(c), st)
                for d, c, st in components] for components in samples_list]
 
     def dispatch(number):

@@ -49,7 +49,7 @@ from numpyro.infer.util import log_likelihood
 
 from .candidates import Candidate, Structure
 from .data import bucket_size
-from .exported import cached_jit
+from .exported import cached_jit, on_device
 from .initial import init_centre
 from .keys import station_keys
 from .posterior import PARETO_K_MAX, candidate_posterior, convergence, gate
@@ -272,17 +272,17 @@ class GridImportance:
         """The programs' inputs for one station and candidate: its gaugings padded (``arrays``), its ``context``
         (JAX's and NumPy's) and the centre of its unconstrained sites (``z0``)."""
         size = max(MIN_SIZE, bucket_size(station.n))
-        arrays = {k: jnp.asarray(v) for k, v in station.padded(size, candidate).items()}
+        arrays = on_device(station.padded(size, candidate))
         context_np = station.context(candidate, self.structure, self.priors)
-        context = {k: jnp.asarray(v) for k, v in context_np.items()}
-        z0 = {k: jnp.asarray(v) for k, v in init_centre(station, candidate, self.structure).items()}
+        context = on_device(context_np)
+        z0 = on_device(init_centre(station, candidate, self.structure))
         return arrays, context, context_np, z0
 
     def weighed(self, key, adapt, z0, arrays, context):
         """One set of proposals (:meth:`_proposals`, ``adapt`` its ``shift``, ``white_mean`` and ``white_chol``) and
         their log weights, in NumPy: proposals, log weights and (cells, whitened coordinates, cells' log
         probabilities)."""
-        proposed, log_q, cells, white, log_p = self._propose(key, z0, arrays, context, *(jnp.asarray(a) for a in adapt))
+        proposed, log_q, cells, white, log_p = self._propose(key, z0, arrays, context, *on_device(tuple(adapt)))
         log_w = self._density(z0, proposed, arrays, context) - log_q
         proposed, log_w, cells, white, log_p = jax.device_get((proposed, log_w, cells, white, log_p))
         return proposed, np.asarray(log_w, np.float64), (np.asarray(cells), np.asarray(white, np.float64),
@@ -298,7 +298,7 @@ class GridImportance:
         flats, picks, pareto_k, ess, stage = _draw_weighted(propose_and_weigh, key, self.settings.num_samples,
                                                             ravel_pytree(z0)[0].shape[0] - 1)
         chosen = np.stack([flats[c][p] for c, p in enumerate(picks)])
-        samples, loglik = jax.device_get(self._constrain(z0, jnp.asarray(chosen), arrays, context))
+        samples, loglik = jax.device_get(self._constrain(z0, on_device(chosen), arrays, context))
         posterior = {k: np.asarray(v) for k, v in samples.items()}
         stats = {"diverging": np.zeros(chosen.shape[:2], bool)}
         result = FitResult(station, candidate, context_np, posterior, stats, np.array(loglik[..., : station.n]),

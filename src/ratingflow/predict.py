@@ -18,7 +18,7 @@ from numpyro.infer import Predictive
 from numpyro.infer.reparam import LocScaleReparam
 
 from .candidates import Priors, Structure
-from .exported import cached_jit
+from .exported import cached_jit, on_device
 from .model import model_sites, rating_model
 
 #: grids are padded to a multiple of this many stages
@@ -88,8 +88,8 @@ def predict_log(key, samples: dict, stage_rel: np.ndarray, context: dict, sd_log
     stage[:g] = stage_rel
     sd = np.zeros(size, np.float32)
     sd[:g] = np.broadcast_to(np.asarray(sd_log, np.float32), (g,))
-    draws = model_sites({k: jnp.asarray(v, jnp.float32) for k, v in samples.items() if k in SAMPLED_SITES})
-    ctx = {k: jnp.asarray(v) for k, v in context.items()}
+    draws = model_sites(on_device({k: v for k, v in samples.items() if k in SAMPLED_SITES}, np.float32))
+    ctx = on_device(context)
     # stage j lies at or below draw d's h0 (stage_rel + gap <= 0, in float64) exactly where rank[j] (the stages at or
     # below stage j) <= below[d] (the stages at or below -gap[d]); the padding never does. A mask of draws x stages
     # made here took a quarter of the time of the program itself.
@@ -97,8 +97,8 @@ def predict_log(key, samples: dict, stage_rel: np.ndarray, context: dict, sd_log
     rank = np.full(size, np.iinfo(np.int32).max, np.int32)
     rank[:g] = np.searchsorted(ordered, stage_rel, side="right")
     below = np.searchsorted(ordered, -np.asarray(samples["gap"], np.float64), side="right").astype(np.int32)
-    log_curve, log_q = jax.device_get(_program(structure, priors)(key, draws, jnp.asarray(stage), jnp.asarray(sd),
-                                                                  ctx, jnp.asarray(rank), jnp.asarray(below)))
+    log_curve, log_q = jax.device_get(_program(structure, priors)(key, draws, *on_device((stage, sd)), ctx,
+                                                                  *on_device((rank, below))))
     return log_curve[:, :g], log_q[:, :g]
 
 

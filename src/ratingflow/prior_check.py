@@ -12,14 +12,13 @@ from functools import cache, partial
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 from numpyro.infer import Predictive
 
 from . import status
 from .data import StationData, bucket_size
-from .exported import cached_jit
+from .exported import cached_jit, on_device
 from .figures import plot_prior
 from .io import load_json, save_groups, save_idata, save_json
 from .keys import station_keys
@@ -61,11 +60,10 @@ def prior_check(station: StationData, seed: int, num_samples: int, interval: flo
     candidate = models.candidate_list()[0]
     structure = models.structure([candidate])
     arrays = station.padded(bucket_size(station.n))
-    context = {k: jnp.asarray(v) for k, v in station.context(candidate, structure, priors).items()}
+    context = on_device(station.context(candidate, structure, priors))
     key = station_keys(seed, station.station_id)["prior"]
     draws = jax.device_get(_program(num_samples, structure, priors)(
-        key, jnp.asarray(arrays["stage"]), jnp.asarray(arrays["discharge_sd_log"]), context,
-        jnp.asarray(arrays["mask"]),
+        key, *on_device((arrays["stage"], arrays["discharge_sd_log"])), context, on_device(arrays["mask"]),
     ))
     log_q_pred = np.asarray(draws["log_discharge"][:, : station.n], np.float64)
     tail = (1.0 - interval) / 2.0

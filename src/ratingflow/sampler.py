@@ -22,7 +22,7 @@ from numpyro.infer.hmc import hmc
 from numpyro.infer.util import initialize_model, log_likelihood
 
 from .data import StationData, bucket_size
-from .exported import cached_jit
+from .exported import cached_jit, on_device
 from .initial import INIT_JITTER, init_centre
 from .keys import station_keys
 from .candidates import Candidate, Priors, Structure
@@ -152,8 +152,7 @@ class BatchedNUTS:
         dummy = StationData("dummy", np.array([0.0, 0.5, 1.0]), np.ones(3), np.full(3, 0.05),
                             period=np.zeros(3, int) if self.structure.max_periods > 1 else None)
         context = dummy.context(Candidate("seg1"), self.structure, self.priors)
-        args, kwargs = _model_args({k: jnp.asarray(v) for k, v in dummy.padded(16).items()},
-                                   {k: jnp.asarray(v) for k, v in context.items()})
+        args, kwargs = _model_args(on_device(dummy.padded(16)), on_device(context))
         _, potential_gen, postprocess_gen, _ = initialize_model(
             jax.random.PRNGKey(0), self.model, dynamic_args=True, model_args=args, model_kwargs=kwargs
         )
@@ -276,7 +275,7 @@ class BatchedNUTS:
         def dispatch(start):
             part = list(range(start, min(start + per_call, len(jobs))))
             part += [part[-1]] * (per_call - len(part))  # padded with copies of the last fit
-            return self._run(jnp.asarray(init_keys[part]), jnp.asarray(fit_keys[part]), _stack(centres, part),
+            return self._run(on_device(init_keys[part]), on_device(fit_keys[part]), _stack(centres, part),
                              _stack(padded, part), _stack(contexts, part))
 
         # a few calls ahead, not all of them: the outputs of every call of a 100-station batch, waiting to be
@@ -372,7 +371,7 @@ def _any_bucket(args):
 
 def _stack(dicts: list[dict], rows: list[int]) -> dict:
     """One array per key, stacked over the given fits of a bucket."""
-    return {k: jnp.asarray(np.stack([dicts[i][k] for i in rows])) for k in dicts[0]}
+    return on_device({k: np.stack([dicts[i][k] for i in rows]) for k in dicts[0]})
 
 
 #: a fixed number per site, for its starting-point jitter key

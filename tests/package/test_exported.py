@@ -1,10 +1,12 @@
 """Traced programs kept across processes (ratingflow.exported; issue 16, item 4)."""
+import logging
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ratingflow.exported import FOLDER, cached_jit
+from ratingflow.exported import FOLDER, cached_jit, on_device
 
 
 @pytest.fixture
@@ -170,3 +172,46 @@ def test_each_new_shape_is_made_under_its_lock_and_a_refused_lock_is_no_error(ca
     monkeypatch.setattr(fcntl, "flock", refused)
     out = cached_jit(_counting([]), "g")(x, y)
     assert np.array_equal(out["x"], x * 2.0)
+
+
+def _programs_compiled(caplog, fn):
+    """The names of the programs JAX compiles while ``fn()`` runs (its log of compilations)."""
+    caplog.clear()
+    with caplog.at_level(logging.WARNING), jax.log_compiles():
+        fn()
+    return [r.getMessage().split(" with ")[0] for r in caplog.records if r.getMessage().startswith("Compiling")]
+
+
+def test_arrays_go_to_the_device_as_jnp_asarray_puts_them_but_without_a_program(caplog):
+    """on_device gives every value jnp.asarray's dtype (float64 as float32, int64 as int32), weak type and values,
+    and compiles nothing; jnp.asarray compiles a program for each new shape (the check can see one)."""
+    rng = np.random.default_rng(0)
+    values = {"f": rng.normal(size=(13, 17)), "i": np.arange(19), "b": rng.normal(size=23) > 0,
+              "s": np.float64(2.5), "x": 1.5, "f32": rng.normal(size=29).astype(np.float32)}
+    out = {}
+    assert _programs_compiled(caplog, lambda: out.update(on_device(values), cast=on_device(values["f"], np.float32),
+                                                         one=on_device(values["i"]))) == []
+    for name, value in {**values, "one": values["i"]}.items():
+        expected = jnp.asarray(value)
+        assert (out[name].dtype, out[name].weak_type) == (expected.dtype, expected.weak_type), name
+        assert isinstance(out[name], jax.Array) and np.array_equal(out[name], expected), name
+    assert out["cast"].dtype == jnp.float32 and np.array_equal(out["cast"], jnp.asarray(values["f"], jnp.float32))
+    assert _programs_compiled(caplog, lambda: jnp.asarray(rng.normal(size=(31, 37)))) == ["Compiling jit(stage)"]
+
+
+def test_a_prediction_of_a_new_shape_compiles_its_own_program_only(caplog):
+    """The summary's predictions (ratingflow.predict) put their inputs on the device without jnp.asarray's programs:
+    a new grid length and number of draws compiles the prediction's program, nothing else."""
+    from ratingflow.candidates import Candidate, ModelSettings
+    from ratingflow.data import StationData
+    from ratingflow.predict import predict_log
+
+    models = ModelSettings(candidates=("seg1",))
+    structure = models.structure(models.candidate_list())
+    st = StationData("s", np.linspace(1.0, 3.0, 12), np.exp(np.linspace(0, 3, 12)), np.full(12, 0.1))
+    context = st.context(Candidate("seg1"), structure)
+    draws = {"gap": np.full(41, 0.5), "log_q_ref": np.zeros(41), "sigma": np.full(41, 0.1), "b": np.full((41, 1), 1.7)}
+    key = jax.random.PRNGKey(0)
+    names = _programs_compiled(caplog, lambda: predict_log(key, draws, np.linspace(0.1, 2.0, 300), context, 0.05,
+                                                           structure))
+    assert names and set(names) == {"Compiling jit(call)"}, names
