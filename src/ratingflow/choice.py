@@ -115,9 +115,8 @@ class Choice:
 
 def candidate_table(fits: dict, table: pd.DataFrame) -> pd.DataFrame:
     """The comparison table with each candidate's convergence and breakpoints (median, 90 % HPDI)."""
-    from numpyro.diagnostics import hpdi
-
     from .candidates import Candidate
+    from .intervals import hpdi_of_sorted
     from .posterior import candidate_posterior, fit_convergence
 
     table = table.copy()
@@ -129,7 +128,7 @@ def candidate_table(fits: dict, table: pd.DataFrame) -> pd.DataFrame:
             conv["rhat_max"], conv["ess_bulk_min"], conv["divergences"])
         for k in range(fit.candidate.n_segments - 1):
             draws = posterior["breakpoint"][..., k].reshape(-1)
-            lo, hi = hpdi(draws, 0.9)
+            lo, hi = hpdi_of_sorted(np.sort(draws), 0.9)
             table.loc[row, [f"breakpoint_{k + 1}_median_m", f"breakpoint_{k + 1}_hpdi90_lower_m",
                             f"breakpoint_{k + 1}_hpdi90_upper_m"]] = (float(np.median(draws)), float(lo), float(hi))
     table.insert(1, "description", [Candidate(name).describe("offset_rel" in fits[name].posterior)

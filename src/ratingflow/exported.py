@@ -41,10 +41,12 @@ FOLDER = "ratingflow-exports"
 @functools.cache
 def _code_version() -> str:
     """sha256 of the package's source files and of the versions of what traces and compiles them."""
-    import jaxlib
-    import numpyro
+    from importlib.metadata import version
 
-    versions = f"{jax.__version__}|{jaxlib.__version__}|{numpyro.__version__}|{jax.default_backend()}"
+    import jaxlib
+
+    # NumPyro's version from its metadata: a job that loads its programs does not import it (model._numpyro)
+    versions = f"{jax.__version__}|{jaxlib.__version__}|{version('numpyro')}|{jax.default_backend()}"
     return hashlib.sha256(f"{versions}|{package_digest()}".encode()).hexdigest()
 
 

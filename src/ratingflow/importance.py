@@ -45,7 +45,6 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 from jax.scipy.special import gammaln
-from numpyro.infer.util import log_likelihood
 
 from .candidates import Candidate, Structure
 from .data import bucket_size
@@ -258,6 +257,8 @@ class GridImportance:
 
     def _constrained(self, z0, flats, arrays, context):
         """The model's sites and log-likelihood of flat unconstrained draws (chains, draws, dim)."""
+        from numpyro.infer.util import log_likelihood  # NumPyro only where the program is traced (model._numpyro)
+
         _, postprocess, args, kwargs = self._sites(arrays, context)
         _, unravel = ravel_pytree(z0)
 

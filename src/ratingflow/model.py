@@ -42,8 +42,6 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpyro
-import numpyro.distributions as dist
 
 from .candidates import Priors, Structure, exponent_prior_of
 
@@ -95,6 +93,16 @@ def exponent_prior(context, structure: Structure, priors: Priors):
 SIGMA_SITE = "sigma_z"
 
 
+def _numpyro():
+    """NumPyro and its distributions, imported when a model is traced, not when this module is: a job that loads its
+    traced programs (:mod:`ratingflow.exported`) runs them without NumPyro, whose import took about 0.5 s of every
+    JAX job's start (issue 16)."""
+    import numpyro
+    import numpyro.distributions as dist
+
+    return numpyro, dist
+
+
 def _sigma(priors: Priors):
     """``sigma`` ~ HalfNormal(sigma_scale), sampled as ``sigma_z`` ~ Normal(0, sigma_scale) with sigma = |sigma_z|:
     the same prior and posterior, since the likelihood depends on sigma^2 only. Where the gaugings' own
@@ -102,6 +110,7 @@ def _sigma(priors: Priors):
     site that tail is long: in a 100-station benchmark, 3 of the 6 stations that failed the diagnostics gate
     failed it on sigma alone (tail ESS 234-387, R-hat up to 1.012). On the signed scale the density is smooth
     through 0."""
+    numpyro, dist = _numpyro()
     return numpyro.deterministic("sigma", jnp.abs(numpyro.sample(SIGMA_SITE, dist.Normal(0.0, priors.sigma_scale))))
 
 
@@ -167,6 +176,7 @@ def rating_model(stage, discharge_sd_log, context, mask=None, discharge=None, pe
     if structure.max_periods > 1:
         return periods_model(stage, discharge_sd_log, context, mask, discharge, period, structure=structure,
                              priors=priors)
+    numpyro, dist = _numpyro()
     gap = numpyro.sample("gap", dist.LogNormal(context["gap_mean"], context["gap_sd"]))
     log_q_ref = numpyro.sample("log_q_ref", dist.Normal(priors.log_q_ref_mean, priors.log_q_ref_sd))
     sigma = _sigma(priors)
@@ -236,6 +246,7 @@ def rating_model(stage, discharge_sd_log, context, mask=None, discharge=None, pe
 
 def _observe(log_curve, spread, discharge_sd_log, mask, discharge, n: int):
     """The likelihood of ln Q: the curve, with the residual spread and each gauging's own uncertainty."""
+    numpyro, dist = _numpyro()
     sd = jnp.sqrt(spread**2 + discharge_sd_log**2)
     log_q = None if discharge is None else jnp.log(discharge)
     likelihood = dist.Normal(log_curve, sd)
@@ -257,6 +268,7 @@ def periods_model(stage, discharge_sd_log, context, mask, discharge, period, *, 
     the unshared shape rows are sampled from their prior and unused.
     Segments share h0 within a period (``segment_offsets`` is not used here).
     """
+    numpyro, dist = _numpyro()
     n_p, n_b = structure.max_periods, structure.n_breaks
     period = jnp.zeros(stage.shape, jnp.int32) if period is None else period
     gap = numpyro.sample("gap", dist.LogNormal(context["gap_mean"], context["gap_sd"]).expand([n_p]).to_event(1))

@@ -11,11 +11,10 @@ import json
 from typing import TYPE_CHECKING
 
 import numpy as np
-from numpyro.diagnostics import hpdi
 
 from .candidates import Candidate, ModelSettings, Structure
 from .idata import FitData, fit_data
-from .intervals import prob_label
+from .intervals import hpdi_of_sorted, prob_label
 
 if TYPE_CHECKING:
     from .sampler import FitResult
@@ -288,7 +287,7 @@ def parameter_summary(idata, prob: float = 0.9) -> dict:
         values = values.reshape(values.shape[0] * values.shape[1], -1)
         for j in range(values.shape[1]):
             key = name if values.shape[1] == 1 and idata.posterior[name].ndim == 2 else f"{name}_{j + 1}"
-            lo, hi = hpdi(values[:, j], prob)
+            lo, hi = hpdi_of_sorted(np.sort(values[:, j]), prob)
             out[f"{key}_median"] = float(np.median(values[:, j]))
             out[f"{key}_hpdi{label}_lower"] = float(lo)
             out[f"{key}_hpdi{label}_upper"] = float(hi)

@@ -13,9 +13,6 @@ from functools import cache, partial
 import jax
 import jax.numpy as jnp
 import numpy as np
-from numpyro.handlers import reparam
-from numpyro.infer import Predictive
-from numpyro.infer.reparam import LocScaleReparam
 
 from .candidates import Priors, Structure
 from .exported import cached_jit, on_device
@@ -39,6 +36,10 @@ def _predict(key, samples, stage, sd_log, context, rank, below, structure, prior
     read stage by stage, and at each stage this is a draw of the new gauging's distribution as before. Threefry's
     draws x stages normals (8 000 x 768) took 0.1 s, nine tenths of the program (issue 16); the bands' edges now
     vary smoothly along the stage instead of jittering from stage to stage."""
+    from numpyro.handlers import reparam  # NumPyro only where the program is traced (model._numpyro)
+    from numpyro.infer import Predictive
+    from numpyro.infer.reparam import LocScaleReparam
+
     n = jax.tree_util.tree_leaves(samples)[0].shape[0]
     noise = jnp.broadcast_to(jax.random.normal(key, (n, 1)), (n, stage.shape[-1]))
     model = reparam(partial(rating_model, structure=structure, priors=priors),

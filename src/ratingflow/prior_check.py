@@ -14,7 +14,6 @@ from pathlib import Path
 import jax
 import numpy as np
 import xarray as xr
-from numpyro.infer import Predictive
 
 from . import status
 from .data import StationData, bucket_size
@@ -35,6 +34,8 @@ VERSION = "4"  # 4: the figure is SVG (a flagged station reused from before woul
 
 
 def _prior_draws(key, stage, sd_log, context, mask, num_samples, structure, priors):
+    from numpyro.infer import Predictive  # NumPyro only where the program is traced (model._numpyro)
+
     predictive = Predictive(
         partial(rating_model, structure=structure, priors=priors), num_samples=num_samples,
         return_sites=[*PRIOR_SITES, "log_discharge"],

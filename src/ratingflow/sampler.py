@@ -18,8 +18,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from numpyro.infer.hmc import hmc
-from numpyro.infer.util import initialize_model, log_likelihood
 
 from .data import StationData, bucket_size
 from .exported import cached_jit, on_device
@@ -153,12 +151,17 @@ class BatchedNUTS:
                             period=np.zeros(3, int) if self.structure.max_periods > 1 else None)
         context = dummy.context(Candidate("seg1"), self.structure, self.priors)
         args, kwargs = _model_args(on_device(dummy.padded(16)), on_device(context))
+        from numpyro.infer.util import initialize_model  # NumPyro only where a program is traced (model._numpyro)
+
         _, potential_gen, postprocess_gen, _ = initialize_model(
             jax.random.PRNGKey(0), self.model, dynamic_args=True, model_args=args, model_kwargs=kwargs
         )
         return potential_gen, postprocess_gen
 
     def _run_chain(self, key, z0, arrays, context):
+        from numpyro.infer.hmc import hmc
+        from numpyro.infer.util import log_likelihood
+
         s = self.settings
         args, kwargs = _model_args(arrays, context)
         init_kernel, sample_kernel = hmc(potential_fn_gen=self._generators[0], algo="NUTS")

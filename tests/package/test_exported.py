@@ -201,7 +201,8 @@ def test_arrays_go_to_the_device_as_jnp_asarray_puts_them_but_without_a_program(
 
 def test_a_prediction_of_a_new_shape_compiles_its_own_program_only(caplog):
     """The summary's predictions (ratingflow.predict) put their inputs on the device without jnp.asarray's programs:
-    a new grid length and number of draws compiles the prediction's program, nothing else."""
+    a new grid length and number of draws compiles the prediction's program (traced first where no process has),
+    nothing else."""
     from ratingflow.candidates import Candidate, ModelSettings
     from ratingflow.data import StationData
     from ratingflow.predict import predict_log
@@ -214,4 +215,48 @@ def test_a_prediction_of_a_new_shape_compiles_its_own_program_only(caplog):
     key = jax.random.PRNGKey(0)
     names = _programs_compiled(caplog, lambda: predict_log(key, draws, np.linspace(0.1, 2.0, 300), context, 0.05,
                                                            structure))
-    assert names and set(names) == {"Compiling jit(call)"}, names
+    # jit(_predict) where the program is traced and exported, jit(call) where it is compiled from the export
+    assert "Compiling jit(call)" in names and set(names) <= {"Compiling jit(call)", "Compiling jit(_predict)"}, names
+
+
+_JOB = """
+import json, sys
+if sys.argv[2] == "blocked":
+    sys.modules["numpyro"] = None  # an import of NumPyro now fails
+from ratingflow.runtime import configure_jax
+configure_jax(1, sys.argv[1])
+import jax
+import numpy as np
+from ratingflow.candidates import Candidate, ModelSettings
+from ratingflow.data import StationData
+from ratingflow.predict import predict_log
+from ratingflow.prior_check import prior_check
+st = StationData("s", np.linspace(1.0, 3.0, 12), np.exp(np.linspace(0, 3, 12)), np.full(12, 0.1))
+groups, verdict = prior_check(st, 1, 300, 0.99, 0.9)
+structure = ModelSettings(candidates=("seg1",)).structure([Candidate("seg1")])
+draws = {k: groups["prior"][k].values[0] for k in ("gap", "log_q_ref", "sigma", "b")}
+curve, gauging = predict_log(jax.random.PRNGKey(2), draws, np.linspace(0.1, 2.5, 50), st.context(Candidate("seg1"),
+                             structure), 0.05, structure)
+print(json.dumps({"numpyro": sys.modules.get("numpyro") is not None, "share": verdict["share_inside"],
+                  "draws": groups["prior"]["b"].values.ravel().tolist(), "curve": np.nan_to_num(curve).ravel().tolist(),
+                  "gauging": np.nan_to_num(gauging).ravel().tolist()}))
+"""
+
+
+def test_a_job_that_finds_its_programs_runs_them_without_numpyro(tmp_path):
+    """NumPyro is imported where a model is traced (model._numpyro), not by the jobs' modules: the prior check and the
+    predictions traced in one process run in the next with NumPyro unimportable, with the same draws; the fit job's
+    modules import no NumPyro (its import took about 0.5 s of each job's start)."""
+    import json
+    import subprocess
+    import sys
+
+    runs = [json.loads(subprocess.run([sys.executable, "-c", _JOB, str(tmp_path), mode], capture_output=True,
+                                      text=True, check=True).stdout) for mode in ("traces", "blocked")]
+    assert runs[0]["numpyro"] and not runs[1]["numpyro"]
+    assert len(runs[0]["draws"]) == 300 and np.isfinite(runs[0]["curve"]).all()
+    for name in ("share", "draws", "curve", "gauging"):
+        assert runs[0][name] == runs[1][name], name
+    code = ("import sys; import ratingflow.fit, ratingflow.prior_check, ratingflow.summarise, ratingflow.importance, "
+            "ratingflow.sampler, ratingflow.predict, ratingflow.posterior; print('numpyro' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"

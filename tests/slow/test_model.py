@@ -159,3 +159,50 @@ def test_a_kept_program_gives_the_draws_of_a_traced_one(driver, recovery):
         jax.config.update("jax_compilation_cache_dir", before)
     for name in ("b", "gap", "sigma", "log_q_ref"):
         assert np.array_equal(kept[name], loaded[name]) and np.array_equal(kept[name], plain[name]), name
+
+
+FIT_AND_CHOOSE = """
+import hashlib, json, sys
+if sys.argv[2] == "blocked":
+    sys.modules["numpyro"] = None  # an import of NumPyro now fails
+import numpy as np
+from ratingflow.runtime import configure_jax
+configure_jax(1, sys.argv[1])
+from ratingflow import synthetic
+from ratingflow.candidates import Candidate, Priors, structure_for
+from ratingflow.choice import fit_and_choose
+from ratingflow.sampler import SamplerSettings, driver_cache
+rng = np.random.default_rng(5)
+stations = [synthetic.draw_station(rng, f"np{i}", 50, two_control_share=share)[0] for i, share in enumerate((0.0, 1.0))]
+candidates = [Candidate("seg1"), Candidate("seg2")]
+driver_for = driver_cache(structure_for(candidates), SamplerSettings(num_chains=4, num_warmup=500, num_samples=500),
+                          Priors())
+out = []
+for choice in fit_and_choose(driver_for, stations, candidates, 11, screen_z=1.0):
+    digest = hashlib.sha256()
+    for fit in choice.fits.values():
+        for name in sorted(fit.posterior):
+            digest.update(np.ascontiguousarray(fit.posterior[name]).tobytes())
+    out.append([choice.chosen, sorted(choice.fits), digest.hexdigest()])
+print(json.dumps({"numpyro": sys.modules.get("numpyro") is not None, "choices": out}))
+"""
+
+
+def test_a_fit_job_that_finds_its_programs_fits_and_chooses_without_numpyro():
+    """Issue 16: NumPyro is imported only where a program is traced (ratingflow.model._numpyro). With the traced
+    programs kept (ratingflow.exported), fitting, screening and choosing two stations (one and two controls) in a
+    process where NumPyro cannot be imported gives the same fits and choices, bit for bit. Deterministic: no
+    false-failure probability."""
+    import json
+
+    from conftest import JAX_CACHE
+
+    runs = []
+    for mode in ("first", "blocked"):
+        run = subprocess.run([sys.executable, "-c", FIT_AND_CHOOSE, str(JAX_CACHE), mode], capture_output=True,
+                             text=True, timeout=900)
+        assert run.returncode == 0, run.stderr[-3000:]
+        runs.append(json.loads(run.stdout.strip().splitlines()[-1]))
+    assert not runs[1]["numpyro"]
+    assert runs[0]["choices"] == runs[1]["choices"]
+    assert len(runs[0]["choices"]) == 2 and all(c[2] for c in runs[0]["choices"])
