@@ -98,8 +98,8 @@ def predict_log(key, samples: dict, stage_rel: np.ndarray, context: dict, sd_log
     rank = np.full(size, np.iinfo(np.int32).max, np.int32)
     rank[:g] = np.searchsorted(ordered, stage_rel, side="right")
     below = np.searchsorted(ordered, -np.asarray(samples["gap"], np.float64), side="right").astype(np.int32)
-    log_curve, log_q = jax.device_get(_program(structure, priors)(key, draws, *on_device((stage, sd)), ctx,
-                                                                  *on_device((rank, below))))
+    stage, sd, rank, below = on_device((stage, sd, rank, below))
+    log_curve, log_q = jax.device_get(_program(structure, priors)(key, draws, stage, sd, ctx, rank, below))
     return log_curve[:, :g], log_q[:, :g]
 
 

@@ -63,9 +63,8 @@ def prior_check(station: StationData, seed: int, num_samples: int, interval: flo
     arrays = station.padded(bucket_size(station.n))
     context = on_device(station.context(candidate, structure, priors))
     key = station_keys(seed, station.station_id)["prior"]
-    draws = jax.device_get(_program(num_samples, structure, priors)(
-        key, *on_device((arrays["stage"], arrays["discharge_sd_log"])), context, on_device(arrays["mask"]),
-    ))
+    stage, sd_log, mask = on_device((arrays["stage"], arrays["discharge_sd_log"], arrays["mask"]))
+    draws = jax.device_get(_program(num_samples, structure, priors)(key, stage, sd_log, context, mask))
     log_q_pred = np.asarray(draws["log_discharge"][:, : station.n], np.float64)
     tail = (1.0 - interval) / 2.0
     lo, hi = np.quantile(log_q_pred, [tail, 1.0 - tail], axis=0)

@@ -147,19 +147,19 @@ class BatchedNUTS:
     def _generators(self):
         """The model's potential and postprocess functions of (args, kwargs), needed only to trace a program:
         made on first use (about 1.5 s of eager JAX per structure, which a job that loads its programs skips)."""
+        from numpyro.infer.util import initialize_model  # NumPyro only where a program is traced (model._numpyro)
+
         dummy = StationData("dummy", np.array([0.0, 0.5, 1.0]), np.ones(3), np.full(3, 0.05),
                             period=np.zeros(3, int) if self.structure.max_periods > 1 else None)
         context = dummy.context(Candidate("seg1"), self.structure, self.priors)
         args, kwargs = _model_args(on_device(dummy.padded(16)), on_device(context))
-        from numpyro.infer.util import initialize_model  # NumPyro only where a program is traced (model._numpyro)
-
         _, potential_gen, postprocess_gen, _ = initialize_model(
             jax.random.PRNGKey(0), self.model, dynamic_args=True, model_args=args, model_kwargs=kwargs
         )
         return potential_gen, postprocess_gen
 
     def _run_chain(self, key, z0, arrays, context):
-        from numpyro.infer.hmc import hmc
+        from numpyro.infer.hmc import hmc  # traced, never run in a job that loads its program (model._numpyro)
         from numpyro.infer.util import log_likelihood
 
         s = self.settings
