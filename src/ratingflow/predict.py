@@ -44,8 +44,9 @@ def _predict(key, samples, stage, sd_log, context, rank, below, structure, prior
     noise = jnp.broadcast_to(jax.random.normal(key, (n, 1)), (n, stage.shape[-1]))
     model = reparam(partial(rating_model, structure=structure, priors=priors),
                     config={"log_discharge": LocScaleReparam(centered=0)})
+    # parallel: every draw at once (vmap), not one after the other (Predictive's default, a loop over the draws)
     predictive = Predictive(model, posterior_samples={**samples, NOISE_SITE: noise},
-                            return_sites=["log_curve", "log_discharge"])
+                            return_sites=["log_curve", "log_discharge"], parallel=True)
     out = predictive(key, stage, sd_log, context)
     # -inf at or below h0 (see predict_log)
     dry = rank[None, :] <= below[:, None]

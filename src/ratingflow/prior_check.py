@@ -36,9 +36,11 @@ VERSION = "4"  # 4: the figure is SVG (a flagged station reused from before woul
 def _prior_draws(key, stage, sd_log, context, mask, num_samples, structure, priors):
     from numpyro.infer import Predictive  # NumPyro only where the program is traced (model._numpyro)
 
+    # parallel: the draws vectorised (vmap), not one after the other (Predictive's default, a loop of num_samples
+    # steps): 1.1-1.5 ms a station against 7.2-8.9 (issue 16); the same keys, draws equal to float32's rounding
     predictive = Predictive(
         partial(rating_model, structure=structure, priors=priors), num_samples=num_samples,
-        return_sites=[*PRIOR_SITES, "log_discharge"],
+        return_sites=[*PRIOR_SITES, "log_discharge"], parallel=True,
     )
     return predictive(key, stage, sd_log, context, mask)
 
