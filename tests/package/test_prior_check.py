@@ -88,3 +88,32 @@ def test_reuse_links_optional_files_only_where_published(tmp_path):
     (published / "a.png").write_text("png")
     assert reuse.reuse(published, [batch / "a.nc"], "k", optional=[batch / "a.png"])
     assert (batch / "a.png").read_text() == "png"
+
+
+def test_the_prior_draws_are_drawn_at_once_not_in_a_loop(tmp_path):
+    """The prior check's program vectorises its draws (Predictive(parallel=True)): NumPyro's default loop of one
+    step per draw took 7-9 ms of a station's 25-30 (issue 16): it has none of that loop (only the random generator's
+    own loop is left)."""
+    from functools import partial
+
+    from tests.package.test_predict import lowered_loops
+
+    import jax
+
+    from ratingflow.candidates import Priors
+    from ratingflow.data import StationData, bucket_size
+    from ratingflow.exported import on_device
+
+    (tmp_path / "clean").mkdir()
+    write_station(tmp_path / "clean", "s1")
+    station = StationData.from_clean("s1", pd.read_csv(tmp_path / "clean" / "s1.csv"))
+    models = ModelSettings(candidates=("seg1",))
+    candidate = models.candidate_list()[0]
+    structure = models.structure([candidate])
+    arrays = station.padded(bucket_size(station.n))
+    args = (jax.random.PRNGKey(0), *on_device((arrays["stage"], arrays["discharge_sd_log"])),
+            on_device(station.context(candidate, structure, Priors())), on_device(arrays["mask"]))
+    fn = partial(prior_check._prior_draws, num_samples=100, structure=structure, priors=Priors())
+    assert lowered_loops(fn, args) < lowered_loops(fn, args, parallel=False)
+    draws = jax.jit(fn)(*args)
+    assert draws["log_discharge"].shape == (100, len(arrays["stage"]))
