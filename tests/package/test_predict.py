@@ -10,6 +10,7 @@ from ratingflow.candidates import Candidate, ModelSettings
 from ratingflow.data import StationData
 from ratingflow.model import rating_model
 from ratingflow.predict import predict, predict_log
+from lowering import lowered_loops, numpyro_default_loop
 
 
 def _draws(n: int = 4000, seed: int = 0):
@@ -97,26 +98,6 @@ def test_a_job_loads_the_prediction_program_instead_of_tracing_it(tmp_path, monk
         module._program.cache_clear()
 
 
-
-def lowered_loops(fn, args, parallel=None) -> int:
-    """How many loops (``stablehlo.while``) ``jax.jit(fn)`` lowers to: as it is (None), or with NumPyro's
-    ``Predictive`` made to draw one draw after the other (``parallel=False``, NumPyro's default)."""
-    import numpyro.infer
-
-    class Looped(numpyro.infer.Predictive):
-        def __init__(self, *a, **k):
-            super().__init__(*a, **{**k, "parallel": False})
-
-    original = numpyro.infer.Predictive
-    if parallel is False:
-        numpyro.infer.Predictive = Looped
-    try:
-        # a new function each time: jax.jit keeps the trace of a function it has seen
-        return jax.jit(lambda *a: fn(*a)).lower(*args).as_text().count("stablehlo.while")
-    finally:
-        numpyro.infer.Predictive = original
-
-
 def test_the_prediction_draws_every_draw_at_once_not_in_a_loop():
     """The prediction's program vectorises the draws (Predictive(parallel=True)): it has none of the loop of one
     step per draw of NumPyro's default, which took most of its time (only the random generator's own loop is
@@ -131,16 +112,9 @@ def test_the_prediction_draws_every_draw_at_once_not_in_a_loop():
             np.full(256, 0.05, np.float32), {k: jnp.asarray(v) for k, v in context.items()}, np.zeros(256, np.int32),
             np.full(300, -1, np.int32))
     fn = partial(module._predict, structure=structure, priors=module.Priors())
-    assert lowered_loops(fn, args) < lowered_loops(fn, args, parallel=False)
-    import numpyro.infer
-
-    vectorised = jax.jit(fn)(*args)
-    original = numpyro.infer.Predictive
-    numpyro.infer.Predictive = lambda *a, **k: original(*a, **{**k, "parallel": False})
-    try:
-        looped = jax.jit(lambda *a: fn(*a))(*args)
-    finally:
-        numpyro.infer.Predictive = original
-    for a, b in zip(vectorised, looped):
+    with numpyro_default_loop():
+        looped_loops, looped = lowered_loops(fn, args), jax.jit(lambda *a: fn(*a))(*args)
+    assert lowered_loops(fn, args) < looped_loops
+    for a, b in zip(jax.jit(fn)(*args), looped):
         np.testing.assert_array_equal(np.isfinite(a), np.isfinite(b))
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5)

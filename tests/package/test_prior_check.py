@@ -96,13 +96,12 @@ def test_the_prior_draws_are_drawn_at_once_not_in_a_loop(tmp_path):
     own loop is left)."""
     from functools import partial
 
-    from tests.package.test_predict import lowered_loops
-
     import jax
 
     from ratingflow.candidates import Priors
     from ratingflow.data import StationData, bucket_size
     from ratingflow.exported import on_device
+    from lowering import lowered_loops, numpyro_default_loop
 
     (tmp_path / "clean").mkdir()
     write_station(tmp_path / "clean", "s1")
@@ -114,6 +113,8 @@ def test_the_prior_draws_are_drawn_at_once_not_in_a_loop(tmp_path):
     args = (jax.random.PRNGKey(0), *on_device((arrays["stage"], arrays["discharge_sd_log"])),
             on_device(station.context(candidate, structure, Priors())), on_device(arrays["mask"]))
     fn = partial(prior_check._prior_draws, num_samples=100, structure=structure, priors=Priors())
-    assert lowered_loops(fn, args) < lowered_loops(fn, args, parallel=False)
+    with numpyro_default_loop():
+        looped = lowered_loops(fn, args)
+    assert lowered_loops(fn, args) < looped
     draws = jax.jit(fn)(*args)
     assert draws["log_discharge"].shape == (100, len(arrays["stage"]))
