@@ -14,10 +14,46 @@ import warnings
 from pathlib import Path
 
 
-def configure_jax(threads: int = 1, cache_dir: str | None = None, platform: str = "cpu") -> None:
-    """Set JAX's platform, CPU threads and persistent compilation cache.
+#: NumPy's CPU features a job turns off on AMD Zen 4 (:func:`prefer_avx2_sort`): its AVX-512 code, never its AVX2
+NUMPY_ZEN4_OFF = "X86_V4 AVX512_ICL AVX512_SPR"
 
-    Must run before JAX is imported for the thread settings to apply. It does not import JAX itself.
+
+def zen4(cpuinfo: str) -> bool:
+    """Whether ``/proc/cpuinfo``'s text is an AMD Zen 4 processor: AuthenticAMD, family 25 (0x19), with AVX-512
+    (Zen 3, of the same family, has none; Zen 5 is family 26)."""
+    first = cpuinfo.split("\n\n", 1)[0]
+    fields = dict(re.findall(r"^([^:\n]+?)\s*:\s*(.*)$", first, re.M))
+    return (fields.get("vendor_id") == "AuthenticAMD" and fields.get("cpu family") == "25"
+            and "avx512f" in fields.get("flags", "").split())
+
+
+def prefer_avx2_sort(cpuinfo="/proc/cpuinfo") -> bool:
+    """On AMD Zen 4, make NumPy run its AVX2 code, not its AVX-512 code (``NPY_DISABLE_CPU_FEATURES``). NumPy's sorts
+    (x86-simd-sort) store each AVX-512 partition step with ``vpcompressd`` to memory, which Zen 4 runs as slow
+    microcode (numpy/x86-simd-sort issue 6): on the benchmark's VM (EPYC, family 25) a rating table's bands, 4000
+    draws x 400 stages of float32 sorted, took 23-25 ms with AVX-512 and 6-8 ms with AVX2 (issue 16). A sort's result
+    is the same either way; other functions (``np.exp`` in float64) can differ in the last bit.
+
+    Only before NumPy is imported (the setting is read then), where the processor is a Zen 4 (:func:`zen4`) and
+    where ``NPY_DISABLE_CPU_FEATURES`` is not set already: set it, even empty, to keep NumPy's own choice.
+    Returns whether it set it."""
+    if "numpy" in sys.modules or "NPY_DISABLE_CPU_FEATURES" in os.environ:
+        return False
+    try:
+        text = Path(cpuinfo).read_text(errors="replace")
+    except OSError:  # not Linux
+        return False
+    if not zen4(text):
+        return False
+    os.environ["NPY_DISABLE_CPU_FEATURES"] = NUMPY_ZEN4_OFF
+    return True
+
+
+def configure_jax(threads: int = 1, cache_dir: str | None = None, platform: str = "cpu") -> None:
+    """Set JAX's platform, CPU threads and persistent compilation cache, and NumPy's code on AMD Zen 4
+    (:func:`prefer_avx2_sort`).
+
+    Must run before JAX (and NumPy) is imported for the thread settings to apply. It does not import JAX itself.
 
     On the CPU, ``threads`` also sizes the pool that runs a program (``PJRT_NPROC``). Without it, that pool has a
     thread per core the process may use, whatever the XLA flags say, and they keep each other busy: a warm fit job
@@ -25,6 +61,7 @@ def configure_jax(threads: int = 1, cache_dir: str | None = None, platform: str 
     20.6 s CPU with one (same draws). On 2 cores with two one-thread jobs at once, the extra CPU is taken from the
     other job.
     """
+    prefer_avx2_sort()
     if "jax" not in sys.modules:
         flags = os.environ.get("XLA_FLAGS", "")
         if threads and "intra_op_parallelism_threads" not in flags:

@@ -175,3 +175,69 @@ def test_release_memory_hands_the_heaps_free_pages_back():
     out = subprocess.run([sys.executable, "-c", TRIM_PROBE], capture_output=True, text=True, check=True)
     before, after = map(float, out.stdout.split())
     assert before - after > 200, (before, after)
+
+
+ZEN4 = """processor\t: 0
+vendor_id\t: AuthenticAMD
+cpu family\t: 25
+model\t\t: 17
+model name\t: AMD EPYC
+flags\t\t: fpu sse2 avx2 avx512f avx512dq avx512bw avx512vl
+
+processor\t: 1
+vendor_id\t: AuthenticAMD
+"""
+
+
+def test_only_a_zen4_processor_is_told_apart():
+    """Zen 4: AuthenticAMD, family 25, AVX-512. Not Zen 3 (family 25 without AVX-512), Zen 5 (family 26), Intel."""
+    from ratingflow.runtime import zen4
+
+    assert zen4(ZEN4)
+    assert not zen4(ZEN4.replace(" avx512f", ""))
+    assert not zen4(ZEN4.replace("cpu family\t: 25", "cpu family\t: 26"))
+    assert not zen4(ZEN4.replace("AuthenticAMD", "GenuineIntel"))
+    assert not zen4("")
+
+
+_SORT_JOB = """
+import json, os, sys
+from ratingflow import runtime
+print(json.dumps({"returned": runtime.prefer_avx2_sort(sys.argv[1])}))
+import numpy as np
+from numpy._core._multiarray_umath import __cpu_features__ as features
+print(json.dumps({"set": os.environ.get("NPY_DISABLE_CPU_FEATURES"), "avx512": features["AVX512_SKX"]}))
+"""
+
+
+def _sort_job(cpuinfo, preset=None) -> list[dict]:
+    env = {k: v for k, v in os.environ.items() if k != "NPY_DISABLE_CPU_FEATURES"}
+    if preset is not None:
+        env["NPY_DISABLE_CPU_FEATURES"] = preset
+    out = subprocess.run([sys.executable, "-c", _SORT_JOB, str(cpuinfo)], env=env, capture_output=True, text=True,
+                         check=True).stdout
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def test_numpy_runs_its_avx2_code_on_zen4_unless_told_otherwise(tmp_path, monkeypatch):
+    """A job on a Zen 4 (its /proc/cpuinfo faked) sets NPY_DISABLE_CPU_FEATURES before NumPy's import, and NumPy then
+    runs no AVX-512 code; a setting already there (even empty) is left as it is; another processor gets nothing, and
+    neither does a process that has imported NumPy. configure_jax does it first."""
+    from ratingflow import runtime
+
+    fake = tmp_path / "cpuinfo"
+    fake.write_text(ZEN4)
+    assert _sort_job(fake) == [{"returned": True}, {"set": runtime.NUMPY_ZEN4_OFF, "avx512": False}]
+    kept = _sort_job(fake, preset="")
+    assert kept[0] == {"returned": False} and kept[1]["set"] == ""
+    intel = tmp_path / "intel"
+    intel.write_text(ZEN4.replace("AuthenticAMD", "GenuineIntel"))
+    other = _sort_job(intel)
+    assert other[0] == {"returned": False} and other[1]["set"] is None
+    monkeypatch.delenv("NPY_DISABLE_CPU_FEATURES", raising=False)
+    assert not runtime.prefer_avx2_sort(fake)  # NumPy is imported in this process
+    assert "NPY_DISABLE_CPU_FEATURES" not in os.environ
+    calls = []
+    monkeypatch.setattr(runtime, "prefer_avx2_sort", lambda: calls.append(1))
+    runtime.configure_jax(1, None)
+    assert calls == [1]
