@@ -49,9 +49,11 @@ def prefer_avx2_sort(cpuinfo="/proc/cpuinfo") -> bool:
     return True
 
 
-def configure_jax(threads: int = 1, cache_dir: str | None = None, platform: str = "cpu") -> None:
-    """Set JAX's platform, CPU threads and persistent compilation cache, and NumPy's code on AMD Zen 4
-    (:func:`prefer_avx2_sort`).
+def configure_jax(threads: int = 1, cache_dir: str | None = None, platform: str = "cpu",
+                  avx2_sorts: bool = False) -> None:
+    """Set JAX's platform, CPU threads and persistent compilation cache; with ``avx2_sorts``, NumPy's sorts on AMD
+    Zen 4 (:func:`prefer_avx2_sort`: the jobs that sort draws into bands, summarise and the discharge series; the
+    fit keeps NumPy's own code, so that its importance sampler's draws, resampled by NumPy, do not depend on it).
 
     Must run before JAX (and NumPy) is imported for the thread settings to apply. It does not import JAX itself.
 
@@ -61,7 +63,8 @@ def configure_jax(threads: int = 1, cache_dir: str | None = None, platform: str 
     20.6 s CPU with one (same draws). On 2 cores with two one-thread jobs at once, the extra CPU is taken from the
     other job.
     """
-    prefer_avx2_sort()
+    if avx2_sorts:
+        prefer_avx2_sort()
     if "jax" not in sys.modules:
         flags = os.environ.get("XLA_FLAGS", "")
         if threads and "intra_op_parallelism_threads" not in flags:

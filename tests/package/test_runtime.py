@@ -222,7 +222,8 @@ def _sort_job(cpuinfo, preset=None) -> list[dict]:
 def test_numpy_runs_its_avx2_code_on_zen4_unless_told_otherwise(tmp_path, monkeypatch):
     """A job on a Zen 4 (its /proc/cpuinfo faked) sets NPY_DISABLE_CPU_FEATURES before NumPy's import, and NumPy then
     runs no AVX-512 code; a setting already there (even empty) is left as it is; another processor gets nothing, and
-    neither does a process that has imported NumPy. configure_jax does it first."""
+    neither does a process that has imported NumPy. configure_jax does it first where asked (summarise,
+    discharge)."""
     from ratingflow import runtime
 
     fake = tmp_path / "cpuinfo"
@@ -240,4 +241,6 @@ def test_numpy_runs_its_avx2_code_on_zen4_unless_told_otherwise(tmp_path, monkey
     calls = []
     monkeypatch.setattr(runtime, "prefer_avx2_sort", lambda: calls.append(1))
     runtime.configure_jax(1, None)
+    assert calls == []  # a fit job keeps NumPy's own code
+    runtime.configure_jax(1, None, avx2_sorts=True)
     assert calls == [1]

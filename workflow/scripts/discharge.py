@@ -1,7 +1,8 @@
 from ratingflow.runtime import configure_jax, logged
 
 with logged(snakemake.log[0]):
-    configure_jax(snakemake.threads, snakemake.params.jax["cache"], snakemake.params.jax["device"])
+    # avx2_sorts: NumPy's AVX2 sorts on AMD Zen 4, three times faster there for the bands (runtime.prefer_avx2_sort)
+    configure_jax(snakemake.threads, snakemake.params.jax["cache"], snakemake.params.jax["device"], avx2_sorts=True)
     from ratingflow.discharge import run_batch
     from ratingflow.io import station_files
     from ratingflow.candidates import Priors
