@@ -55,7 +55,8 @@ def configure_jax(threads: int = 1, cache_dir: str | None = None, platform: str 
     Zen 4 (:func:`prefer_avx2_sort`: the jobs that sort draws into bands, summarise and the discharge series; the
     fit keeps NumPy's own code, so that its importance sampler's draws, resampled by NumPy, do not depend on it).
 
-    Must run before JAX (and NumPy) is imported for the thread settings to apply. It does not import JAX itself.
+    Must run before JAX is imported for the thread settings to apply, and before NumPy is for ``avx2_sorts``. It does
+    not import JAX itself.
 
     On the CPU, ``threads`` also sizes the pool that runs a program (``PJRT_NPROC``). Without it, that pool has a
     thread per core the process may use, whatever the XLA flags say, and they keep each other busy: a warm fit job
