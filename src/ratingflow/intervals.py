@@ -10,6 +10,27 @@ def prob_label(prob: float) -> str:
     return f"{round(prob * 100):d}"
 
 
+#: draws copied at a time into :func:`sorted_draws`'s stage-by-stage layout (a block of 4000 x 256 float32 draws
+#: is 4 MB)
+SORT_BLOCK = 256
+
+
+def sorted_draws(draws: np.ndarray) -> np.ndarray:
+    """``np.sort(draws, axis=0)`` of draws x stages: the same values, each stage's draws sorted, in an array laid out
+    stage by stage (the transpose of a C-ordered one), so that each stage's draws are sorted where they lie. NumPy
+    sorts along the first axis of a C-ordered array by copying each stage's draws out to a buffer and back, one
+    stage at a time; copied in blocks of :data:`SORT_BLOCK` draws first, a rating table's 4000 draws x 300-600
+    stages sorted in about four fifths of the time (issue 16). Arrays of other than two dimensions: ``np.sort``."""
+    if draws.ndim != 2:
+        return np.sort(draws, axis=0)
+    n, g = draws.shape
+    rows = np.empty((g, n), draws.dtype)
+    for start in range(0, n, SORT_BLOCK):
+        rows[:, start:start + SORT_BLOCK] = draws[start:start + SORT_BLOCK].T
+    rows.sort(axis=1)
+    return rows.T
+
+
 def hpdi_of_sorted(ordered: np.ndarray, prob: float, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """HPDI bounds of draws already sorted along ``axis``: the narrowest interval holding ``int(prob * n)`` + 1
     sorted draws, exactly as ``numpyro.diagnostics.hpdi`` (which sorts again on every call). Each bound has the
@@ -30,7 +51,7 @@ def median_and_hpdi(draws: np.ndarray, probs) -> tuple[np.ndarray, dict]:
     Returns:
         (median, {prob: (lower, upper)}), each of shape ``draws.shape[1:]``.
     """
-    ordered = np.sort(draws, axis=0)
+    ordered = sorted_draws(draws)
     n = ordered.shape[0]
     median = ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
     return median, {prob: hpdi_of_sorted(ordered, prob) for prob in probs}
@@ -40,7 +61,7 @@ def median_and_hpdi_of_log(log_draws: np.ndarray, probs) -> tuple[np.ndarray, di
     """:func:`median_and_hpdi` of ``np.exp(log_draws.astype(np.float64))``, from one sort of the logs: float32 logs
     sort in half the time of float64 values, and ``exp`` (increasing: the order is the same) is taken only of the
     order statistics the median and the bands use (of 4000 draws and a 90 % band, the 400 lowest and highest)."""
-    ordered = np.sort(log_draws, axis=0)
+    ordered = sorted_draws(log_draws)
     n = ordered.shape[0]
     k = max(n - int(prob * n) for prob in probs)  # the most starts any band's search tries
     low, high = (np.exp(part.astype(np.float64)) for part in (ordered[:k], ordered[n - k:]))

@@ -13,7 +13,7 @@ from scipy.stats import binom
 
 from ratingflow.discharge import FLAGS, aggregates, run, unit_hint
 from ratingflow.hydrograph import discharge_series, windows
-from ratingflow.intervals import hpdi_of_sorted, median_and_hpdi, median_and_hpdi_of_log
+from ratingflow.intervals import SORT_BLOCK, hpdi_of_sorted, median_and_hpdi, median_and_hpdi_of_log, sorted_draws
 from ratingflow.io import save_idata
 from ratingflow.sheet import StationSpec
 from ratingflow.stage_record import load_record
@@ -64,6 +64,26 @@ def test_hpdi_of_sorted_rows_and_median_and_hpdi_are_numpyros():
                 lo, hi = hpdi_of_sorted(rows, prob, axis=1)
                 np.testing.assert_array_equal(lo, ref[0])
                 np.testing.assert_array_equal(hi, ref[1])
+
+
+def test_sorted_draws_are_numpys_sort_laid_out_stage_by_stage():
+    """sorted_draws is np.sort(axis=0) value for value (-inf, NaN and ties included) for a padded view as the
+    predictions give, a Fortran-ordered array and draws that do not fill the last block; each stage's draws lie
+    side by side. Other dimensions fall back to np.sort."""
+    rng = np.random.default_rng(4)
+    n = 2 * SORT_BLOCK + 37
+    padded = rng.normal(size=(n, 70)).astype(np.float32)
+    padded[rng.random(padded.shape) < 0.1] = -np.inf
+    padded[::50, 3] = np.nan
+    padded[:, 5] = 1.0
+    before = padded.copy()
+    for draws in (padded[:, :61], np.asfortranarray(padded), padded[:SORT_BLOCK - 1], padded[:, :1]):
+        got = sorted_draws(draws)
+        np.testing.assert_array_equal(got, np.sort(draws, axis=0))
+        assert got.T.flags.c_contiguous
+    np.testing.assert_array_equal(padded, before)  # the input is left as it was
+    for other in (padded[:, 0], rng.normal(size=(n, 3, 2))):
+        np.testing.assert_array_equal(sorted_draws(other), np.sort(other, axis=0))
 
 
 def test_the_rating_tables_sort_of_logs_gives_the_values_of_a_sort_of_discharges():
