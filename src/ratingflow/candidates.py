@@ -175,6 +175,10 @@ class ModelSettings:
     #: the mixture where it passes the gate) when that form's profile leave-one-out gain over seg1 exceeds this many
     #: standard errors (ratingflow.choice.offsets_round; needs ``own_offsets`` set); None: never
     own_offsets_seg1: float | None = None
+    #: a seg2 that the screen keeps by more than this many standard errors of gain over seg1, and that the own-offsets
+    #: check flags, is fitted in the BaRatin form straight away, not with one h0 first: the round would replace that
+    #: fit (ratingflow.choice.ahead_of_round; needs ``own_offsets`` set); None: always the one-h0 fit first
+    own_offsets_ahead: float | None = None
     #: the rating table and the discharge series draw from the stacking mixture of the fitted candidates
     #: (ratingflow.mixture); False: from the chosen one alone
     stacking: bool = False

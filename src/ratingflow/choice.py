@@ -139,7 +139,7 @@ def candidate_table(fits: dict, table: pd.DataFrame) -> pd.DataFrame:
 def fit_and_choose(driver_for, stations: list, candidates: list, seed: int, se_factor: float = 2.0,
                    chunk: int | None = None, screen_z: float | None = None, own_offsets_z: float | None = None,
                    gate: dict | None = None, own_offsets_seg1_z: float | None = None,
-                   form_transition: float | None = None) -> list[Choice]:
+                   form_transition: float | None = None, own_offsets_ahead_z: float | None = None) -> list[Choice]:
     """Fit the candidates of every station and choose one per station by PSIS-LOO. The one
     fit-and-choose of the pipeline, the studies and the tests.
 
@@ -158,7 +158,9 @@ def fit_and_choose(driver_for, stations: list, candidates: list, seed: int, se_f
     (:func:`offsets_round`); None: never. ``own_offsets_seg1_z`` (config ``models.own_offsets_seg1``): so is a kept
     seg1 whose seg2 the screen ruled out, where the form's profile gain over seg1 exceeds it. ``form_transition``
     (config ``models.offsets_transition``): the BaRatin form's rounding of a change of control; None: the one-h0
-    structure's.
+    structure's. ``own_offsets_ahead_z`` (config ``models.own_offsets_ahead``): a seg2 that the round would fit in the
+    BaRatin form whatever its one-h0 fit gives is fitted in that form straight away (:func:`ahead_of_round`); None:
+    the one-h0 fit first, always.
     """
     from dataclasses import replace
 
@@ -180,9 +182,14 @@ def fit_and_choose(driver_for, stations: list, candidates: list, seed: int, se_f
         def own(st, c):
             if c.n_segments == 1 and not c.gplm:
                 return plain
-            return baratin if describes_controls(st.control_types) else None
+            if describes_controls(st.control_types) or (c.name == "seg2" and st.station_id in ahead):
+                return baratin
+            return None
     fitter = lambda structure=None: grid_first(driver_for(structure))  # noqa: E731 - the BaRatin form: importance first
     to_fit, screens = candidates_to_fit(stations, candidates, driver_for().structure, screen_z)
+    ahead = {}  # station id -> the seg2 row's note: fitted in the BaRatin form without a one-h0 fit first
+    if baratin is not None and gate is not None:
+        ahead = ahead_of_round(stations, screens, baratin, own_offsets_z, own_offsets_ahead_z)
     groups: dict[int, list[int]] = {}
     for i, st in enumerate(stations):
         groups.setdefault(bucket_size(st.n), []).append(i)
@@ -205,7 +212,77 @@ def fit_and_choose(driver_for, stations: list, candidates: list, seed: int, se_f
     if own_offsets_z is not None and baratin is not None:
         if gate is None:
             raise ValueError("own_offsets_z needs the diagnostics gate")
-        out = offsets_round(fitter(baratin), stations, out, seed, se_factor, own_offsets_z, gate, own_offsets_seg1_z)
+        out = _behind_ahead(fitter(None), stations, out, ahead, seed, se_factor, gate)
+        out = offsets_round(fitter(baratin), stations, out, seed, se_factor, own_offsets_z, gate, own_offsets_seg1_z,
+                            done=set(ahead))
+    return out
+
+
+def ahead_of_round(stations: list, screens: list, structure, z: float | None, ahead_z: float | None) -> dict[str, str]:
+    """The stations whose seg2 :func:`offsets_round` would fit in the BaRatin form whatever its one-h0 fit gives,
+    by station id, with the seg2 row's note: the screen kept seg2 with a profile leave-one-out gain over seg1 above
+    ``ahead_z`` SE (its one-h0 fit would be chosen, or a one-h0 seg3 would, and either sends seg2 to the round), and
+    the own-offsets check flags it at ``z`` (-inf: wherever the check has a profile). Such a station's one-h0 seg2
+    fit would only be replaced: on the 500-station benchmark, each of the 102 kept by more than 3 SE was, by a BaRatin
+    fit that passed the gate (docs/time_budget.md, twenty-ninth session). Its seg2 is fitted in the form at once, and
+    the choice made over the same fits as the round's. A station with rating periods, or whose sheet describes its
+    controls (fitted in the form already), is not; nor is any without a screen, or with ``ahead_z`` or ``z`` None."""
+    from .candidates import Candidate, describes_controls
+    from .screen import own_offsets_check
+
+    out: dict[str, str] = {}
+    if ahead_z is None or z is None:
+        return out
+    for st, table in zip(stations, screens):
+        if table is None or st.n_periods > 1 or describes_controls(st.control_types):
+            continue
+        rows = table[table["model"] == "seg2"]
+        if len(rows) != 1 or not bool(rows["fitted"].iloc[0]) or table["model"].iloc[0] != "seg1":
+            continue
+        gain, se = float(rows["screen_gain"].iloc[0]), float(rows["screen_se"].iloc[0])
+        if not gain > ahead_z * se:
+            continue
+        check = own_offsets_check(st, Candidate("seg2"), structure)
+        if check is None or not (z == -np.inf or check["gain"] > z * check["se"]):
+            continue
+        out[st.station_id] = (f"the screen's gain of seg2 over seg1 {gain:.1f} > {ahead_z:g} x SE {se:.1f}, so the "
+                              f"round would fit it in the BaRatin form (own-offsets check: profile leave-one-out gain "
+                              f"{check['gain']:.1f}, SE {check['se']:.1f}); fitted in the BaRatin form without a "
+                              f"one-h0 fit first, ")
+    return out
+
+
+def _behind_ahead(driver, stations: list, choices: list, ahead: dict, seed: int, se_factor: float,
+                  gate: dict) -> list:
+    """The seg2 rows' notes of the stations :func:`ahead_of_round` sent to the BaRatin form; where that fit failed the
+    diagnostics ``gate``, the one-h0 seg2 is fitted (``driver``: its program) and takes its place, as the round keeps
+    the one-h0 fit where the form's fails."""
+    from .candidates import Candidate
+    from .posterior import fit_convergence
+    from .posterior import gate as gate_checks
+    from .runtime import progress
+
+    out, failed = list(choices), {}
+    for i, (st, choice) in enumerate(zip(stations, choices)):
+        if st.station_id not in ahead:
+            continue
+        _, failures = gate_checks(fit_convergence(choice.fits["seg2"]), gate)
+        if failures:
+            failed[i] = "; ".join(failures)
+            continue
+        choice.table["own_offsets"] = np.where(choice.table["model"] == "seg2",
+                                               ahead[st.station_id] + "which passed the diagnostics gate", "")
+    todo = sorted(failed)
+    if todo:
+        progress(f"{len(todo)} station(s) whose seg2 in the BaRatin form failed the diagnostics gate: seg2 fitted with "
+                 "one h0")
+    for i, again in zip(todo, driver.fit([stations[i] for i in todo], [Candidate("seg2")], seed) if todo else []):
+        first = choices[i]
+        choice = choose({**first.fits, "seg2": again["seg2"]}, se_factor, first.screened)
+        note = (ahead[stations[i].station_id] + f"which failed the diagnostics gate ({failed[i]}): seg2 fitted with "
+                "one h0 and kept")
+        choice.table["own_offsets"] = np.where(choice.table["model"] == "seg2", note, "")
+        out[i] = choice
     return out
 
 
@@ -214,7 +291,7 @@ UNCONVERGED_WEIGHT = 0.5
 
 
 def offsets_round(driver, stations: list, choices: list[Choice], seed: int, se_factor: float, z: float,
-                  gate: dict, seg1_z: float | None = None) -> list[Choice]:
+                  gate: dict, seg1_z: float | None = None, done=()) -> list[Choice]:
     """seg2 fitted in the BaRatin form (``driver``: its program, with its own sampler settings) where one h0 for both
     controls does not serve a timeless station:
 
@@ -239,7 +316,8 @@ def offsets_round(driver, stations: list, choices: list[Choice], seed: int, se_f
 
     The new fit takes the one-h0 fit's place (or joins the choice as seg2), and the choice is made again, where it
     passes the gate; otherwise the one-h0 fit stays (and the summary flags a chosen one), or seg2 stays unfitted. The
-    seg2 row of the table says what was done in ``own_offsets``. A station with rating periods is not checked."""
+    seg2 row of the table says what was done in ``own_offsets``. A station with rating periods is not checked, nor one
+    in ``done`` (station ids: :func:`ahead_of_round` fitted its seg2 in the form already)."""
     from .candidates import Candidate
     from .posterior import fit_convergence
     from .posterior import gate as gate_checks
@@ -249,7 +327,7 @@ def offsets_round(driver, stations: list, choices: list[Choice], seed: int, se_f
     flagged = {}
     for i, (st, choice) in enumerate(zip(stations, choices)):
         candidate = Candidate(choice.chosen)
-        if candidate.mode or st.n_periods > 1 or "offset_rel" in choice.fit.posterior:
+        if candidate.mode or st.n_periods > 1 or "offset_rel" in choice.fit.posterior or st.station_id in done:
             continue
         check = own_offsets_check(st, candidate, driver.structure)
         if check is not None and z == -np.inf:

@@ -237,7 +237,8 @@ def _fit_part(todo, driver_for, retry, seed, models, attrs, gate) -> None:
     station_data = [item[0] for item in todo]
     choices = fit_and_choose(driver_for, station_data, candidates, seed, models.se_factor, screen_z=models.screen,
                              own_offsets_z=models.own_offsets if gate else None, gate=gate,
-                             own_offsets_seg1_z=models.own_offsets_seg1, form_transition=models.form_transition)
+                             own_offsets_seg1_z=models.own_offsets_seg1, form_transition=models.form_transition,
+                             own_offsets_ahead_z=models.own_offsets_ahead)
     choices = period_round(driver_for, station_data, choices, seed, models.se_factor)
     if retry:
         choices = retry_round(retry[0], station_data, choices, seed, models.se_factor, gate, retry[1],

@@ -66,7 +66,7 @@ def _stations():
     return [synthetic.station_data(t, synthetic.gaugings(rng, t, 100)) for t in (two, one)]
 
 
-def _run(gate, own_offsets_z=1.5, screen_z=None, seg1_z=None, candidates=CANDIDATES, **driver):
+def _run(gate, own_offsets_z=1.5, screen_z=None, seg1_z=None, candidates=CANDIDATES, ahead_z=None, **driver):
     calls, drivers = [], {}
     base = structure_for(candidates, transition=0.05)
 
@@ -75,7 +75,7 @@ def _run(gate, own_offsets_z=1.5, screen_z=None, seg1_z=None, candidates=CANDIDA
         return drivers.setdefault(structure, Driver(structure, calls, **driver))
 
     return fit_and_choose(driver_for, _stations(), candidates, seed=1, own_offsets_z=own_offsets_z, gate=gate,
-                          screen_z=screen_z, own_offsets_seg1_z=seg1_z), calls
+                          screen_z=screen_z, own_offsets_seg1_z=seg1_z, own_offsets_ahead_z=ahead_z), calls
 
 
 def test_a_flagged_one_h0_fit_is_replaced_by_the_baratin_form_where_it_passes_the_gate():
@@ -279,3 +279,59 @@ def test_a_chosen_one_h0_seg3_gets_the_baratin_seg2_which_is_chosen_where_it_pas
             assert choice.chosen == "seg3" and note.endswith("one h0 kept")
     _, calls = _run(gate, own_offsets_z=-np.inf, candidates=[Candidate("seg1"), Candidate("seg3")], density=density)
     assert not [c for c in calls if c[2]]
+
+
+SEG123 = [Candidate("seg1"), Candidate("seg2"), Candidate("seg3")]
+
+
+@pytest.mark.parametrize("candidates", [CANDIDATES, SEG123])
+def test_a_seg2_the_screen_keeps_far_above_seg1_goes_to_the_baratin_form_without_a_one_h0_fit(candidates):
+    """``own_offsets_ahead`` (3 SE): at "two" the screen keeps seg2 with a profile gain over seg1 of 68.6, SE 6.3
+    (10.9 SE; deterministic least squares on NumPy's gaugings), and the own-offsets check has its profile, so the
+    round would fit seg2 in the BaRatin form whatever the one-h0 fit gave: it is fitted in the form at once, once, and
+    never with one h0. The choice is the one the round makes, over the same fits (the fake's draws for the form are
+    the same in either order). At "one" the screen rules seg2 out, and nothing changes. Above the screen's gain (20
+    SE) the one-h0 fit comes first, as without the setting."""
+    means = {**LOG_DENSITY, ("seg3", False): -0.7}  # with seg3: one-h0 seg3 chosen first, then the round's seg2
+    kwargs = {"own_offsets_z": -np.inf, "screen_z": 1.5, "candidates": candidates,
+              "density": lambda station, name, offsets, n: means[(name, offsets)]}
+    first, first_calls = _run(PASS, **kwargs)
+    ahead, calls = _run(PASS, ahead_z=3.0, **kwargs)
+    assert ("two", "seg2", False) in first_calls and ("two", "seg2", False) not in calls
+    assert calls.count(("two", "seg2", True)) == 1
+    assert [c for c in calls if c[0] == "one"] == [c for c in first_calls if c[0] == "one"]
+    for old, new in zip(first, ahead):
+        assert new.chosen == old.chosen and set(new.fits) == set(old.fits)
+        columns = ["model", "fitted", "elpd_loo", "se", "weight", "chosen"]
+        assert new.table[columns].equals(old.table[columns])
+        for name, fit in old.fits.items():
+            assert ("offset_rel" in fit.posterior) == ("offset_rel" in new.fits[name].posterior)
+    trigger = "a chosen one-h0 seg3" if candidates == SEG123 else "every chosen one-h0 seg2"
+    assert first[0].table.set_index("model").loc["seg2", "own_offsets"].startswith(trigger)
+    two = ahead[0]
+    assert two.chosen == "seg2" and "offset_rel" in two.fit.posterior
+    note = two.table.set_index("model").loc["seg2", "own_offsets"]
+    assert note.startswith("the screen's gain of seg2 over seg1 68.6 > 3 x SE 6.3")
+    assert "own-offsets check: profile leave-one-out gain" in note and note.endswith("which passed the diagnostics gate")
+    assert "own_offsets" not in ahead[1].table or not ahead[1].table["own_offsets"].astype(bool).any()
+    _, calls = _run(PASS, ahead_z=20.0, **kwargs)
+    assert calls == first_calls
+
+
+def test_where_the_baratin_form_fitted_ahead_fails_the_gate_seg2_is_fitted_with_one_h0_and_kept():
+    """As the round keeps the one-h0 fit where the form's fails the gate: the one-h0 seg2 is fitted then, takes the
+    form's place in the choice, and the round does not fit the form a second time."""
+    (two, _), calls = _run(FAIL, own_offsets_z=-np.inf, screen_z=1.5, ahead_z=3.0)
+    assert [c for c in calls if c[:2] == ("two", "seg2")] == [("two", "seg2", True), ("two", "seg2", False)]
+    assert two.chosen == "seg2" and "offset_rel" not in two.fits["seg2"].posterior
+    note = two.table.set_index("model").loc["seg2", "own_offsets"]
+    assert note.startswith("the screen's gain of seg2 over seg1") and "failed the diagnostics gate (" in note
+    assert note.endswith("seg2 fitted with one h0 and kept")
+
+
+def test_no_seg2_ahead_of_the_round_without_the_round():
+    """``own_offsets_ahead`` is part of the own-offsets round: without the round's threshold, or without a screen,
+    seg2 is fitted with one h0 as before."""
+    for kwargs in ({"own_offsets_z": None, "screen_z": 1.5}, {"own_offsets_z": -np.inf, "screen_z": None}):
+        _, calls = _run(PASS, ahead_z=3.0, **kwargs)
+        assert ("two", "seg2", False) in calls

@@ -166,6 +166,7 @@ def main(argv=None) -> int:
     draws = f"{sampler['num_chains']} x ({sampler['num_warmup']} + {sampler['num_samples']})"
     settings = {"seed": seed, "candidates": "/".join(models.candidates), "screen": models.screen,
                 "own-offsets round": models.own_offsets, "its seg1 trigger": models.own_offsets_seg1,
+                "seg2 in the form without a one-h0 fit above (SE)": models.own_offsets_ahead,
                 "stacking mixture": models.stacking,
                 "segment offsets": models.segment_offsets,
                 "transition": models.transition, "BaRatin form's transition": models.form_transition,

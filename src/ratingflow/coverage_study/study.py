@@ -59,7 +59,8 @@ class Fitter:
                                  screen_z=self.models.screen,
                                  own_offsets_z=self.models.own_offsets if self.gate else None, gate=self.gate,
                                  own_offsets_seg1_z=self.models.own_offsets_seg1,
-                                 form_transition=self.models.form_transition)
+                                 form_transition=self.models.form_transition,
+                                 own_offsets_ahead_z=self.models.own_offsets_ahead)
         for st, c in zip(stations, choices):
             shares = weights(c, self.gate) if self.models.stacking else {}
             if len(shares) > 1:
