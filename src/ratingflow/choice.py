@@ -170,6 +170,7 @@ def fit_and_choose(driver_for, stations: list, candidates: list, seed: int, se_f
     from .screen import candidates_to_fit
 
     baratin = None  # the BaRatin form's program; None: one program for every candidate, or own offsets already
+    ahead: dict[str, str] = {}  # station id -> the seg2 row's note: in the BaRatin form without a one-h0 fit first
     if not callable(driver_for):
         driver, driver_for = driver_for, (lambda structure=None: driver)
         own = lambda st, c: None  # noqa: E731 - one program for every candidate
@@ -187,9 +188,8 @@ def fit_and_choose(driver_for, stations: list, candidates: list, seed: int, se_f
             return None
     fitter = lambda structure=None: grid_first(driver_for(structure))  # noqa: E731 - the BaRatin form: importance first
     to_fit, screens = candidates_to_fit(stations, candidates, driver_for().structure, screen_z)
-    ahead = {}  # station id -> the seg2 row's note: fitted in the BaRatin form without a one-h0 fit first
     if baratin is not None and gate is not None:
-        ahead = ahead_of_round(stations, screens, baratin, own_offsets_z, own_offsets_ahead_z)
+        ahead.update(ahead_of_round(stations, screens, baratin, own_offsets_z, own_offsets_ahead_z))
     groups: dict[int, list[int]] = {}
     for i, st in enumerate(stations):
         groups.setdefault(bucket_size(st.n), []).append(i)
@@ -221,11 +221,11 @@ def fit_and_choose(driver_for, stations: list, candidates: list, seed: int, se_f
 def ahead_of_round(stations: list, screens: list, structure, z: float | None, ahead_z: float | None) -> dict[str, str]:
     """The stations whose seg2 :func:`offsets_round` would fit in the BaRatin form whatever its one-h0 fit gives,
     by station id, with the seg2 row's note: the screen kept seg2 with a profile leave-one-out gain over seg1 above
-    ``ahead_z`` SE (its one-h0 fit would be chosen, or a one-h0 seg3 would, and either sends seg2 to the round), and
-    the own-offsets check flags it at ``z`` (-inf: wherever the check has a profile). Such a station's one-h0 seg2
-    fit would only be replaced: on the 500-station benchmark, each of the 102 kept by more than 3 SE was, by a BaRatin
-    fit that passed the gate (docs/time_budget.md, twenty-ninth session). Its seg2 is fitted in the form at once, and
-    the choice made over the same fits as the round's. A station with rating periods, or whose sheet describes its
+    ``ahead_z`` SE (so large a gain all but ensures that the one-h0 seg2, or a one-h0 seg3, is chosen, and either
+    sends seg2 to the round), and the own-offsets check flags it at ``z`` (-inf: wherever the check has a profile).
+    Such a station's one-h0 seg2 fit would only be replaced: on the 500-station benchmark, each of the 102 kept by more
+    than 3 SE was, by a BaRatin fit that passed the gate (docs/time_budget.md, twenty-ninth session). Its seg2 is
+    fitted in the form at once, and the choice made over the fits the round would have left. A station with rating periods, or whose sheet describes its
     controls (fitted in the form already), is not; nor is any without a screen, or with ``ahead_z`` or ``z`` None."""
     from .candidates import Candidate, describes_controls
     from .screen import own_offsets_check
