@@ -70,7 +70,7 @@ def period_round(driver_for, items: list, choices: list, seed: int, se_factor: f
 
 
 def retry_round(retry_for, items: list, choices: list, seed: int, se_factor: float, gate: dict,
-                repeats=lambda fit: False, form_transition: float | None = None) -> list:
+                repeats=lambda fit: False, form_transition: float | None = None, min_ess: float | None = None) -> list:
     """A station whose chosen timeless fit fails the diagnostics ``gate`` (R-hat, ESS, divergences; config
     ``diagnostics``) is fitted once more with ``retry_for``'s settings (``sampler.retry``: longer chains,
     smaller steps), the same program form and keys, and the choice made again over its fits with the new one
@@ -78,7 +78,11 @@ def retry_round(retry_for, items: list, choices: list, seed: int, se_factor: flo
     ``retry_for``: :func:`ratingflow.sampler.driver_cache` of the retry settings. ``repeats(fit)``: whether the
     retry would run that fit's program with the settings it already had (the BaRatin form's own settings can be
     the retry's): same keys, same draws, so it is not fitted again and the table says so. ``form_transition``: as
-    :func:`ratingflow.choice.fit_and_choose`'s (a station described by its controls is retried in the BaRatin form)."""
+    :func:`ratingflow.choice.fit_and_choose`'s (a station described by its controls is retried in the BaRatin form).
+    ``min_ess`` (config ``sampler.retry_min_ess``): a fit whose bulk ESS lies below it is not fitted again either, and
+    the table says so: its chains did not mix, and the retry's twice as many draws would not bring its ESS to the
+    gate's (the retried fits that passed gained 4.5-7.6 times their first ESS; the one whose first ESS was 7 failed
+    again, at 17.5, and cost its fit job about 37 s: docs/time_budget.md, thirtieth session). None: every one."""
     from .candidates import Candidate
     from .choice import choose, fit_and_choose
     from .posterior import fit_convergence
@@ -90,10 +94,16 @@ def retry_round(retry_for, items: list, choices: list, seed: int, se_factor: flo
         if Candidate(choice.chosen).mode:
             continue  # a rating-period program: not retried
         fit = choice.fit
-        _, failures = gate_checks(fit_convergence(fit), gate)
+        conv = fit_convergence(fit)
+        _, failures = gate_checks(conv, gate)
         if failures and repeats(fit):
             choice.table["retry"] = np.where(choice.table["model"] == choice.chosen, "not fitted again: it ran with "
                                              "the retry's settings already; it failed the gate: " + "; ".join(failures), "")
+        elif failures and min_ess is not None and conv["ess_bulk_min"] < min_ess:
+            choice.table["retry"] = np.where(
+                choice.table["model"] == choice.chosen,
+                f"not fitted again: its chains did not mix (bulk ESS {conv['ess_bulk_min']:.1f} < {min_ess:g}), and the "
+                "retry's longer chains would not bring it to the gate; it failed the gate: " + "; ".join(failures), "")
         elif failures:
             groups.setdefault(choice.chosen, []).append(i)
             notes[i] = "; ".join(failures)
@@ -161,7 +171,7 @@ def station_key(inputs: list, settings_key: dict, extra: dict, models: ModelSett
 def run_batch(stations, clean_paths, prior_paths, out_paths, models_paths, seed: int, settings: SamplerSettings,
               priors: Priors, models: ModelSettings, attrs: dict, station_priors=None, periods_paths=None,
               periods_status_paths=None, prior_json_paths=None, previous=None, retry: dict | None = None,
-              gate: dict | None = None) -> None:
+              gate: dict | None = None, retry_min_ess: float | None = None) -> None:
     """Fit, choose and write every station of a batch; a skipped station gets placeholders.
 
     ``previous`` (``results/fit``): a station whose inputs (clean gaugings, prior verdict, periods, settings,
@@ -171,13 +181,15 @@ def run_batch(stations, clean_paths, prior_paths, out_paths, models_paths, seed:
     rating-period program (:func:`period_round`); the others are fitted as before.
 
     ``retry`` (config ``sampler.retry``: sampler settings that replace the batch's) and ``gate`` (config
-    ``diagnostics``): a station whose chosen fit fails the gate is fitted once more (:func:`retry_round`)."""
+    ``diagnostics``): a station whose chosen fit fails the gate is fitted once more (:func:`retry_round`), unless its
+    bulk ESS lies below ``retry_min_ess`` (config ``sampler.retry_min_ess``)."""
     from .io import load_json
 
     todo = []
     retry = retry if retry and gate else None
     settings_key = {"sampler": settings.key(), "priors": asdict(priors), "models": asdict(models), "attrs": attrs,
-                    "retry": retry and {"settings": retry, "gate": gate}}
+                    "retry": retry and {"settings": retry, "gate": gate,
+                                        **({"min_ess": retry_min_ess} if retry_min_ess is not None else {})}}
     for i, station_id in enumerate(stations):
         extra = (station_priors or [{}] * len(stations))[i] or {}
         inputs = [clean_paths[i], prior_json_paths[i] if prior_json_paths else prior_paths[i]]
@@ -205,7 +217,8 @@ def run_batch(stations, clean_paths, prior_paths, out_paths, models_paths, seed:
     candidates = models.candidate_list()
     driver_for = driver_cache(models.structure(candidates), settings, priors)
     again = settings.replaced(**retry) if retry else None
-    retrying = again and (driver_cache(models.structure(candidates), again, priors), same_settings(settings, again))
+    retrying = again and (driver_cache(models.structure(candidates), again, priors), same_settings(settings, again),
+                          retry_min_ess)
     # on a GPU one part: its calls hold a thousand fits (docs/gpu.md), and its memory is not the CPU job's
     for part in parts(todo, PART_SIZE if jax.default_backend() == "cpu" else len(todo)):
         _fit_part(part, driver_for, retrying, seed, models, attrs, gate)
@@ -230,7 +243,7 @@ def parts(items: list, size: int) -> list[list]:
 
 def _fit_part(todo, driver_for, retry, seed, models, attrs, gate) -> None:
     """Sample, choose and write the stations of one part of a batch (see :func:`run_batch`); ``retry``: the retry's
-    drivers and :func:`same_settings`, or None."""
+    drivers, :func:`same_settings` and the bulk ESS below which a fit is not fitted again, or None."""
     start = time.perf_counter()
     candidates = models.candidate_list()
     progress(f"{len(todo)} stations x {len(candidates)} candidate models: sampling")
@@ -242,7 +255,7 @@ def _fit_part(todo, driver_for, retry, seed, models, attrs, gate) -> None:
     choices = period_round(driver_for, station_data, choices, seed, models.se_factor)
     if retry:
         choices = retry_round(retry[0], station_data, choices, seed, models.se_factor, gate, retry[1],
-                              models.form_transition)
+                              models.form_transition, retry[2])
     results = list(zip(todo, choices))
     buckets = sorted({bucket_size(item[0].n) for item in todo})
     progress(f"{len(todo)} stations (buckets {buckets}) sampled in {time.perf_counter() - start:.1f} s, including "

@@ -26,4 +26,5 @@ with logged(snakemake.log[0]):
         snakemake.params.previous,
         snakemake.params.sampler.get("retry"),
         snakemake.params.gate,
+        snakemake.params.sampler.get("retry_min_ess"),
     )
