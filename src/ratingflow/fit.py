@@ -81,8 +81,9 @@ def retry_round(retry_for, items: list, choices: list, seed: int, se_factor: flo
     :func:`ratingflow.choice.fit_and_choose`'s (a station described by its controls is retried in the BaRatin form).
     ``min_ess`` (config ``sampler.retry_min_ess``): a fit whose bulk ESS lies below it is not fitted again either, and
     the table says so: its chains did not mix, and the retry's twice as many draws would not bring its ESS to the
-    gate's (the retried fits that passed gained 4.5-7.6 times their first ESS; the one whose first ESS was 7 failed
-    again, at 17.5, and cost its fit job about 37 s: docs/time_budget.md, thirtieth session). None: every one."""
+    gate's (on three 500-station benchmarks, the retried fits whose first ESS was short gained 5.0-9.0 times it; the
+    one whose first ESS was 7 failed again, at 17.5, and cost its fit job about 40 s: docs/time_budget.md, thirtieth
+    session). None: every one."""
     from .candidates import Candidate
     from .choice import choose, fit_and_choose
     from .posterior import fit_convergence
