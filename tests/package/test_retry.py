@@ -13,7 +13,7 @@ GATE = {"rhat_max": 1.01, "ess_bulk_min": 400, "ess_tail_min": 400, "max_diverge
 
 class FakeDriver:
     """Returns iid draws (chains agree: R-hat about 1, ESS about 4000), or for the stations in ``stuck`` chains
-    that sit at four different values (R-hat far above 1.01), ``spacing`` SD apart (a dict by station; a set: 1);
+    that sit at four different values (R-hat far above 1.01), ``stuck[station]`` SD apart (a set: 1 SD);
     records what it was asked to fit."""
 
     def __init__(self, settings: SamplerSettings, stuck=()):
