@@ -97,14 +97,15 @@ def retry_round(retry_for, items: list, choices: list, seed: int, se_factor: flo
         fit = choice.fit
         conv = fit_convergence(fit)
         _, failures = gate_checks(conv, gate)
+        kept = None  # why a fit that fails the gate is not fitted again
         if failures and repeats(fit):
-            choice.table["retry"] = np.where(choice.table["model"] == choice.chosen, "not fitted again: it ran with "
-                                             "the retry's settings already; it failed the gate: " + "; ".join(failures), "")
+            kept = "it ran with the retry's settings already"
         elif failures and min_ess is not None and conv["ess_bulk_min"] < min_ess:
-            choice.table["retry"] = np.where(
-                choice.table["model"] == choice.chosen,
-                f"not fitted again: its chains did not mix (bulk ESS {conv['ess_bulk_min']:.1f} < {min_ess:g}), and the "
-                "retry's longer chains would not bring it to the gate; it failed the gate: " + "; ".join(failures), "")
+            kept = (f"its chains did not mix (bulk ESS {conv['ess_bulk_min']:.1f} < {min_ess:g}), and the retry's longer "
+                    "chains would not bring it to the gate")
+        if kept:
+            choice.table["retry"] = np.where(choice.table["model"] == choice.chosen,
+                                             f"not fitted again: {kept}; it failed the gate: " + "; ".join(failures), "")
         elif failures:
             groups.setdefault(choice.chosen, []).append(i)
             notes[i] = "; ".join(failures)
